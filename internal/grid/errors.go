@@ -1,6 +1,9 @@
 package grid
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Error categories. Every error that crosses a package boundary wraps exactly
 // one of these with its subject, for example
@@ -25,3 +28,18 @@ var (
 	// ErrTooLarge: the input exceeds a size limit.
 	ErrTooLarge = errors.New("too large")
 )
+
+var categories = []error{ErrNotFound, ErrConflict, ErrInvalid, ErrForbidden, ErrUnauthorized, ErrUnavailable, ErrTooLarge}
+
+// Message is err's text for a user: the trailing category that wrapping
+// adds (": not found") is dropped. It is formatting only; decisions use
+// errors.Is.
+func Message(err error) string {
+	msg := err.Error()
+	for _, c := range categories {
+		if errors.Is(err, c) {
+			return strings.TrimSuffix(msg, ": "+c.Error())
+		}
+	}
+	return msg
+}

@@ -157,10 +157,10 @@ func (f Formation) typeList() string {
 }
 
 // WithProcessTypes returns f updated for a new slug's process types:
-// commands follow the slug, new types start at 0 dynos (web at 1 when the
-// app had no formation yet), and types the slug no longer has are kept at
-// their quantity but lose their command, so that scaling survives a bad
-// Procfile edit and can be seen.
+// commands follow the slug, types keep their quantity and size, new types
+// start at 0 dynos (web at 1 when the app had no formation yet), and types
+// the slug no longer declares are dropped, as on Heroku. The release type
+// is not a formation entry: it runs once per release.
 func (f Formation) WithProcessTypes(types map[string]string) Formation {
 	first := len(f.Types) == 0
 	next := Formation{App: f.App, Types: make(map[string]FormationType, len(types))}

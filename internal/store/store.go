@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
@@ -18,11 +19,14 @@ type Config struct {
 	Replicas int
 	// Name identifies this client in the server's connection list.
 	Name string
+	// Logger receives connection errors. Nil discards them.
+	Logger *slog.Logger
 }
 
 // Store is typed access to the platform's buckets. Safe for concurrent use.
 type Store struct {
 	nc       *nats.Conn
+	closed   chan struct{} // closed when nc has closed
 	js       jetstream.JetStream
 	replicas int
 
@@ -41,7 +45,16 @@ type Store struct {
 // Open connects to NATS and makes sure every bucket exists. It retries the
 // connection until ctx ends, so roles may start before the server.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	closed := make(chan struct{})
 	nc, err := nats.Connect(cfg.URL,
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			logger.Warn("nats connection error", "err", err)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.Token(cfg.Token),
 		nats.Name(cfg.Name),
 		nats.RetryOnFailedConnect(true),
@@ -56,7 +69,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		nc.Close()
 		return nil, err
 	}
-	s := &Store{nc: nc, js: js, replicas: max(cfg.Replicas, 1)}
+	s := &Store{nc: nc, closed: closed, js: js, replicas: max(cfg.Replicas, 1)}
 	if err := s.init(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -118,9 +131,15 @@ func (s *Store) Conn() *nats.Conn { return s.nc }
 // Replicas is the replica count to use for streams owned elsewhere.
 func (s *Store) Replicas() int { return s.replicas }
 
-// Close drains the connection.
+// Close drains the connection and waits (up to 5 s) until it is closed,
+// so that a server shut down next does not cut it off mid-flush.
 func (s *Store) Close() {
 	if err := s.nc.Drain(); err != nil {
+		s.nc.Close()
+	}
+	select {
+	case <-s.closed:
+	case <-time.After(5 * time.Second):
 		s.nc.Close()
 	}
 }
