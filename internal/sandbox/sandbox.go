@@ -3,126 +3,317 @@
 // PID, mount, UTS, IPC, cgroup and network namespaces, cgroup limits, a
 // read-only root made of the host's system directories, /app as an overlay
 // of a read-only slug tree with a throw-away writable layer, and a private
-// /tmp.
+// /tmp. Networked sandboxes get their own address behind a veth pair and
+// an nftables firewall that keeps them away from each other and from the
+// host.
 //
 // It never decides what to run or when; callers (host, build) do. It must
-// never act as host root on paths inside a tenant's filesystem.
+// never act as host root on paths inside a tenant's filesystem: every
+// mount into a sandbox is made by libcontainer inside the sandbox's own
+// mount namespace, and the only host paths sandbox writes are its own
+// state under Config.StateDir.
 package sandbox
-
-// CONTRACT (implementation pending): the exported API below is what host
-// and build code against. Bodies are filled in by the sandbox work.
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
 	"time"
+
+	// The devices package lets libcontainer's cgroup managers apply device
+	// rules; nsenter is the C half of libcontainer's init (it runs before
+	// the Go runtime when this binary is re-executed as "init").
+	_ "github.com/opencontainers/cgroups/devices"
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+	"golang.org/x/sys/unix"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
-var errTODO = errors.New("sandbox: not implemented")
-
-// Config configures a Manager.
+// Config configures a Manager. Two Managers alive on one host must differ
+// in StateDir, Subnet and CgroupParent: New of one removes what it finds
+// of the other as leftovers otherwise.
 type Config struct {
-	// StateDir holds per-sandbox state (rootfs mountpoints, overlay upper
-	// dirs, libcontainer state). Required.
+	// StateDir holds per-sandbox state: /app overlay upper dirs on disk,
+	// and a tmpfs New mounts at StateDir/.run for generated roots, netns
+	// bind mounts and libcontainer state. Required; it belongs to this
+	// Manager alone. It must be on a disk filesystem that can hold
+	// overlayfs upper layers (ext4, xfs; not tmpfs or overlayfs).
 	StateDir string
 	// Subnet is carved into one /30 per networked sandbox. Zero means
 	// 10.231.0.0/16.
 	Subnet netip.Prefix
-	// CgroupParent is the cgroup every sandbox's cgroup is created under.
-	// Empty means "grid".
+	// CgroupParent is the cgroup every sandbox's cgroup is created under,
+	// relative to each hierarchy's root (not to grid's own cgroup), e.g.
+	// /sys/fs/cgroup/memory/grid/<id>. Empty means "grid".
 	CgroupParent string
 	Logger       *slog.Logger
 }
 
-// Mount is an extra bind mount into a sandbox.
-type Mount struct {
-	Source   string // host path
-	Target   string // absolute path inside the sandbox
-	Writable bool
+var cgroupParentPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*(/[a-zA-Z0-9_][a-zA-Z0-9_.-]*)*$`)
+
+func (c Config) normalize() (Config, error) {
+	if c.StateDir == "" || !filepath.IsAbs(c.StateDir) {
+		return c, fmt.Errorf("sandbox state dir %q must be an absolute path: %w", c.StateDir, grid.ErrInvalid)
+	}
+	if strings.ContainsAny(c.StateDir, ",:\\") {
+		return c, fmt.Errorf("sandbox state dir %q must not contain ',', ':' or '\\' (overlayfs options): %w", c.StateDir, grid.ErrInvalid)
+	}
+	c.StateDir = filepath.Clean(c.StateDir)
+	if !c.Subnet.IsValid() {
+		c.Subnet = defaultSubnet
+	}
+	c.Subnet = c.Subnet.Masked()
+	if c.CgroupParent == "" {
+		c.CgroupParent = "grid"
+	}
+	if !cgroupParentPattern.MatchString(c.CgroupParent) || strings.Contains(c.CgroupParent, "..") {
+		return c, fmt.Errorf("cgroup parent %q must be a relative cgroup path: %w", c.CgroupParent, grid.ErrInvalid)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
 }
 
-// Spec describes one sandbox.
-type Spec struct {
-	// ID names the sandbox: [a-z0-9-], at most 64 characters, unique among
-	// live sandboxes of this Manager.
-	ID       string
-	Hostname string
-	// Args is the command; Args[0] is an absolute path or found on the PATH
-	// given in Env.
-	Args []string
-	Env  []string
-	Dir  string // working directory inside; empty means "/"
-	UID  int    // never 0
-	GID  int
-	// AppDir is a host directory (a slug tree) mounted read-only at /app
-	// under a writable overlay whose changes die with the sandbox. Empty
-	// means no /app.
-	AppDir string
-	Mounts []Mount
-	// Limits. Zero means the default (512 MB, 256 processes, 1024 shares,
-	// 256 MB /tmp).
-	MemoryMB  int
-	PidsMax   int
-	CPUShares int
-	TmpMB     int
-	// Network gives the sandbox its own address with egress to the
-	// outside, reachable from the host on any port; without it the sandbox
-	// has only loopback.
-	Network bool
-	Stdin   io.Reader
-	Stdout  io.Writer
-	Stderr  io.Writer
+// Manager creates sandboxes and owns the host-side resources they share
+// (address pool, firewall rules, cgroup parent). It is safe for concurrent
+// use.
+type Manager struct {
+	cfg        Config
+	log        *slog.Logger
+	pool       *addrPool
+	fw         *firewall
+	linkPrefix string
+	initBin    string // this executable, bind-mounted as every sandbox's pid 1
+
+	mu   sync.Mutex
+	live map[string]*Sandbox
+}
+
+// New prepares the host (IP forwarding, firewall rules, cgroup parent) and
+// removes what a previous run left behind.
+func New(cfg Config) (*Manager, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := newAddrPool(cfg.Subnet)
+	if err != nil {
+		return nil, err
+	}
+	initBin, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox init binary: %w", err)
+	}
+	m := &Manager{
+		cfg: cfg, log: cfg.Logger, pool: pool, fw: newFirewall(cfg.Subnet),
+		linkPrefix: linkPrefix(cfg.Subnet), initBin: initBin, live: map[string]*Sandbox{},
+	}
+	if err := m.prepareHost(); err != nil {
+		return nil, err
+	}
+	m.log.Info("sandbox manager ready", "state_dir", cfg.StateDir, "subnet", cfg.Subnet.String(), "cgroup_parent", cfg.CgroupParent)
+	return m, nil
+}
+
+func (m *Manager) prepareHost() error {
+	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("sandbox state dir: %w", err)
+	}
+	if err := m.removeLeftovers(); err != nil {
+		return fmt.Errorf("remove sandbox leftovers: %w", err)
+	}
+	for _, dir := range cgroupDirs(m.cfg.CgroupParent) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("cgroup parent: %w", err)
+		}
+	}
+	if changed, err := tuneCgroups(); err != nil {
+		m.log.Warn("cgroup tuning failed; sandbox starts take ~10 ms longer", "err", err)
+	} else if changed {
+		m.log.Info("cgroup2 remounted with favordynmods for fast sandbox starts")
+	}
+	if err := enableForwarding(); err != nil {
+		return fmt.Errorf("enable ip forwarding: %w", err)
+	}
+	if err := m.fw.install(); err != nil {
+		return err
+	}
+	return mountRunDir(m.runDir()) // last: nothing to undo after it
+}
+
+// Close releases host-side resources: the firewall table, the run tmpfs
+// and the (empty) cgroup parent. Live sandboxes must be destroyed first;
+// Close refuses with ErrConflict otherwise. Closing twice is harmless.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	n := len(m.live)
+	m.mu.Unlock()
+	if n > 0 {
+		return fmt.Errorf("sandbox manager: %d sandboxes still live: %w", n, grid.ErrConflict)
+	}
+	err := errors.Join(m.fw.remove(), unmountRunDir(m.runDir()))
+	for _, dir := range cgroupDirs(m.cfg.CgroupParent) {
+		_ = os.Remove(dir) // only if empty; a busy parent is harmless
+	}
+	return err
+}
+
+// init pins the main goroutine to the main thread. Both libcontainer and
+// newNetns enter namespaces on locked goroutines whose threads die with
+// them; the main thread cannot die, so the runtime would instead park it
+// for good inside a sandbox's namespaces, keeping them alive and making
+// /proc/self show them. Pinned to main, the main thread never runs those
+// goroutines.
+func init() { runtime.LockOSThread() }
+
+// runDir is the Manager's tmpfs for sandbox roots and runtime state.
+func (m *Manager) runDir() string { return filepath.Join(m.cfg.StateDir, runDirName) }
+
+func unmountRunDir(dir string) error {
+	if err := unmountUnder(dir); err != nil {
+		return err
+	}
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // MaybeInit must be the first call in main (and in TestMain of any test
 // binary that starts sandboxes): when the process was re-executed by
 // libcontainer as a container's init ("<exe> init"), it runs the init and
-// never returns; otherwise it returns at once.
-func MaybeInit() {}
-
-// Manager creates sandboxes and owns the host-side resources they share
-// (address pool, firewall rules, cgroup parent).
-type Manager struct{}
-
-// New prepares the host (IP forwarding, firewall rules, cgroup parent) and
-// removes what a previous run left behind.
-func New(cfg Config) (*Manager, error) { return nil, errTODO }
-
-// Close releases host-side resources. Live sandboxes must be destroyed first.
-func (m *Manager) Close() error { return errTODO }
+// never returns; otherwise it returns at once. (The sandbox's own pid 1,
+// see dynoinit.go, never gets as far as main.)
+func MaybeInit() {
+	if len(os.Args) > 1 && os.Args[1] == "init" && os.Getenv("_LIBCONTAINER_INITPIPE") != "" {
+		libcontainer.Init()
+	}
+}
 
 // Sandbox is one running sandbox.
-type Sandbox struct{}
+//
+//	Start ──► running ──(main process exits)──► exited ──Destroy──► gone
+//	             │                                ▲
+//	             └─ Signal / Stop (TERM, grace, KILL) ┘
+//
+// Every method is safe for concurrent use; Destroy may be called in any
+// state and more than once.
+type Sandbox struct {
+	m         *Manager
+	spec      Spec
+	layout    layout
+	container *libcontainer.Container
+	process   *libcontainer.Process
+	initPid   int
+	net       *sandboxNet // nil without Network
+	stdin     io.Closer   // our end of the stdin pipe, if we copy stdin
+
+	done chan struct{} // closed when the main process has exited
+	code int           // exit code, valid after done
+	err  error         // wait error, valid after done
+
+	destroyOnce sync.Once
+	destroyErr  error
+}
 
 // Start creates and starts a sandbox. On error nothing is left behind.
-func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) { return nil, errTODO }
+// It returns once the main process runs.
+func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) {
+	spec, err := normalize(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sandbox %q: %w", spec.ID, err)
+	}
+	s := &Sandbox{m: m, spec: spec, layout: newLayout(m.cfg.StateDir, spec.ID), done: make(chan struct{})}
+	if err := m.register(s); err != nil {
+		return nil, err
+	}
+	begin := time.Now()
+	if err := s.start(); err != nil {
+		s.undoStart()
+		return nil, fmt.Errorf("sandbox %q: start: %w", spec.ID, err)
+	}
+	go s.wait()
+	m.log.Debug("sandbox started", "sandbox", spec.ID, "network", spec.Network, "addr", s.Addr(), "took", time.Since(begin))
+	return s, nil
+}
+
+func (m *Manager) register(s *Sandbox) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.live[s.spec.ID]; ok {
+		return fmt.Errorf("sandbox %q is already live: %w", s.spec.ID, grid.ErrConflict)
+	}
+	m.live[s.spec.ID] = s
+	return nil
+}
+
+func (m *Manager) unregister(s *Sandbox) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.live[s.spec.ID] == s {
+		delete(m.live, s.spec.ID)
+	}
+}
 
 // Addr is the sandbox's address; the zero Addr without Network.
-func (s *Sandbox) Addr() netip.Addr { return netip.Addr{} }
+func (s *Sandbox) Addr() netip.Addr {
+	if s.net == nil {
+		return netip.Addr{}
+	}
+	return s.net.addr
+}
 
-// WaitListening returns nil once something in the sandbox listens on TCP
-// port, or an error if the sandbox exits first or ctx ends.
-func (s *Sandbox) WaitListening(ctx context.Context, port int) error { return errTODO }
+// Gateway is the host's address on the sandbox's link (its default
+// route); the zero Addr without Network. Dynos cannot open connections to
+// it.
+func (s *Sandbox) Gateway() netip.Addr {
+	if s.net == nil {
+		return netip.Addr{}
+	}
+	return s.net.host
+}
+
+// ID returns the sandbox's ID.
+func (s *Sandbox) ID() string { return s.spec.ID }
 
 // Wait waits for the sandbox's main process to exit and returns its exit
 // code (128+signal when killed by a signal).
-func (s *Sandbox) Wait() (int, error) { return -1, errTODO }
+func (s *Sandbox) Wait() (int, error) {
+	<-s.done
+	return s.code, s.err
+}
 
 // Done is closed when the main process has exited.
-func (s *Sandbox) Done() <-chan struct{} { return nil }
+func (s *Sandbox) Done() <-chan struct{} { return s.done }
 
-// Signal sends sig to every process in the sandbox.
-func (s *Sandbox) Signal(sig os.Signal) error { return errTODO }
+// exited reports whether the main process has exited.
+func (s *Sandbox) exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
 
-// Stop sends SIGTERM to every process, waits up to grace for the main
-// process to exit, then SIGKILLs everything. It returns the exit code and
-// whether SIGKILL was needed.
-func (s *Sandbox) Stop(grace time.Duration) (code int, killed bool) { return -1, false }
-
-// Destroy kills whatever still runs and removes every trace of the sandbox:
-// cgroup, network, overlay, state. Safe to call more than once.
-func (s *Sandbox) Destroy() error { return errTODO }
+// ErrExited is wrapped by errors of calls that need a running sandbox
+// (WaitListening, Signal) when its main process has exited.
+var ErrExited = errors.New("sandbox exited")

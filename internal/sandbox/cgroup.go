@@ -1,0 +1,86 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Moving a process into a cgroup takes the kernel's global
+// cgroup_threadgroup_rwsem for writing, which by default waits for an RCU
+// grace period: about 11 ms on this kind of VM, paid once per sandbox
+// start. The cgroup mount option "favordynmods" (Linux 6.1+) keeps that
+// lock in its slow-reader mode instead, so migrations are immediate, at a
+// small cost to fork and exit. It is global: setting it on one hierarchy
+// is enough. See Documentation/admin-guide/cgroup-v2.rst.
+const favorDynmods = "favordynmods"
+
+// tuneCgroups sets favordynmods on the cgroup2 mount (hybrid or unified
+// layout) if it is not set yet. It reports whether it changed anything.
+func tuneCgroups() (bool, error) {
+	for _, path := range []string{cgroupRoot + "/unified", cgroupRoot} {
+		opts, ok, err := cgroup2Options(path)
+		if err != nil || !ok {
+			continue
+		}
+		if slices.Contains(opts, favorDynmods) {
+			return false, nil
+		}
+		data := strings.Join(append(dropRW(opts), favorDynmods), ",")
+		if err := unix.Mount("", path, "", unix.MS_REMOUNT|mountFlags(path), data); err != nil {
+			return false, fmt.Errorf("remount %s with %s: %w", path, favorDynmods, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// cgroup2Options returns the superblock options of the cgroup2 mount at
+// path, and whether there is one.
+func cgroup2Options(path string) ([]string, bool, error) {
+	b, err := readMountinfo()
+	if err != nil {
+		return nil, false, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		// 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields, tail := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || len(tail) < 3 || fields[4] != path || tail[0] != "cgroup2" {
+			continue
+		}
+		return strings.Split(tail[2], ","), true, nil
+	}
+	return nil, false, sc.Err()
+}
+
+func dropRW(opts []string) []string {
+	return slices.DeleteFunc(slices.Clone(opts), func(o string) bool { return o == "rw" || o == "ro" })
+}
+
+// mountFlags returns the per-mount flags of path, which a remount must
+// repeat to keep them.
+func mountFlags(path string) uintptr {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0
+	}
+	var flags uintptr
+	for st2, ms := range stToMS {
+		if st.Flags&st2 != 0 {
+			flags |= uintptr(ms)
+		}
+	}
+	return flags
+}
+
+var stToMS = map[int64]int{
+	unix.ST_RDONLY: unix.MS_RDONLY, unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV,
+	unix.ST_NOEXEC: unix.MS_NOEXEC, unix.ST_RELATIME: unix.MS_RELATIME, unix.ST_NOATIME: unix.MS_NOATIME,
+	unix.ST_NODIRATIME: unix.MS_NODIRATIME,
+}

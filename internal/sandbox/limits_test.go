@@ -1,0 +1,109 @@
+package sandbox
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cgroupFile reads a control file of the sandbox's cgroup in hierarchy h.
+func cgroupFile(t *testing.T, m *Manager, s *Sandbox, h, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(cgroupRoot, h, m.cfg.CgroupParent, s.ID(), file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func TestCgroupLimitsApplied(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("limits", "sleep", "1000")
+	sp.MemoryMB, sp.PidsMax, sp.CPUShares = 96, 40, 512
+	s := start(t, m, sp)
+	for _, c := range []struct{ h, file, want string }{
+		{"memory", "memory.limit_in_bytes", strconv.Itoa(96 << 20)},
+		{"pids", "pids.max", "40"},
+		{"cpu", "cpu.shares", "512"},
+	} {
+		if got := cgroupFile(t, m, s, c.h, c.file); got != c.want {
+			t.Errorf("%s = %s, want %s", c.file, got, c.want)
+		}
+	}
+}
+
+func TestDefaultLimits(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("defaults", "sleep", "1000")
+	s := start(t, m, sp)
+	if got := cgroupFile(t, m, s, "memory", "memory.limit_in_bytes"); got != strconv.Itoa(DefaultMemoryMB<<20) {
+		t.Errorf("memory limit = %s", got)
+	}
+	if got := cgroupFile(t, m, s, "pids", "pids.max"); got != strconv.Itoa(DefaultPidsMax) {
+		t.Errorf("pids.max = %s", got)
+	}
+}
+
+func TestForkBombIsBounded(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	const limit = 32
+	sp, _, _ := spec("forkbomb", "python3", "-c", `
+import os, time
+n = 0
+try:
+    while n < 10000:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        n += 1
+    print("no limit hit")
+except OSError as e:
+    print("fork failed after", n, e.errno)`)
+	sp.PidsMax = limit
+	begin := time.Now()
+	code, out, errOut := run(t, m, sp)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	got := regexp.MustCompile(`fork failed after (\d+) 11`).FindStringSubmatch(out)
+	if got == nil {
+		t.Fatalf("want EAGAIN from fork, got %q", out)
+	}
+	if n, _ := strconv.Atoi(got[1]); n >= limit {
+		t.Errorf("forked %d children under a limit of %d", n, limit)
+	}
+	if took := time.Since(begin); took > 10*time.Second {
+		t.Errorf("fork bomb took %v to hit the limit", took)
+	}
+	if err := exec.Command("true").Run(); err != nil {
+		t.Errorf("host cannot fork after the bomb: %v", err)
+	}
+}
+
+func TestMemoryLimitKillsInsideOnly(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("oom", "python3", "-c", `b = bytearray(300 << 20); print("survived")`)
+	sp.MemoryMB = 64
+	s := start(t, m, sp)
+	code := waitExit(t, s, 30*time.Second)
+	if code != 128+int(syscall.SIGKILL) {
+		t.Errorf("exit %d, want 137 (OOM kill)", code)
+	}
+	if out := sp.Stdout.(*syncBuffer).String(); strings.Contains(out, "survived") {
+		t.Error("allocation above the limit succeeded")
+	}
+	oom := cgroupFile(t, m, s, "memory", "memory.oom_control")
+	if !regexp.MustCompile(`oom_kill [1-9]`).MatchString(oom) {
+		t.Errorf("no OOM kill counted in the sandbox's cgroup:\n%s", oom)
+	}
+}

@@ -1,0 +1,289 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+const webPort = 8000
+
+// webSpec serves HTTP on webPort from a networked sandbox. python3's
+// http.server binds "::" (dual stack), so it shows up in /proc/net/tcp6.
+func webSpec(t *testing.T, id string) Spec {
+	sp, _, _ := spec(id, "python3", "-m", "http.server", fmt.Sprint(webPort))
+	sp.Network = true
+	sp.Dir = "/usr/share"
+	sp.Mounts = []Mount{localResolver(t)}
+	return sp
+}
+
+// localResolver replaces the sandbox's resolv.conf with one that points at
+// its own loopback, so lookups (http.server asks for the fqdn of "::")
+// fail at once instead of leaving the machine.
+func localResolver(t *testing.T) Mount {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(path, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return Mount{Source: path, Target: "/etc/resolv.conf"}
+}
+
+func waitListening(t *testing.T, s *Sandbox, port int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.WaitListening(ctx, port); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWaitListeningAndHostReachesSandbox(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	begin := time.Now()
+	s := start(t, m, webSpec(t, "web"))
+	waitListening(t, s, webPort)
+	t.Logf("start to listening: %v", time.Since(begin))
+	if !s.Addr().IsValid() || !m.cfg.Subnet.Contains(s.Addr()) {
+		t.Fatalf("Addr() = %v, want an address in %v", s.Addr(), m.cfg.Subnet)
+	}
+	res, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://%s/", netip.AddrPortFrom(s.Addr(), webPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "Directory listing") {
+		t.Errorf("GET = %d %q", res.StatusCode, body)
+	}
+}
+
+func TestWaitListeningFailsWhenSandboxExits(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("exits", "sh", "-c", "exit 3")
+	s := start(t, m, sp)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	begin := time.Now()
+	err := s.WaitListening(ctx, webPort)
+	if !errors.Is(err, ErrExited) {
+		t.Fatalf("err = %v, want the sandbox-exited error", err)
+	}
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("noticed the exit after %v", took)
+	}
+}
+
+func TestWaitListeningHonoursContext(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("quiet", "sleep", "1000")
+	s := start(t, m, sp)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := s.WaitListening(ctx, webPort); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestWithoutNetworkOnlyLoopback(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("nonet", "sh", "-c", `tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; cat /sys/class/net/lo/operstate`)
+	code, out, errOut := run(t, m, sp)
+	if code != 0 || out != "lo\nunknown\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want only an up lo", code, out, errOut)
+	}
+}
+
+// tryConnect is a sandbox command that tries one TCP connection and prints
+// "connected" or "blocked <errno name>".
+func tryConnect(addr string) []string {
+	return []string{"python3", "-c", fmt.Sprintf(`
+import socket, errno
+host, port = %q.rsplit(":", 1)
+s = socket.socket()
+s.settimeout(5)
+try:
+    s.connect((host, int(port)))
+    print("connected")
+except OSError as e:
+    print("blocked", errno.errorcode.get(e.errno, e.errno) if e.errno else type(e).__name__)`, addr)}
+}
+
+func TestSandboxesCannotReachEachOther(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	b := start(t, m, webSpec(t, "target"))
+	waitListening(t, b, webPort)
+	if c, err := net.DialTimeout("tcp", netip.AddrPortFrom(b.Addr(), webPort).String(), 5*time.Second); err != nil {
+		t.Fatalf("host cannot reach the target either: %v", err)
+	} else {
+		c.Close()
+	}
+	sp, _, _ := spec("attacker", tryConnect(netip.AddrPortFrom(b.Addr(), webPort).String())...)
+	sp.Network = true
+	code, out, errOut := run(t, m, sp)
+	if code != 0 || !strings.HasPrefix(out, "blocked") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want the connection blocked", code, out, errOut)
+	}
+}
+
+func TestSandboxCannotReachHost(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	ln, err := net.Listen("tcp", "0.0.0.0:0") // every host address, the veth's included
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	// The sandbox finds the host through its default route.
+	sp, _, _ := spec("tohost", "python3", "-c", fmt.Sprintf(`
+import socket, struct, errno
+gw = None
+for line in open("/proc/net/route").readlines()[1:]:
+    f = line.split()
+    if f[1] == "00000000":
+        gw = socket.inet_ntoa(struct.pack("<L", int(f[2], 16)))
+print("gateway", gw)
+s = socket.socket()
+s.settimeout(5)
+try:
+    s.connect((gw, %d))
+    print("connected")
+except OSError as e:
+    print("blocked", errno.errorcode.get(e.errno, e.errno) if e.errno else type(e).__name__)`, port))
+	sp.Network = true
+	s := start(t, m, sp)
+	code := waitExit(t, s, 30*time.Second)
+	out := sp.Stdout.(*syncBuffer).String()
+	t.Logf("sandbox: %q", out)
+	if want := fmt.Sprintf("gateway %s\nblocked", s.Gateway()); code != 0 || !strings.HasPrefix(out, want) {
+		t.Errorf("exit %d, stdout %q; want %q...", code, out, want)
+	}
+	c, err := net.DialTimeout("tcp", netip.AddrPortFrom(s.Gateway(), uint16(port)).String(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("the listener is not reachable from the host itself: %v", err)
+	}
+	c.Close()
+}
+
+// outside is a network namespace standing for the internet: a veth from
+// the host (10.236.<n>.1) to it (10.236.<n>.2), with a TCP listener there.
+type outside struct {
+	link string
+	host netip.Addr
+	ln   net.Listener
+}
+
+func newOutside(t *testing.T, n int) *outside {
+	t.Helper()
+	o := &outside{link: fmt.Sprintf("sbxo%d", n), host: netip.MustParseAddr(fmt.Sprintf("10.236.%d.1", n))}
+	nsPath := filepath.Join(t.TempDir(), "outside")
+	if err := newNetns(nsPath); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unmountNetns(nsPath) })
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	sn := &sandboxNet{link: o.link, host: o.host, addr: o.host.Next()}
+	t.Cleanup(func() { _ = deleteLink(o.link) })
+	if err := addVeth(sn, ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := configureInside(sn, ns); err != nil {
+		t.Fatal(err)
+	}
+	o.ln = listenIn(t, ns, netip.AddrPortFrom(sn.addr, 0).String())
+	return o
+}
+
+// listenIn opens a TCP listener inside ns. The socket keeps the netns it
+// was made in; the thread that made it is discarded.
+func listenIn(t *testing.T, ns netns.NsHandle, addr string) net.Listener {
+	t.Helper()
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
+			ch <- result{err: err}
+			return
+		}
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		ln, err := net.Listen("tcp", addr)
+		ch <- result{ln, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { r.ln.Close() })
+	return r.ln
+}
+
+func TestEgressIsMasqueraded(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	o := newOutside(t, int(testSeq.Add(1)))
+	sp, _, _ := spec("egress", tryConnect(o.ln.Addr().String())...)
+	sp.Network = true
+	accepted := make(chan net.Addr, 1)
+	go func() {
+		c, err := o.ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c.RemoteAddr()
+		c.Close()
+	}()
+	code, out, errOut := run(t, m, sp)
+	if code != 0 || out != "connected\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want connected", code, out, errOut)
+	}
+	from := <-accepted
+	if ap, err := netip.ParseAddrPort(from.String()); err != nil || ap.Addr() != o.host {
+		t.Errorf("outside saw the connection from %v, want the host's address %v (masquerade)", from, o.host)
+	}
+}

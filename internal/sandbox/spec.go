@@ -1,0 +1,244 @@
+package sandbox
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/dynogrid/grid/internal/grid"
+)
+
+// Mount is an extra bind mount into a sandbox.
+type Mount struct {
+	Source   string // host path; must exist
+	Target   string // absolute path inside the sandbox, not under /proc, /sys or /dev
+	Writable bool
+}
+
+// Spec describes one sandbox.
+type Spec struct {
+	// ID names the sandbox: [a-z0-9-], at most 64 characters, unique among
+	// live sandboxes of this Manager.
+	ID string
+	// Hostname is the sandbox's hostname. Empty means the ID (cut to 63
+	// characters).
+	Hostname string
+	// Args is the command; Args[0] is an absolute path or found on the PATH
+	// given in Env. A command that cannot be run makes the sandbox exit
+	// with code 127 (126 when it is not executable), as a shell would.
+	Args []string
+	// Env is the complete environment; without a PATH entry,
+	// PATH=/usr/local/bin:/usr/bin:/bin is added. Names starting with
+	// _LIBCONTAINER_ are reserved.
+	Env []string
+	Dir string // working directory inside; empty means "/"
+	UID int    // never 0
+	// GID is the primary group. Zero means the same as UID (never the root
+	// group).
+	GID int
+	// AppDir is a host directory (a slug tree) mounted read-only at /app
+	// under a writable overlay whose changes die with the sandbox. Empty
+	// means no /app. /app itself belongs to UID:GID; files keep the
+	// owners they have in AppDir (slug.Cache gives them to the app's uid),
+	// so the dyno can change them in place.
+	AppDir string
+	Mounts []Mount
+	// Limits. Zero means the default (512 MB, 256 processes, 1024 shares,
+	// 256 MB /tmp). /tmp and /dev/shm are RAM and count against MemoryMB.
+	MemoryMB  int
+	PidsMax   int
+	CPUShares int
+	TmpMB     int
+	// Network gives the sandbox its own address with egress to the
+	// outside, reachable from the host on any port; without it the sandbox
+	// has only loopback.
+	Network bool
+	// Stdin, Stdout and Stderr connect the main process. Nil means
+	// /dev/null. The sandbox always gets pipes, never the caller's files
+	// (even for an *os.File). Wait returns after Stdout and Stderr have
+	// been copied to the end; the Stdin copy stops when the sandbox exits,
+	// but a Read blocked at that moment returns only when the reader
+	// itself is closed or ends.
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Defaults applied to zero Spec limits.
+const (
+	DefaultMemoryMB  = 512
+	DefaultPidsMax   = 256
+	DefaultCPUShares = 1024
+	DefaultTmpMB     = 256
+)
+
+var idPattern = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
+
+// reservedTargets may not receive extra mounts: the kernel surfaces the
+// sandbox sets up itself.
+var reservedTargets = []string{"/proc", "/sys", "/dev"}
+
+// invalid builds an ErrInvalid error about the sandbox named id.
+func invalid(id, format string, args ...any) error {
+	return fmt.Errorf("sandbox %q: %s: %w", id, fmt.Sprintf(format, args...), grid.ErrInvalid)
+}
+
+// normalize checks spec and returns a copy with defaults filled in.
+func normalize(spec Spec) (Spec, error) {
+	for _, check := range []func(Spec) error{checkID, checkCommand, checkIdentity, checkLimits, checkAppDir, checkMounts} {
+		if err := check(spec); err != nil {
+			return Spec{}, err
+		}
+	}
+	spec.Mounts = cleanMounts(spec.Mounts)
+	if spec.GID == 0 {
+		spec.GID = spec.UID
+	}
+	if spec.Hostname == "" {
+		spec.Hostname = spec.ID[:min(len(spec.ID), 63)]
+	}
+	if spec.Dir == "" {
+		spec.Dir = "/"
+	}
+	spec.MemoryMB = orDefault(spec.MemoryMB, DefaultMemoryMB)
+	spec.PidsMax = orDefault(spec.PidsMax, DefaultPidsMax)
+	spec.CPUShares = orDefault(spec.CPUShares, DefaultCPUShares)
+	spec.TmpMB = orDefault(spec.TmpMB, DefaultTmpMB)
+	return spec, nil
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func checkID(spec Spec) error {
+	if !idPattern.MatchString(spec.ID) {
+		return invalid(spec.ID, "id must be 1 to 64 of [a-z0-9-]")
+	}
+	return nil
+}
+
+func checkCommand(spec Spec) error {
+	if len(spec.Args) == 0 || spec.Args[0] == "" {
+		return invalid(spec.ID, "no command (Args is empty)")
+	}
+	for _, kv := range spec.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.ContainsRune(kv, 0) {
+			return invalid(spec.ID, "env entry %q is not KEY=VALUE", kv)
+		}
+		if strings.HasPrefix(k, "_LIBCONTAINER_") {
+			return invalid(spec.ID, "env %s is reserved", k)
+		}
+	}
+	if spec.Dir != "" && !isCleanAbs(spec.Dir) {
+		return invalid(spec.ID, "dir %q must be a clean absolute path", spec.Dir)
+	}
+	return nil
+}
+
+var hostnamePattern = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,61}[a-zA-Z0-9])?$`)
+
+func checkIdentity(spec Spec) error {
+	switch {
+	case spec.UID == 0:
+		return invalid(spec.ID, "uid 0 (root) is not allowed")
+	case spec.UID < 0 || spec.UID > 1<<31-2 || spec.GID < 0 || spec.GID > 1<<31-2:
+		return invalid(spec.ID, "uid %d / gid %d out of range", spec.UID, spec.GID)
+	case spec.Hostname != "" && !hostnamePattern.MatchString(spec.Hostname):
+		return invalid(spec.ID, "hostname %q is not a valid host name", spec.Hostname)
+	}
+	return nil
+}
+
+func checkLimits(spec Spec) error {
+	if spec.MemoryMB < 0 || spec.PidsMax < 0 || spec.CPUShares < 0 || spec.TmpMB < 0 {
+		return invalid(spec.ID, "limits must not be negative")
+	}
+	if spec.MemoryMB != 0 && spec.MemoryMB < 16 {
+		return invalid(spec.ID, "memory limit %d MB is below the 16 MB minimum", spec.MemoryMB)
+	}
+	if spec.PidsMax != 0 && spec.PidsMax < 8 {
+		return invalid(spec.ID, "pids limit %d is below the minimum of 8", spec.PidsMax)
+	}
+	if spec.CPUShares != 0 && spec.CPUShares < 2 {
+		return invalid(spec.ID, "cpu shares %d is below the minimum of 2", spec.CPUShares)
+	}
+	return nil
+}
+
+func checkAppDir(spec Spec) error {
+	if spec.AppDir == "" {
+		return nil
+	}
+	if !filepath.IsAbs(spec.AppDir) || strings.ContainsAny(spec.AppDir, ",:\\") {
+		return invalid(spec.ID, "app dir %q must be an absolute path without ',', ':' or '\\'", spec.AppDir)
+	}
+	return checkDir(spec.ID, "app dir", spec.AppDir)
+}
+
+func checkDir(id, what, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return invalid(id, "%s %q: %v", what, path, err)
+	}
+	if !fi.IsDir() {
+		return invalid(id, "%s %q is not a directory", what, path)
+	}
+	return nil
+}
+
+func checkMounts(spec Spec) error {
+	seen := map[string]bool{}
+	for _, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Source) {
+			return invalid(spec.ID, "mount source %q must be absolute", m.Source)
+		}
+		if _, err := os.Stat(m.Source); err != nil {
+			return invalid(spec.ID, "mount source %q: %v", m.Source, err)
+		}
+		if err := checkTarget(spec.ID, m.Target); err != nil {
+			return err
+		}
+		t := filepath.Clean(m.Target)
+		if seen[t] || (spec.AppDir != "" && t == "/app") {
+			return invalid(spec.ID, "mount target %q is used twice", m.Target)
+		}
+		seen[t] = true
+	}
+	return nil
+}
+
+func checkTarget(id, target string) error {
+	if !filepath.IsAbs(target) {
+		return invalid(id, "mount target %q must be absolute", target)
+	}
+	t := filepath.Clean(target)
+	if t == "/" {
+		return invalid(id, "mount target %q would hide the root", target)
+	}
+	for _, r := range reservedTargets {
+		if t == r || strings.HasPrefix(t, r+"/") {
+			return invalid(id, "mount target %q is under %s, which the sandbox manages", target, r)
+		}
+	}
+	return nil
+}
+
+func cleanMounts(ms []Mount) []Mount {
+	out := make([]Mount, len(ms))
+	for i, m := range ms {
+		out[i] = Mount{Source: filepath.Clean(m.Source), Target: filepath.Clean(m.Target), Writable: m.Writable}
+	}
+	return out
+}
+
+func isCleanAbs(p string) bool {
+	return filepath.IsAbs(p) && filepath.Clean(p) == p
+}
