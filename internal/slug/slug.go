@@ -2,17 +2,26 @@
 // tar.gz, unpacking one safely (no path escapes, no devices, no symlinks
 // pointing out, size limits), the per-host cache of unpacked slugs, and the
 // Procfile. It has no knowledge of NATS or sandboxes.
+//
+// Archives are hostile input: Unpack and UnpackTar must never create,
+// change or follow anything outside their target directory, whatever the
+// archive says, and must never be slower than linear in its size.
 package slug
 
-// CONTRACT (implementation pending): build and host code against these.
-
 import (
-	"context"
-	"errors"
-	"io"
+	"fmt"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
-var errTODO = errors.New("slug: not implemented")
+// Limits shared by packing and unpacking.
+const (
+	// MaxEntries bounds the number of entries one archive may hold.
+	MaxEntries = 500_000
+	// MaxNameBytes bounds the length of an entry's path and of a symlink's
+	// target (Linux's PATH_MAX).
+	MaxNameBytes = 4096
+)
 
 // Info describes a packed archive.
 type Info struct {
@@ -20,33 +29,36 @@ type Info struct {
 	Checksum string // "SHA256:<hex>"
 }
 
-// Pack writes dir as a gzip'd tar to w. Only regular files, directories and
-// symlinks that stay inside dir are packed; anything else is an error.
-func Pack(dir string, w io.Writer, maxBytes int64) (Info, error) { return Info{}, errTODO }
-
-// Unpack extracts a slug archive into dir (which must not exist yet).
-func Unpack(r io.Reader, dir string, maxBytes int64) error { return errTODO }
-
-// ParseProcfile parses a Procfile into process type -> command.
-func ParseProcfile(r io.Reader) (map[string]string, error) { return nil, errTODO }
-
-// Cache keeps one unpacked, read-only tree per slug on this host, shared by
-// all dynos of that slug.
-type Cache struct {
-	Dir string
+// tooLarge is the error for an archive over its limit, phrased for the
+// person who pushed the app.
+func tooLarge(what string, limit int64) error {
+	return fmt.Errorf("%s is larger than the %s limit: %w", what, HumanSize(limit), grid.ErrTooLarge)
 }
 
-// Path returns the tree of slug id, unpacking it from open() once (even
-// under concurrent calls) if it is not there yet. The tree is owned by uid
-// (the app's uid, so that the dyno can write /app through its overlay the
-// way it could on Heroku) and never modified after unpacking.
-func (c *Cache) Path(ctx context.Context, id string, uid int, open func(context.Context) (io.ReadCloser, error)) (string, error) {
-	return "", errTODO
+// HumanSize renders a limit: "1 GiB", "16 KiB" for whole units, else as
+// HumanBytes does.
+func HumanSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0 && n < 1<<30:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0 && n < 1<<20:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return HumanBytes(n)
 }
 
-// Adopt moves an already-built tree (on the same filesystem) into the cache
-// as slug id, so the host that built a slug need not unpack it.
-func (c *Cache) Adopt(id, dir string) error { return errTODO }
-
-// Remove deletes slug id's tree. Dynos still using it keep their mounts.
-func (c *Cache) Remove(id string) error { return errTODO }
+// HumanBytes renders a byte count with one decimal as Heroku's build
+// output does: "Done: 2.1M".
+func HumanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
