@@ -1,26 +1,56 @@
 // Package logs is the log router: one stream per app merging app output,
-// platform events, router lines and API events, kept durable in a
+// platform events, router lines and API events, kept on disk in a
 // JetStream stream (the last 1,500 lines per app), read back as a
 // snapshot or followed live.
 //
 // Writers never block on the log path: a line that cannot be queued is
 // dropped and counted. Dyno output is product data and flows only here,
-// never through slog.
+// never through slog. This package must never decide what a line says
+// (formats belong to their writers) and must never let a slow or absent
+// NATS server stall a caller of Write.
+//
+// Write path:
+//
+//	Write ─► split >10,000 B ─► queue (4,096 lines) ─► publisher goroutine
+//	           full? drop+count        │ JSON, async publish to logs.<app>
+//	                                   ▼ at most 256 unacknowledged
+//	                            stream LOGS (1,500 per subject, discard old)
 package logs
-
-// CONTRACT (implementation pending): everyone writes and reads logs through
-// these.
 
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/store"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-var errTODO = errors.New("logs: not implemented")
+// Limits, as Logplex has them.
+const (
+	// History is how many lines the stream keeps per app.
+	History = 1500
+	// DefaultLines is how many lines Read returns when Query.Lines is 0.
+	DefaultLines = 100
+	// MaxLineBytes is the longest line stored; longer ones are split into
+	// chunks of at most this many bytes (cut before a UTF-8 sequence, so a
+	// chunk may be up to 3 bytes shorter).
+	MaxLineBytes = 10000
+)
+
+const (
+	streamName    = "LOGS"
+	subjectPrefix = "logs."
+	queueLen      = 4096            // lines waiting for the publisher
+	maxInFlight   = 256             // published lines not yet acknowledged
+	ackTimeout    = 5 * time.Second // an unacknowledged line is counted lost after this
+	closeWait     = time.Second     // how long Close waits for queued lines
+)
 
 // Line is one log line of one app.
 type Line struct {
@@ -29,6 +59,11 @@ type Line struct {
 	Source string    `json:"src"`  // "app" or "heroku"
 	Dyno   string    `json:"dyno"` // "web.1", "router", "api"
 	Text   string    `json:"msg"`
+	// Seq is the line's position in the log stream, set by Read: it
+	// strictly increases within an app's lines, so a reader that
+	// reconnects can resume exactly with Query.After. Zero on lines not
+	// read from the stream; never stored.
+	Seq uint64 `json:"-"`
 }
 
 // Format renders a line as Heroku does:
@@ -37,36 +72,122 @@ func (l Line) Format() string {
 	return l.Time.UTC().Format("2006-01-02T15:04:05.000000+00:00") + " " + l.Source + "[" + l.Dyno + "]: " + l.Text
 }
 
-// Query selects lines to read.
-type Query struct {
-	Lines  int    // how many of the latest lines; 0 means 100; at most 1500
-	Dyno   string // "web" matches web.1, web.2…; "web.1" only that dyno
-	Source string // "app" or "heroku"; empty means both
-	Tail   bool   // keep following after the history
+// Log writes and reads app logs. Safe for concurrent use; a nil *Log
+// discards writes.
+type Log struct {
+	js      jetstream.JetStream // our own context: its async-publish window is ours alone
+	stream  jetstream.Stream
+	queue   chan item
+	stop    chan struct{} // closed by Close
+	done    chan struct{} // closed when the publisher has drained
+	closed  atomic.Bool
+	dropped atomic.Uint64
+	once    sync.Once
 }
 
-// Log writes and reads app logs.
-type Log struct{}
-
-// Open creates or updates the log stream.
-func Open(ctx context.Context, st *store.Store) (*Log, error) { return nil, errTODO }
-
-// Write queues one line. It never blocks.
-func (l *Log) Write(line Line) {}
-
-// Writer returns a writer that turns each written line into a log line of
-// the given source and dyno (for dyno stdout/stderr). Close flushes a
-// final unterminated line.
-func (l *Log) Writer(app, source, dyno string) io.WriteCloser { return nil }
-
-// Read sends the selected history and, with Tail, live lines until ctx
-// ends. The channel is closed at the end.
-func (l *Log) Read(ctx context.Context, app string, q Query) (<-chan Line, error) {
-	return nil, errTODO
+// item is a queued line, or a flush marker when flushed is set.
+type item struct {
+	line    Line
+	flushed chan struct{} // closed once every earlier line is published
 }
+
+// Open creates or updates the log stream and starts the publisher. Call
+// Close when done.
+func Open(ctx context.Context, st *store.Store) (*Log, error) {
+	l := &Log{queue: make(chan item, queueLen), stop: make(chan struct{}), done: make(chan struct{})}
+	js, err := jetstream.New(st.Conn(),
+		jetstream.WithPublishAsyncMaxPending(maxInFlight),
+		jetstream.WithPublishAsyncTimeout(ackTimeout),
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { l.dropped.Add(1) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("logs: %v: %w", err, grid.ErrUnavailable)
+	}
+	l.js = js
+	if l.stream, err = ensureStream(ctx, js, st.Replicas()); err != nil {
+		return nil, fmt.Errorf("logs: stream %s: %v: %w", streamName, err, grid.ErrUnavailable)
+	}
+	go l.publish()
+	return l, nil
+}
+
+// streamConfig is the LOGS stream. On one server it persists
+// asynchronously: the server fsyncs every write (sync_interval: always),
+// which caps a stream near 3,000 lines/s on a small VM, while log lines
+// are lossy by design (Logplex keeps them in memory) and the router alone
+// writes one per request. Async persistence lifts that about sixfold and
+// loses at most the last moments of lines if the machine (not the
+// process) crashes. Replicated streams cannot be async and need not be:
+// with replicas the server already syncs on Raft snapshots only.
+func streamConfig(replicas int) jetstream.StreamConfig {
+	cfg := jetstream.StreamConfig{
+		Name:              streamName,
+		Description:       "app logs: one message per line at logs.<app>",
+		Subjects:          []string{subjectPrefix + ">"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		MaxMsgsPerSubject: History,
+		Discard:           jetstream.DiscardOld,
+	}
+	if replicas <= 1 {
+		cfg.PersistMode = jetstream.AsyncPersistMode
+	}
+	return cfg
+}
+
+// ensureStream creates or updates the stream. A stream's persist mode
+// cannot change, so an existing one keeps its mode, except that an async
+// one growing to several replicas (one server became a cluster) is
+// recreated: its log history is lost once.
+func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	want := streamConfig(replicas)
+	if s, err := js.Stream(ctx, streamName); err == nil {
+		have := s.CachedInfo().Config.PersistMode
+		switch {
+		case have == want.PersistMode:
+		case have == jetstream.AsyncPersistMode:
+			if err := js.DeleteStream(ctx, streamName); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return nil, err
+			}
+		default:
+			want.PersistMode = have
+		}
+	}
+	return js.CreateOrUpdateStream(ctx, want)
+}
+
+func subject(app string) string { return subjectPrefix + app }
+
+// Dropped is how many lines were lost since Open: queue full, publish
+// failed or unacknowledged, or written after Close.
+func (l *Log) Dropped() uint64 { return l.dropped.Load() }
 
 // Purge removes an app's log lines.
-func (l *Log) Purge(ctx context.Context, app string) error { return errTODO }
+func (l *Log) Purge(ctx context.Context, app string) error {
+	if err := grid.ValidateAppName(app); err != nil {
+		return err
+	}
+	if err := l.stream.Purge(ctx, jetstream.WithPurgeSubject(subject(app))); err != nil {
+		return fmt.Errorf("logs: purge %s: %v: %w", app, err, grid.ErrUnavailable)
+	}
+	return nil
+}
 
-// Close flushes queued lines (waiting up to a second) and stops.
-func (l *Log) Close() {}
+// Close flushes queued lines (waiting up to a second) and stops. Lines
+// still unacknowledged then are counted as dropped. Later writes are
+// dropped. Close does not close the store.
+func (l *Log) Close() {
+	l.once.Do(func() {
+		deadline := time.Now().Add(closeWait)
+		l.closed.Store(true)
+		close(l.stop)
+		<-l.done
+		t := time.NewTimer(max(time.Until(deadline), 0))
+		defer t.Stop()
+		select {
+		case <-l.js.PublishAsyncComplete():
+		case <-t.C:
+		}
+		l.js.CleanupPublisher()
+	})
+}

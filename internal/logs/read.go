@@ -1,0 +1,211 @@
+package logs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Query selects lines to read.
+type Query struct {
+	Lines  int    // how many of the latest lines; 0 means 100; at most 1500
+	Dyno   string // "web" matches web.1, web.2…; "web.1" only that dyno
+	Source string // "app" or "heroku"; empty means both
+	Tail   bool   // keep following after the history
+	// After, when not zero, skips lines up to and including this Seq (a
+	// reconnecting reader's last one). Lines still caps the history.
+	After uint64
+}
+
+// limit is the number of history lines to send.
+func (q Query) limit() int {
+	switch {
+	case q.Lines <= 0:
+		return DefaultLines
+	case q.Lines > History:
+		return History
+	}
+	return q.Lines
+}
+
+// Match reports whether a line passes the query's dyno and source filters.
+// The dyno filter matches the exact name or, as a process type, every
+// "<type>.<n>" (Logplex's rule).
+func (q Query) Match(l Line) bool {
+	if q.Source != "" && l.Source != q.Source {
+		return false
+	}
+	if q.Dyno == "" || l.Dyno == q.Dyno {
+		return true
+	}
+	return strings.HasPrefix(l.Dyno, q.Dyno) && l.Dyno[len(q.Dyno)] == '.'
+}
+
+// consumerIdle is when the server removes a reader's consumer that was
+// abandoned without clean-up (the reader's process died).
+const consumerIdle = 30 * time.Second
+
+// Read sends the selected history and, with Tail, live lines until ctx
+// ends. The channel is closed at the end.
+//
+// History is every line stored when Read is called, filtered, of which
+// the last q.Lines are sent in order. One ordered consumer delivers both
+// history and live lines, so nothing is lost or repeated between them: a
+// line written before Read whose publish had not reached the server yet
+// arrives as a live line.
+func (l *Log) Read(ctx context.Context, app string, q Query) (<-chan Line, error) {
+	if err := grid.ValidateAppName(app); err != nil {
+		return nil, err
+	}
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{subject(app)},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: consumerIdle,
+	}
+	if q.After > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, q.After+1
+	}
+	cons, err := l.js.OrderedConsumer(ctx, streamName, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("logs: read %s: %v: %w", app, err, grid.ErrUnavailable)
+	}
+	var stored uint64
+	if info := cons.CachedInfo(); info != nil {
+		stored = info.NumPending
+	}
+	var msgs jetstream.MessagesContext
+	if stored > 0 || q.Tail {
+		if msgs, err = cons.Messages(); err != nil {
+			deleteConsumer(ctx, l.js, cons)
+			return nil, fmt.Errorf("logs: read %s: %v: %w", app, err, grid.ErrUnavailable)
+		}
+	}
+	out := make(chan Line, 64)
+	go func() {
+		defer deleteConsumer(ctx, l.js, cons)
+		defer close(out)
+		if msgs == nil {
+			return
+		}
+		stop := context.AfterFunc(ctx, msgs.Stop)
+		defer stop()
+		defer msgs.Stop()
+		r := reader{msgs: msgs, q: q, out: out}
+		if r.history(ctx, stored) && q.Tail {
+			r.follow(ctx)
+		}
+	}()
+	return out, nil
+}
+
+// reader moves one Read's lines from the consumer to the caller.
+type reader struct {
+	msgs jetstream.MessagesContext
+	q    Query
+	out  chan<- Line
+}
+
+// history reads the stored lines, keeps the last q.Lines that match and
+// sends them. It reports whether the reader may go on.
+func (r reader) history(ctx context.Context, stored uint64) bool {
+	keep := newRing(r.q.limit())
+	for seen := uint64(0); seen < stored; seen++ {
+		msg, err := r.msgs.Next()
+		if err != nil {
+			return false
+		}
+		line, pending, ok := decode(msg)
+		if ok && r.q.Match(line) {
+			keep.push(line)
+		}
+		if pending == 0 {
+			break
+		}
+	}
+	for _, line := range keep.lines() {
+		if !r.send(ctx, line) {
+			return false
+		}
+	}
+	return true
+}
+
+// follow sends live lines until ctx ends or the consumer fails.
+func (r reader) follow(ctx context.Context) {
+	for {
+		msg, err := r.msgs.Next()
+		if err != nil {
+			return
+		}
+		if line, _, ok := decode(msg); ok && r.q.Match(line) && !r.send(ctx, line) {
+			return
+		}
+	}
+}
+
+func (r reader) send(ctx context.Context, line Line) bool {
+	select {
+	case r.out <- line:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// decode returns a message's line with its Seq, and how many messages
+// were still pending for the consumer after it.
+func decode(msg jetstream.Msg) (line Line, pending uint64, ok bool) {
+	md, err := msg.Metadata()
+	if err != nil {
+		return line, 1, false
+	}
+	if err := json.Unmarshal(msg.Data(), &line); err != nil {
+		return line, md.NumPending, false
+	}
+	line.Seq = md.Sequence.Stream
+	return line, md.NumPending, true
+}
+
+// deleteConsumer removes a finished reader's consumer now rather than
+// after consumerIdle. Best effort.
+func deleteConsumer(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = js.DeleteConsumer(ctx, streamName, info.Name)
+}
+
+// ring keeps the last n lines pushed.
+type ring struct {
+	buf  []Line
+	next int
+	full bool
+}
+
+func newRing(n int) *ring { return &ring{buf: make([]Line, 0, n)} }
+
+func (r *ring) push(l Line) {
+	if len(r.buf) < cap(r.buf) {
+		r.buf = append(r.buf, l)
+		return
+	}
+	r.buf[r.next] = l
+	r.next = (r.next + 1) % len(r.buf)
+	r.full = true
+}
+
+// lines returns the kept lines, oldest first.
+func (r *ring) lines() []Line {
+	if !r.full {
+		return r.buf
+	}
+	return append(append([]Line(nil), r.buf[r.next:]...), r.buf[:r.next]...)
+}
