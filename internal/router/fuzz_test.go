@@ -1,0 +1,136 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/grid/internal/grid"
+)
+
+// FuzzRouterRequest sends arbitrary bytes as a request over a real
+// connection to a router with a live backend. The router must not fault,
+// and must answer with a well-formed HTTP response or close the
+// connection, promptly.
+func FuzzRouterRequest(f *testing.F) {
+	var faults atomic.Int64
+	h := startRouter(f, func(c *Config) {
+		c.Logger = slog.New(faultCounter{&faults})
+		c.RequestTimeout = 2 * time.Second
+	})
+	b := newBackend(f, "web.1", nil)
+	h.app("fuzz", 1)
+	h.dyno("fuzz", 1, grid.DynoUp, b.addr())
+	h.await("fuzz", endpointsAre(1))
+	for _, seed := range []string{
+		"GET / HTTP/1.1\r\nHost: fuzz.localhost\r\n\r\n",
+		"GET /a?b=c HTTP/1.0\r\nHost: FUZZ.localhost:80\r\n\r\n",
+		"HEAD / HTTP/1.1\r\nHost: fuzz.localhost\r\n\r\n",
+		"POST /p HTTP/1.1\r\nHost: fuzz.localhost\r\nContent-Length: 5\r\n\r\nhello",
+		"POST /p HTTP/1.1\r\nHost: fuzz.localhost\r\nContent-Length: 50\r\n\r\nshort",
+		"POST /c HTTP/1.1\r\nHost: fuzz.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"POST /c HTTP/1.1\r\nHost: fuzz.localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"POST / HTTP/1.1\r\nHost: fuzz.localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+		"PUT / HTTP/1.1\r\nHost: fuzz.localhost\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+		"GET /ws HTTP/1.1\r\nHost: fuzz.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: fuzz.localhost\r\nConnection: X-A, close\r\nX-A: 1\r\nTE: trailers\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: fuzz.localhost\r\n\r\nGET /2 HTTP/1.1\r\nHost: fuzz.localhost\r\n\r\n",
+		"GET http://fuzz.localhost/abs HTTP/1.1\r\nHost: other\r\n\r\n",
+		"CONNECT fuzz.localhost:443 HTTP/1.1\r\nHost: fuzz.localhost:443\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: fuzz.localhost\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: fuzz.localhost\r\nHost: other.localhost\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: fuzz.localhost\r\nX-Request-Id: " + strings.Repeat("a", 300) + "\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: fuzz.localhost\r\nX-Big: " + strings.Repeat("b", 20000) + "\r\n\r\n",
+		"GET /\x00 HTTP/1.1\r\nHost: fuzz.localhost\r\n\r\n",
+		"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		before := faults.Load()
+		data, err := exchangeRaw(h.addr, raw)
+		if err != nil {
+			t.Fatalf("request %q: %v", raw, err)
+		}
+		if faults.Load() != before {
+			t.Fatalf("router fault on %q", raw)
+		}
+		if len(data) == 0 {
+			return // closed without a response: allowed
+		}
+		res, err := readResponse(data)
+		if err != nil {
+			t.Fatalf("request %q: malformed response %q: %v", raw, data, err)
+		}
+		if res.StatusCode < 100 || res.StatusCode > 599 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	})
+}
+
+// exchangeRaw writes raw, half-closes, and reads until the router closes.
+func exchangeRaw(addr string, raw []byte) ([]byte, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.Write(raw) // the router may close early; what it said is checked below
+	conn.(*net.TCPConn).CloseWrite()
+	data, err := io.ReadAll(conn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return data, errors.New("no response or close within 10s")
+	}
+	return data, nil // a reset after a complete answer is fine
+}
+
+type response struct{ StatusCode int }
+
+// readResponse parses the first response's head.
+func readResponse(data []byte) (response, error) {
+	br := bufio.NewReader(bytes.NewReader(data))
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return response{}, err
+	}
+	var proto string
+	var code int
+	if _, err := fmt.Sscan(line, &proto, &code); err != nil || !strings.HasPrefix(proto, "HTTP/1.") {
+		return response{}, errors.New("bad status line")
+	}
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return response{}, errors.New("unterminated header")
+		}
+		if l == "\r\n" {
+			return response{StatusCode: code}, nil
+		}
+		if !strings.Contains(l, ":") {
+			return response{}, errors.New("bad header line")
+		}
+	}
+}
+
+type faultCounter struct{ n *atomic.Int64 }
+
+func (h faultCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (h faultCounter) Handle(context.Context, slog.Record) error {
+	h.n.Add(1)
+	return nil
+}
+func (h faultCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h faultCounter) WithGroup(string) slog.Handler      { return h }

@@ -1,0 +1,264 @@
+package router
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// maxAttempts bounds the dynos tried for one request, as on Heroku.
+const maxAttempts = 10
+
+// exchange is one client request on its way through the router.
+type exchange struct {
+	w     http.ResponseWriter
+	req   *http.Request
+	app   string
+	start time.Time
+	out   *http.Request // what dynos get; built on first use
+	body  *clientBody   // out's body; nil when there is none
+	rec   logRecord
+	wrote bool // response headers went to the client
+}
+
+// ServeHTTP routes one request by its Host header.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	app, ok := appFor(req.Host, r.cfg.Domain)
+	if !ok {
+		writePage(w, http.StatusNotFound, noSuchAppPage)
+		return
+	}
+	if req.Method == http.MethodConnect { // the router is no tunnel (as on Heroku)
+		writePage(w, http.StatusMethodNotAllowed, connectPage)
+		return
+	}
+	x := r.newExchange(w, req, app)
+	defer r.recoverPanic(x)
+	rt, fail := r.awaitRoute(req.Context(), app)
+	switch {
+	case rt == nil && fail == nil:
+		writePage(w, http.StatusNotFound, noSuchAppPage)
+	case fail != nil:
+		r.fail(x, fail)
+	default:
+		r.forward(x, rt)
+	}
+}
+
+func (r *Router) newExchange(w http.ResponseWriter, req *http.Request, app string) *exchange {
+	x := &exchange{w: w, req: req, app: app, start: r.cfg.Now()}
+	x.rec = logRecord{
+		method:    req.Method,
+		path:      req.URL.RequestURI(),
+		host:      req.Host,
+		requestID: requestID(req.Header),
+		fwd:       appendForwardedFor(req.Header["X-Forwarded-For"], req.RemoteAddr),
+		protocol:  proto(req),
+	}
+	return x
+}
+
+// recoverPanic turns a fault in the router into H99 (or, once the
+// response has started, an aborted connection) instead of a dead process.
+func (r *Router) recoverPanic(x *exchange) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	r.cfg.Logger.Error("router panic", "app", x.app, "request_id", x.rec.requestID, "panic", p, "stack", string(debug.Stack()))
+	if x.wrote {
+		panic(http.ErrAbortHandler)
+	}
+	r.fail(x, errH99)
+}
+
+// awaitRoute returns the app's route and the error to answer with, if
+// any; both nil when there is no such app. While the app's web dynos are
+// starting it waits, up to BootTimeout, for the table to change.
+func (r *Router) awaitRoute(ctx context.Context, app string) (*route, *hError) {
+	if !r.awaitReady(ctx) {
+		return nil, errH99
+	}
+	var timeout <-chan time.Time
+	for {
+		t := r.table.Load()
+		rt := t.routes[app]
+		if rt == nil {
+			return nil, nil
+		}
+		fail, wait := rt.decide()
+		if !wait {
+			return rt, fail
+		}
+		if timeout == nil {
+			tm := time.NewTimer(r.cfg.BootTimeout)
+			defer tm.Stop()
+			timeout = tm.C
+		}
+		select {
+		case <-t.changed:
+		case <-timeout:
+			return rt, errH20
+		case <-ctx.Done():
+			return rt, errH27
+		}
+	}
+}
+
+func (r *Router) awaitReady(ctx context.Context) bool {
+	select {
+	case <-r.ready:
+		return true
+	default:
+	}
+	tm := time.NewTimer(readyWait)
+	defer tm.Stop()
+	select {
+	case <-r.ready:
+		return true
+	case <-tm.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// forward sends the request to one of the route's dynos, retrying on
+// others while the classifier allows.
+func (r *Router) forward(x *exchange, rt *route) {
+	x.buildOutbound()
+	var buf [maxAttempts]*endpoint
+	tried := buf[:0]
+	var last failure
+	for len(tried) < maxAttempts {
+		ep := pick(rt.endpoints, tried, r.cfg.Now(), r.cfg.Rand)
+		if ep == nil {
+			break
+		}
+		tried = append(tried, ep)
+		up, f := r.attempt(x, ep)
+		if f == 0 {
+			r.relay(x, up)
+			return
+		}
+		if !f.retriable() {
+			r.fail(x, f.hError())
+			return
+		}
+		ep.quarantine(r.cfg.Now(), r.cfg.Quarantine)
+		last = f
+	}
+	r.fail(x, last.hError())
+}
+
+func (x *exchange) buildOutbound() {
+	x.out = outbound(x.req, x.rec.requestID, x.rec.fwd, x.start.UnixMilli())
+	if x.req.ContentLength == 0 {
+		x.out.Body = nil // none (a GET); net/http would probe an unknown one
+		return
+	}
+	x.body = &clientBody{r: x.req.Body}
+	x.out.Body = x.body
+}
+
+// relay streams the dyno's response to the client.
+func (r *Router) relay(x *exchange, up *upstream) {
+	defer up.close()
+	res := up.res
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		r.upgrade(x, up)
+		return
+	}
+	h := x.w.Header()
+	copyResponseHeader(h, res.Header)
+	announceTrailers(h, res.Trailer)
+	// Streams (no length: chunked, SSE, long polls) are flushed as they
+	// come; sized bodies go through net/http's buffer.
+	stream := res.ContentLength == -1
+	x.wrote = true
+	x.w.WriteHeader(res.StatusCode)
+	n, readErr, writeErr := copyBody(x.w, res.Body, stream)
+	for k, vv := range res.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+	x.rec.status, x.rec.bytes = res.StatusCode, n
+	x.rec.service = r.cfg.Now().Sub(up.start) - x.rec.connect
+	switch {
+	case x.req.Context().Err() != nil || writeErr != nil:
+		x.rec.fail = errH27
+	case readErr != nil:
+		// The dyno broke off mid-body: abort the client's connection too,
+		// so a truncated body is never taken for a complete one.
+		x.rec.fail = errH18
+		r.finish(x)
+		panic(http.ErrAbortHandler)
+	}
+	r.finish(x)
+}
+
+func announceTrailers(h, trailer http.Header) {
+	for k := range trailer {
+		h.Add("Trailer", k)
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBody copies a response body to the client, flushing after every
+// write when stream is set. It tells read (dyno) errors from write
+// (client) errors.
+func copyBody(w http.ResponseWriter, body io.Reader, stream bool) (n int64, readErr, writeErr error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	var rc *http.ResponseController
+	if stream {
+		rc = http.NewResponseController(w)
+		if err := rc.Flush(); err != nil {
+			return 0, nil, err
+		}
+	}
+	for {
+		nr, rerr := body.Read(*bp)
+		if nr > 0 {
+			nw, werr := w.Write((*bp)[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, nil, werr
+			}
+			if stream {
+				if werr := rc.Flush(); werr != nil {
+					return n, nil, werr
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil, nil
+		}
+		if rerr != nil {
+			return n, rerr, nil
+		}
+	}
+}
+
+// fail answers with e's page and logs the request. When e has no page,
+// or the response has started, it aborts the connection instead.
+func (r *Router) fail(x *exchange, e *hError) {
+	x.rec.fail, x.rec.status = e, e.status
+	if e.page == nil || x.wrote {
+		// No page (the client broke off): close the connection rather
+		// than let net/http answer an empty 200.
+		r.finish(x)
+		panic(http.ErrAbortHandler)
+	}
+	x.wrote = true
+	writePage(x.w, e.status, e.page)
+	r.finish(x)
+}
+
+// finish writes the request's log line.
+func (r *Router) finish(x *exchange) { r.logLine(x.app, &x.rec) }

@@ -1,0 +1,205 @@
+package router
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/store"
+)
+
+// table is one immutable snapshot of every app's route. Requests load it
+// from an atomic pointer without locks; Run replaces it whole after each
+// batch of watch events (copy-on-write of the app map, with unchanged
+// routes shared). changed is closed when a newer table replaces this one,
+// so requests waiting for a dyno to boot wake without polling.
+type table struct {
+	routes  map[string]*route
+	changed chan struct{}
+}
+
+// route is what the router knows of one app. Immutable once published;
+// the endpoints' counters are the only moving parts.
+type route struct {
+	app         string
+	maintenance bool
+	blank       bool        // no release with a slug yet: H81
+	web         int         // wanted web dynos; 0 (or no web type): H14
+	endpoints   []*endpoint // up web dynos with an address, by dyno name
+	starting    int         // web dynos starting, or up without an address yet
+	crashed     int         // web dynos crashed
+}
+
+// decide says what to do with a request for the route: an error to answer
+// with, wait for a starting dyno, or (neither) proxy to an endpoint.
+func (rt *route) decide() (fail *hError, wait bool) {
+	switch {
+	case rt.maintenance:
+		return errH80, false
+	case len(rt.endpoints) > 0:
+		return nil, false
+	case rt.blank:
+		return errH81, false
+	case rt.web == 0:
+		return errH14, false
+	case rt.crashed > 0 && rt.starting == 0:
+		return errH10, false
+	}
+	// Web dynos are wanted and some are starting, or not placed yet.
+	return nil, true
+}
+
+// state is everything the watches have said, owned by Run's goroutine.
+type state struct {
+	apps   map[string]grid.App
+	forms  map[string]grid.Formation
+	dynos  map[string]map[string]grid.Dyno // app → dyno key → dyno
+	dirty  map[string]struct{}             // apps changed since the last publish
+	synced [3]bool                         // apps, formations, dynos delivered their initial values
+}
+
+func newState() *state {
+	return &state{
+		apps:  map[string]grid.App{},
+		forms: map[string]grid.Formation{},
+		dynos: map[string]map[string]grid.Dyno{},
+		dirty: map[string]struct{}{},
+	}
+}
+
+func (s *state) loaded() bool { return s.synced[0] && s.synced[1] && s.synced[2] }
+
+func (s *state) applyApp(ev store.Event[grid.App]) {
+	if ev.Synced {
+		s.synced[0] = true
+		return
+	}
+	if ev.Deleted {
+		delete(s.apps, ev.Key)
+	} else {
+		s.apps[ev.Key] = ev.Value
+	}
+	s.dirty[ev.Key] = struct{}{}
+}
+
+func (s *state) applyFormation(ev store.Event[grid.Formation]) {
+	if ev.Synced {
+		s.synced[1] = true
+		return
+	}
+	if ev.Deleted {
+		delete(s.forms, ev.Key)
+	} else {
+		s.forms[ev.Key] = ev.Value
+	}
+	s.dirty[ev.Key] = struct{}{}
+}
+
+// applyDyno files a dyno under its app: the key's first token, since app
+// names cannot contain dots and a deleted dyno has no value to ask.
+func (s *state) applyDyno(ev store.Event[grid.Dyno]) {
+	if ev.Synced {
+		s.synced[2] = true
+		return
+	}
+	app, _, _ := strings.Cut(ev.Key, ".")
+	ds := s.dynos[app]
+	if ev.Deleted {
+		delete(ds, ev.Key)
+		if len(ds) == 0 {
+			delete(s.dynos, app)
+		}
+	} else {
+		if ds == nil {
+			ds = map[string]grid.Dyno{}
+			s.dynos[app] = ds
+		}
+		ds[ev.Key] = ev.Value
+	}
+	s.dirty[app] = struct{}{}
+}
+
+// allApps marks every app known to any watch dirty, for the first table.
+func (s *state) allApps() {
+	for a := range s.apps {
+		s.dirty[a] = struct{}{}
+	}
+	for a := range s.forms {
+		s.dirty[a] = struct{}{}
+	}
+	for a := range s.dynos {
+		s.dirty[a] = struct{}{}
+	}
+}
+
+// builder turns state into routes, reusing endpoints across tables so that
+// in-flight counts and quarantines survive route changes. Owned by Run.
+type builder struct {
+	endpoints map[string]map[string]*endpoint // app → dyno key → endpoint
+}
+
+func newBuilder() *builder { return &builder{endpoints: map[string]map[string]*endpoint{}} }
+
+// forgetExcept drops the endpoints of apps not in keep.
+func (b *builder) forgetExcept(keep map[string]struct{}) {
+	for app := range b.endpoints {
+		if _, ok := keep[app]; !ok {
+			delete(b.endpoints, app)
+		}
+	}
+}
+
+// next returns a table with the dirty apps rebuilt and clears the dirty
+// set. old's routes map is not modified.
+func (b *builder) next(s *state, old map[string]*route) map[string]*route {
+	routes := make(map[string]*route, len(old)+len(s.dirty))
+	for app, rt := range old {
+		routes[app] = rt
+	}
+	for app := range s.dirty {
+		if rt := b.route(s, app); rt != nil {
+			routes[app] = rt
+		} else {
+			delete(routes, app)
+			delete(b.endpoints, app)
+		}
+	}
+	clear(s.dirty)
+	return routes
+}
+
+// route builds one app's route; nil when there is no such app.
+func (b *builder) route(s *state, app string) *route {
+	a, ok := s.apps[app]
+	if !ok {
+		return nil
+	}
+	rt := &route{
+		app:         app,
+		maintenance: a.Maintenance,
+		blank:       a.Release.SlugID == "",
+		web:         s.forms[app].Types["web"].Quantity,
+	}
+	old, fresh := b.endpoints[app], map[string]*endpoint{}
+	for key, d := range s.dynos[app] {
+		if d.Type != "web" {
+			continue
+		}
+		switch {
+		case d.State == grid.DynoUp && d.Addr != "":
+			ep := old[key]
+			if ep == nil || ep.addr != d.Addr || ep.dyno != d.Name {
+				ep = &endpoint{dyno: d.Name, addr: d.Addr}
+			}
+			fresh[key] = ep
+			rt.endpoints = append(rt.endpoints, ep)
+		case d.State == grid.DynoStarting || d.State == grid.DynoUp:
+			rt.starting++
+		case d.State == grid.DynoCrashed:
+			rt.crashed++
+		}
+	}
+	sort.Slice(rt.endpoints, func(i, j int) bool { return rt.endpoints[i].dyno < rt.endpoints[j].dyno })
+	b.endpoints[app] = fresh
+	return rt
+}

@@ -1,0 +1,89 @@
+package router
+
+import (
+	"testing"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/store"
+)
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	up := []*endpoint{{dyno: "web.1"}}
+	cases := []struct {
+		name string
+		rt   route
+		fail *hError
+		wait bool
+	}{
+		{"up", route{web: 1, endpoints: up}, nil, false},
+		{"maintenance wins", route{web: 1, endpoints: up, maintenance: true}, errH80, false},
+		{"up while scaled to 0 still serves", route{web: 0, endpoints: up}, nil, false},
+		{"never deployed", route{blank: true}, errH81, false},
+		{"scaled to 0", route{web: 0}, errH14, false},
+		{"all crashed", route{web: 2, crashed: 2}, errH10, false},
+		{"starting", route{web: 1, starting: 1}, nil, true},
+		{"crashed and starting", route{web: 2, crashed: 1, starting: 1}, nil, true},
+		{"wanted, not placed yet", route{web: 1}, nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fail, wait := tc.rt.decide()
+			if fail != tc.fail || wait != tc.wait {
+				t.Errorf("decide = %v, %v; want %v, %v", fail, wait, tc.fail, tc.wait)
+			}
+		})
+	}
+}
+
+func TestBuilderRoutes(t *testing.T) {
+	t.Parallel()
+	s, b := newState(), newBuilder()
+	s.applyApp(store.Event[grid.App]{Key: "shop", Value: grid.App{Name: "shop", Release: grid.Release{SlugID: "s"}}})
+	s.applyFormation(store.Event[grid.Formation]{Key: "shop", Value: grid.Formation{Types: map[string]grid.FormationType{"web": {Quantity: 3}}}})
+	dyno := func(id, name, typ string, st grid.DynoState, addr string) {
+		s.applyDyno(store.Event[grid.Dyno]{Key: "shop." + id, Value: grid.Dyno{ID: id, App: "shop", Name: name, Type: typ, State: st, Addr: addr}})
+	}
+	dyno("a", "web.2", "web", grid.DynoUp, "10.0.0.2:5000")
+	dyno("b", "web.1", "web", grid.DynoUp, "10.0.0.1:5000")
+	dyno("c", "web.3", "web", grid.DynoStarting, "")
+	dyno("d", "worker.1", "worker", grid.DynoUp, "10.0.0.9:5000")
+	dyno("e", "web.4", "web", grid.DynoCrashed, "")
+	dyno("f", "web.5", "web", grid.DynoDown, "10.0.0.5:5000")
+	s.applyDyno(store.Event[grid.Dyno]{Key: "ghost.x", Value: grid.Dyno{App: "ghost", Type: "web", State: grid.DynoUp, Addr: "1.1.1.1:1"}})
+	s.applyApp(store.Event[grid.App]{Synced: true})
+	if s.loaded() {
+		t.Fatal("loaded before every watch synced")
+	}
+
+	routes := b.next(s, nil)
+	rt := routes["shop"]
+	if rt == nil || len(rt.endpoints) != 2 || rt.endpoints[0].dyno != "web.1" || rt.endpoints[1].dyno != "web.2" {
+		t.Fatalf("endpoints %+v", rt)
+	}
+	if rt.web != 3 || rt.starting != 1 || rt.crashed != 1 || rt.blank {
+		t.Errorf("route %+v", rt)
+	}
+	if routes["ghost"] != nil {
+		t.Error("dynos without an app record are routed")
+	}
+
+	// Endpoints survive rebuilds (their counters matter); an address
+	// change makes a new one; a deleted dyno disappears.
+	web1 := rt.endpoints[0]
+	web1.inflight.Store(7)
+	dyno("a", "web.2", "web", grid.DynoUp, "10.0.0.22:5000")
+	s.applyDyno(store.Event[grid.Dyno]{Key: "shop.c", Deleted: true})
+	next := b.next(s, routes)
+	rt2 := next["shop"]
+	if rt2.endpoints[0] != web1 || rt2.endpoints[1].addr != "10.0.0.22:5000" || rt2.starting != 0 {
+		t.Errorf("rebuilt route %+v", rt2)
+	}
+	if routes["shop"] != rt {
+		t.Error("old table modified")
+	}
+	s.applyApp(store.Event[grid.App]{Key: "shop", Deleted: true})
+	if last := b.next(s, next); last["shop"] != nil {
+		t.Error("deleted app still routed")
+	}
+}

@@ -1,0 +1,59 @@
+package router
+
+import (
+	"io"
+	"net/http"
+	"strings"
+)
+
+// errH17 answers a 101 the client did not ask for, or for another
+// protocol than it asked for.
+var errH17 = &hError{"H17", "Poorly formatted HTTP response", http.StatusServiceUnavailable, "error", appErrorPage}
+
+// upgrade completes a protocol switch (WebSocket and the like): the
+// dyno's 101 goes to the client, then bytes flow both ways untouched until
+// either side closes. The log line is written once the switch is made.
+func (r *Router) upgrade(x *exchange, up *upstream) {
+	res := up.res
+	want, got := upgradeType(x.req.Header), res.Header.Get("Upgrade")
+	backend, ok := up.body.(io.ReadWriteCloser)
+	if want == "" || !strings.EqualFold(want, got) || !ok {
+		r.fail(x, errH17)
+		return
+	}
+	conn, brw, err := http.NewResponseController(x.w).Hijack()
+	if err != nil {
+		r.fail(x, errH99)
+		return
+	}
+	r.upgraded.add(conn)
+	defer r.upgraded.remove(conn)
+	defer conn.Close()
+	x.wrote = true
+
+	removeHopHeaders(res.Header)
+	res.Header.Set("Connection", "Upgrade")
+	res.Header.Set("Upgrade", got)
+	res.Header.Add("Via", via)
+	res.Body = nil // res.Write sends the head only
+	if err := res.Write(brw); err != nil {
+		return
+	}
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	x.rec.status = res.StatusCode
+	x.rec.service = r.cfg.Now().Sub(up.start) - x.rec.connect
+	r.finish(x)
+
+	done := make(chan struct{}, 2)
+	go func() {
+		io.Copy(backend, brw.Reader) // bytes the client sent early are buffered in brw
+		done <- struct{}{}
+	}()
+	go func() {
+		io.Copy(conn, backend)
+		done <- struct{}{}
+	}()
+	<-done // either side closing ends both (deferred closes)
+}
