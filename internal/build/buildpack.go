@@ -1,0 +1,179 @@
+package build
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/sandbox"
+)
+
+// builtins are the buildpacks shipped in the binary, in detection order.
+//
+//go:embed buildpacks
+var builtins embed.FS
+
+var builtinOrder = []string{"go", "nodejs", "procfile"}
+
+// Buildpack is a classic buildpack: a directory with bin/detect,
+// bin/compile and optionally bin/release.
+type Buildpack struct {
+	Name string // [a-z0-9-]; it is mounted at /tmp/buildpacks/<Name>
+	Dir  string // host path
+}
+
+var buildpackNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+func checkBuildpacks(packs []Buildpack) error {
+	for _, bp := range packs {
+		if !buildpackNameRE.MatchString(bp.Name) || !filepath.IsAbs(bp.Dir) {
+			return fmt.Errorf("buildpack %q at %q: name must be [a-z0-9-] and dir absolute: %w", bp.Name, bp.Dir, grid.ErrInvalid)
+		}
+		if _, err := os.Stat(filepath.Join(bp.Dir, "bin", "compile")); err != nil {
+			return fmt.Errorf("buildpack %s has no bin/compile: %w", bp.Name, grid.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// hasRelease reports whether bp has the optional bin/release.
+func (bp Buildpack) hasRelease() bool {
+	_, err := os.Stat(filepath.Join(bp.Dir, "bin", "release"))
+	return err == nil
+}
+
+// Paths inside a build sandbox.
+const (
+	sbBuild      = "/tmp/build"
+	sbCache      = "/tmp/cache"
+	sbEnv        = "/tmp/env"
+	sbBuildpacks = "/tmp/buildpacks"
+	buildPath    = "/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin"
+)
+
+// Build sandbox limits: a build needs more than a dyno.
+const (
+	buildMemoryMB = 2048
+	buildPidsMax  = 1024
+	buildTmpMB    = 1024
+)
+
+// installBuiltins writes the embedded buildpacks to dir/<name>, replacing
+// what an earlier version left there, scripts executable.
+func installBuiltins(dir string) ([]Buildpack, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("build: buildpacks: %w", err)
+	}
+	err := fs.WalkDir(builtins, "buildpacks", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, strings.TrimPrefix(p, "buildpacks"))
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := builtins.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if path.Base(path.Dir(p)) == "bin" {
+			mode = 0o755
+		}
+		if err := os.WriteFile(dst, b, mode); err != nil {
+			return err
+		}
+		return os.Chmod(dst, mode) // WriteFile's mode is masked by the umask
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build: install buildpacks: %w", err)
+	}
+	packs := make([]Buildpack, len(builtinOrder))
+	for i, n := range builtinOrder {
+		packs[i] = Buildpack{Name: n, Dir: filepath.Join(dir, n)}
+	}
+	return packs, nil
+}
+
+// job is one build's places on the host and its identity.
+type job struct {
+	app    grid.App
+	commit string
+	work   string // WorkDir/builds/<app>-<rand>: everything below is removed at the end
+	dir    string // work/app: BUILD_DIR, later the slug tree
+	env    string // work/env: ENV_DIR
+	cache  string // CacheDir/<app>: CACHE_DIR
+}
+
+// script runs bin/<name> of bp in a fresh build sandbox with args (paths
+// inside the sandbox) and waits for it. The sandbox is destroyed before
+// script returns, so no tenant process is left touching the build tree.
+// It returns the exit code; an error means the script could not be run
+// or ctx ended.
+func (b *Builder) script(ctx context.Context, j *job, bp Buildpack, name string, network bool, stdout, stderr io.Writer, args ...string) (int, error) {
+	mountAt := path.Join(sbBuildpacks, bp.Name)
+	spec := sandbox.Spec{
+		ID:   sandboxID("build", j.app.Name),
+		Args: append([]string{path.Join(mountAt, "bin", name)}, args...),
+		Env: []string{
+			"PATH=" + buildPath, "HOME=/tmp", "STACK=" + grid.Stack, "SOURCE_VERSION=" + j.commit,
+			"BUILDPACK_DIR=" + mountAt, "LANG=C.UTF-8",
+		},
+		Dir: sbBuild,
+		UID: j.app.UID, GID: j.app.UID,
+		Mounts: []sandbox.Mount{
+			{Source: j.dir, Target: sbBuild, Writable: true},
+			{Source: j.cache, Target: sbCache, Writable: true},
+			{Source: j.env, Target: sbEnv},
+			{Source: bp.Dir, Target: mountAt},
+		},
+		MemoryMB: buildMemoryMB, PidsMax: buildPidsMax, TmpMB: buildTmpMB,
+		Network: network,
+		Stdout:  stdout, Stderr: stderr,
+	}
+	sb, err := b.cfg.Sandboxes.Start(ctx, spec)
+	if err != nil {
+		return -1, fmt.Errorf("build sandbox for %s %s: %w", bp.Name, name, err)
+	}
+	defer func() {
+		if err := sb.Destroy(); err != nil {
+			b.log.Warn("build sandbox destroy failed", "app", j.app.Name, "err", err)
+		}
+	}()
+	select {
+	case <-sb.Done():
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
+	return sb.Wait()
+}
+
+// sandboxID is a fresh sandbox ID: kind-app-random, within [a-z0-9-]{1,64}.
+func sandboxID(kind, app string) string {
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	return kind + "-" + app + "-" + hex.EncodeToString(r[:])
+}
+
+// limited keeps at most n bytes written to it and drops the rest.
+type limited struct {
+	buf []byte
+	n   int
+}
+
+func (l *limited) Write(b []byte) (int, error) {
+	if room := l.n - len(l.buf); room > 0 {
+		l.buf = append(l.buf, b[:min(room, len(b))]...)
+	}
+	return len(b), nil
+}

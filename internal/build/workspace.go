@@ -1,0 +1,99 @@
+package build
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/slug"
+)
+
+// prepare unpacks the source into a fresh build dir and writes ENV_DIR and
+// the app's cache dir, all owned by the app's uid.
+func (b *Builder) prepare(j *job, source io.Reader, out *output) error {
+	if err := slug.UnpackTar(source, j.dir, b.cfg.MaxSourceBytes); err != nil {
+		if errors.Is(err, grid.ErrInvalid) || errors.Is(err, grid.ErrTooLarge) {
+			return reject(err, out, "Push rejected: the pushed source cannot be unpacked: "+explain(err))
+		}
+		return fmt.Errorf("unpack source: %w", err)
+	}
+	if err := writeEnvDir(j.env, j.app.Release.Config); err != nil {
+		return err
+	}
+	if err := b.appCache(j); err != nil {
+		return err
+	}
+	for _, d := range []string{j.dir, j.env} {
+		if err := slug.Chown(d, j.app.UID); err != nil {
+			return fmt.Errorf("build: chown %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// appCache makes sure the app's build cache exists and belongs to the
+// app's uid. A cache owned by another uid was left by a deleted app of the
+// same name: it is wiped, never handed to the new tenant. Its contents
+// are the tenant's own (written in the sandbox as its uid), so only the
+// directory itself is chowned.
+func (b *Builder) appCache(j *job) error {
+	fi, err := os.Lstat(j.cache)
+	if err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.IsDir() && int(st.Uid) == j.app.UID {
+			return nil
+		}
+		if err := os.RemoveAll(j.cache); err != nil {
+			return fmt.Errorf("build cache: %w", err)
+		}
+	}
+	if err := os.Mkdir(j.cache, 0o700); err != nil {
+		return fmt.Errorf("build cache: %w", err)
+	}
+	return os.Lchown(j.cache, j.app.UID, j.app.UID)
+}
+
+// PurgeCache removes an app's build cache (heroku builds:cache:purge, and
+// on app deletion). It must not run during a build of that app.
+func (b *Builder) PurgeCache(app string) error {
+	if err := grid.ValidateAppName(app); err != nil {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(b.cfg.CacheDir, app))
+}
+
+// writeEnvDir writes one file per config var, as bin/compile expects.
+func writeEnvDir(dir string, config map[string]string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("env dir: %w", err)
+	}
+	for k, v := range config {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o600); err != nil {
+			return fmt.Errorf("env dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// stripSpecialBits clears setuid, setgid and sticky bits the build left
+// in the tree, so the adopted tree matches what Unpack makes of the slug
+// on other hosts. Symlinks are skipped; no tenant process runs any more.
+func stripSpecialBits(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if m := fi.Mode(); m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
+			return os.Chmod(p, m.Perm())
+		}
+		return nil
+	})
+}
