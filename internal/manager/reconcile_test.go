@@ -1,0 +1,281 @@
+package manager
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dynogrid/grid/internal/grid"
+)
+
+var t0 = time.Date(2026, 1, 5, 14, 0, 0, 0, time.UTC)
+
+// fixture builds a view: app "a" at release v3 with a slug, hosts h1 and
+// h2 live (8 GB each), formation web=2 worker=0 unless changed.
+type fixture struct {
+	v *view
+}
+
+func newFixture() *fixture {
+	v := newView()
+	v.apps["a"] = grid.App{ID: "app-a", Name: "a", UID: 200001, Release: grid.Release{Version: 3, SlugID: "slug3", Config: map[string]string{"K": "v"}}}
+	v.formations["a"] = grid.Formation{App: "a", Types: map[string]grid.FormationType{
+		"web":    {Quantity: 2, Size: "standard-1x", Command: "bin/web"},
+		"worker": {Quantity: 0, Size: "standard-1x", Command: "bin/worker"},
+	}}
+	for _, h := range []string{"h1", "h2"} {
+		v.hosts[h] = seenHost{Host: grid.Host{ID: h, MemoryMB: 8192, Cores: 2}, Seen: t0}
+	}
+	return &fixture{v: v}
+}
+
+// assign adds an assignment of app a; state "" means no dyno record.
+func (f *fixture) assign(id, host, name string, release, epoch int, state grid.DynoState) *fixture {
+	typ := name[:len(name)-2]
+	f.v.assignments[id] = grid.Assignment{DynoID: id, App: "a", Host: host, Name: name, Type: typ, Release: release, Epoch: epoch, Size: "standard-1x", CreatedAt: t0}
+	if state != "" {
+		f.dyno(id, host, name, state, t0)
+	}
+	return f
+}
+
+func (f *fixture) dyno(id, host, name string, state grid.DynoState, since time.Time) *fixture {
+	f.v.dynos[id] = seenDyno{Dyno: grid.Dyno{ID: id, App: "a", Name: name, Host: host, State: state}, Since: since}
+	return f
+}
+
+func (f *fixture) scale(typ string, q int) *fixture {
+	ft := f.v.formations["a"].Types[typ]
+	ft.Quantity = q
+	f.v.formations["a"].Types[typ] = ft
+	return f
+}
+
+func (f *fixture) with(fn func(v *view)) *fixture { fn(f.v); return f }
+
+func decide(v *view, now time.Time) decision {
+	n := 0
+	return reconcile(v, "a", policy{
+		Now:         now,
+		HostTimeout: 6 * time.Second,
+		ForgetAfter: 45 * time.Second,
+		NewID:       func() string { n++; return fmt.Sprintf("new%d", n) },
+	})
+}
+
+func TestReconcile(t *testing.T) {
+	now := t0.Add(time.Second)
+	tests := []struct {
+		name     string
+		f        *fixture
+		now      time.Time
+		want     []string
+		unplaced []string
+	}{
+		{
+			name: "scale up from nothing spreads over hosts",
+			f:    newFixture(),
+			want: []string{"put web.1 v3 e0 on h1", "put web.2 v3 e0 on h2"},
+		},
+		{
+			name: "converged does nothing",
+			f:    newFixture().assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).assign("d2", "h2", "web.2", 3, 0, grid.DynoStarting),
+		},
+		{
+			name: "scale down deletes the highest names",
+			f:    newFixture().scale("web", 1).assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).assign("d2", "h2", "web.2", 3, 0, grid.DynoUp),
+			want: []string{"delete web.2 d2 (not in formation)"},
+		},
+		{
+			name: "scale to zero deletes all",
+			f:    newFixture().scale("web", 0).assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).assign("d2", "h2", "web.2", 3, 0, grid.DynoUp),
+			want: []string{"delete web.1 d1 (not in formation)", "delete web.2 d2 (not in formation)"},
+		},
+		{
+			name: "new release starts new dynos, old keep serving",
+			f:    newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp),
+			want: []string{"put web.1 v3 e0 on h2"},
+		},
+		{
+			name: "old stays while the new one starts",
+			f:    newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoStarting),
+		},
+		{
+			name: "old stays until the new one has a record",
+			f:    newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, ""),
+		},
+		{
+			name: "old is deleted once the new one is up",
+			f:    newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp),
+			want: []string{"delete web.1 old (replaced by new)"},
+		},
+		{
+			name: "a crashed new dyno replaces the old one too",
+			f:    newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoCrashed),
+			want: []string{"delete web.1 old (replaced by new)"},
+		},
+		{
+			name: "epoch bump replaces start-before-stop",
+			f: newFixture().scale("web", 1).assign("old", "h1", "web.1", 3, 0, grid.DynoUp).with(func(v *view) {
+				ft := v.formations["a"].Types["web"]
+				ft.Epoch = 1
+				v.formations["a"].Types["web"] = ft
+			}),
+			want: []string{"put web.1 v3 e1 on h2"},
+		},
+		{
+			name: "duplicate fresh assignments keep the up one",
+			f:    newFixture().scale("web", 1).assign("d1", "h1", "web.1", 3, 0, grid.DynoStarting).assign("d2", "h2", "web.1", 3, 0, grid.DynoUp),
+			want: []string{"delete web.1 d1 (duplicate of d2)"},
+		},
+		{
+			name: "app deleted",
+			f: newFixture().assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).with(func(v *view) {
+				delete(v.apps, "a")
+				delete(v.formations, "a")
+				v.assignments["r1"] = grid.Assignment{DynoID: "r1", App: "a", Host: "h2", Name: "run.1", Type: "run", OneOff: true}
+			}),
+			want: []string{"delete run.1 r1 (app deleted)", "delete web.1 d1 (app deleted)"},
+		},
+		{
+			name: "no slug yet runs nothing",
+			f: newFixture().with(func(v *view) {
+				a := v.apps["a"]
+				a.Release = grid.Release{Version: 1}
+				v.apps["a"] = a
+			}),
+		},
+		{
+			name: "types without a command are not run",
+			f: newFixture().scale("web", 0).scale("worker", 1).with(func(v *view) {
+				ft := v.formations["a"].Types["worker"]
+				ft.Command = ""
+				v.formations["a"].Types["worker"] = ft
+			}),
+		},
+		{
+			name: "a host heard from within the timeout is live",
+			f:    newFixture().scale("web", 1).assign("d1", "h2", "web.1", 3, 0, grid.DynoUp),
+			now:  t0.Add(5 * time.Second),
+			want: nil,
+		},
+		{
+			name: "lost host after the timeout",
+			f: newFixture().scale("web", 1).assign("d1", "h2", "web.1", 3, 0, grid.DynoUp).with(func(v *view) {
+				h := v.hosts["h1"]
+				h.Seen = t0.Add(5 * time.Second)
+				v.hosts["h1"] = h
+			}),
+			now: t0.Add(7 * time.Second),
+			want: []string{
+				"delete web.1 d1 (host lost)",
+				"put web.1 v3 e0 on h1",
+				"forget web.1 d1 (host lost)",
+			},
+		},
+		{
+			name:     "no live hosts: nothing placed, reported",
+			f:        newFixture().scale("web", 1),
+			now:      t0.Add(time.Minute),
+			unplaced: []string{"web.1: no live hosts"},
+		},
+		{
+			name: "full hosts: reported, the rest placed",
+			f: newFixture().scale("web", 3).with(func(v *view) {
+				for _, id := range []string{"h1", "h2"} {
+					h := v.hosts[id]
+					h.MemoryMB = 512
+					v.hosts[id] = h
+				}
+			}),
+			want:     []string{"put web.1 v3 e0 on h1", "put web.2 v3 e0 on h2"},
+			unplaced: []string{"web.3: needs 512 MB of memory; the most any of 2 hosts has free is 0 MB"},
+		},
+		{
+			name: "records without assignments are forgotten when down long enough",
+			f: newFixture().scale("web", 0).
+				dyno("gone1", "h1", "web.1", grid.DynoDown, t0.Add(-time.Minute)).
+				dyno("gone2", "h1", "web.2", grid.DynoCrashed, t0.Add(-time.Minute)).
+				dyno("stopping", "h1", "web.3", grid.DynoDown, t0).
+				dyno("up", "h2", "web.4", grid.DynoUp, t0.Add(-time.Hour)).
+				dyno("lost", "h9", "web.5", grid.DynoUp, t0),
+			want: []string{
+				"forget web.1 gone1 (unassigned and down)",
+				"forget web.2 gone2 (unassigned and crashed)",
+				"forget web.5 lost (host lost)",
+			},
+		},
+		{
+			name: "one-off dynos stay while they run and go when they exit",
+			f: newFixture().scale("web", 0).with(func(v *view) {
+				v.assignments["r1"] = grid.Assignment{DynoID: "r1", App: "a", Host: "h1", Name: "run.1", Type: "run", OneOff: true, Release: 3}
+				v.assignments["r2"] = grid.Assignment{DynoID: "r2", App: "a", Host: "h1", Name: "run.2", Type: "run", OneOff: true, Release: 3}
+				v.dynos["r1"] = seenDyno{Dyno: grid.Dyno{ID: "r1", App: "a", Name: "run.1", Host: "h1", State: grid.DynoUp}}
+				v.dynos["r2"] = seenDyno{Dyno: grid.Dyno{ID: "r2", App: "a", Name: "run.2", Host: "h1", State: grid.DynoCrashed}}
+			}),
+			want: []string{"delete run.2 r2 (one-off exited)"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := tt.now
+			if at.IsZero() {
+				at = now
+			}
+			d := decide(tt.f.v, at)
+			var got, unplaced []string
+			for _, a := range d.Actions {
+				got = append(got, a.String())
+			}
+			for _, p := range d.Unplaced {
+				unplaced = append(unplaced, p.Request.Name+": "+p.Reason)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("actions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.unplaced, unplaced); diff != "" {
+				t.Errorf("unplaced (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestReconcileNewAssignment(t *testing.T) {
+	f := newFixture().scale("web", 1)
+	d := decide(f.v, t0)
+	if len(d.Actions) != 1 {
+		t.Fatalf("actions %v", d.Actions)
+	}
+	want := grid.Assignment{
+		DynoID: "new1", App: "a", AppID: "app-a", UID: 200001, Host: "h1",
+		Name: "web.1", Type: "web", Command: "bin/web", Size: "standard-1x",
+		Release: 3, Epoch: 0, SlugID: "slug3", Env: map[string]string{"K": "v"}, CreatedAt: t0,
+	}
+	if diff := cmp.Diff(want, d.Actions[0].Assignment); diff != "" {
+		t.Errorf("assignment (-want +got):\n%s", diff)
+	}
+}
+
+// Applying a decision to the view and deciding again must not repeat it:
+// the manager relies on this between its writes and their echoes.
+func TestReconcileConverges(t *testing.T) {
+	f := newFixture().scale("web", 3).scale("worker", 2).assign("old", "h1", "web.1", 2, 0, grid.DynoUp)
+	for round := 0; round < 5; round++ {
+		d := decide(f.v, t0)
+		if len(d.Actions) == 0 {
+			if n := len(f.v.assignments); n != 6 {
+				t.Fatalf("converged with %d assignments, want 6 (5 new + old until the new web.1 is up)", n)
+			}
+			return
+		}
+		for _, a := range d.Actions {
+			if a.Op == opPut {
+				a.Assignment.DynoID = fmt.Sprintf("%s-r%d", a.Assignment.Name, round)
+			}
+			f.v.do(a)
+		}
+	}
+	t.Fatal("no convergence in 5 rounds")
+}
