@@ -1,0 +1,271 @@
+// Package api serves the subset of the Heroku Platform API v3 that the grid
+// CLI and the Heroku CLI use (apps, config vars, releases and rollback,
+// formation, dynos, log sessions) over the store, in Heroku's paths and
+// JSON shapes (package schema).
+//
+// Every request is authenticated with an API key, answered in JSON with a
+// Request-Id, and every error goes through the one category→status table
+// in errors.go. Lists honour Range paging. The package never runs dynos or
+// builds itself: it records what is wanted (releases, formation, restart
+// epochs) and the manager and hosts act on it. It must never log config
+// var values, API keys or log-session tokens.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/logs"
+	"github.com/dynogrid/grid/internal/store"
+)
+
+// Config configures the API handler.
+type Config struct {
+	// Store is where apps, releases and formations live. Required.
+	Store *store.Store
+	// Logs receives app[api] audit lines and serves log sessions. Nil
+	// disables both (log-session requests then fail with 503).
+	Logs *logs.Log
+	// Logger receives request and error logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Domain is the apps' domain ("localhost" serves <app>.localhost).
+	Domain string
+	// WebURL is an app's public URL. Nil means "http://<app>.<Domain>/".
+	WebURL func(app string) string
+	// GitURL is an app's git remote. Nil means "<BaseURL>/<app>.git".
+	GitURL func(app string) string
+	// SessionSecret is the HMAC key that signs log-session capability URLs.
+	// Empty means a random key: sessions then do not survive a restart or
+	// work across API processes.
+	SessionSecret []byte
+	// BaseURL is this API's external URL ("http://localhost:5000"), used
+	// to build logplex_url. Required for log sessions.
+	BaseURL string
+	// Git serves /<app>.git/... (git smart HTTP) and authenticates those
+	// requests itself. Nil answers them with 404.
+	Git http.Handler
+	// AppDestroyed, when set, is called after an app is deleted so that
+	// parts holding per-app files outside the store (git repos, build
+	// caches) remove them. Errors are theirs to log.
+	AppDestroyed func(ctx context.Context, app string)
+}
+
+// maxBodyBytes caps request bodies.
+const maxBodyBytes = 1 << 20
+
+type server struct {
+	store        *store.Store
+	logs         *logs.Log
+	logger       *slog.Logger
+	webURL       func(string) string
+	gitURL       func(string) string
+	secret       []byte
+	baseURL      string
+	git          http.Handler
+	appDestroyed func(ctx context.Context, app string)
+	mux          *http.ServeMux
+	// now is the clock for log-session expiry and audit lines; tests
+	// replace it.
+	now func() time.Time
+	// started stands in for the account creation time, which is not
+	// recorded anywhere.
+	started time.Time
+}
+
+// New returns the API handler.
+func New(cfg Config) http.Handler { return newServer(cfg) }
+
+func newServer(cfg Config) *server {
+	s := &server{
+		store:        cfg.Store,
+		logs:         cfg.Logs,
+		logger:       cfg.Logger,
+		webURL:       cfg.WebURL,
+		gitURL:       cfg.GitURL,
+		secret:       cfg.SessionSecret,
+		baseURL:      strings.TrimRight(cfg.BaseURL, "/"),
+		git:          cfg.Git,
+		appDestroyed: cfg.AppDestroyed,
+		mux:          http.NewServeMux(),
+		now:          time.Now,
+	}
+	s.started = s.now()
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.webURL == nil {
+		domain := cfg.Domain
+		s.webURL = func(app string) string { return "http://" + app + "." + domain + "/" }
+	}
+	if s.gitURL == nil {
+		s.gitURL = func(app string) string { return s.baseURL + "/" + app + ".git" }
+	}
+	if len(s.secret) == 0 {
+		s.secret = make([]byte, 32)
+		_, _ = rand.Read(s.secret)
+	}
+	s.routes()
+	return s
+}
+
+func (s *server) routes() {
+	s.handle("GET /account", s.getAccount)
+	s.handle("GET /apps", s.listApps)
+	s.handle("GET /users/{user}/apps", s.listUserApps)
+	s.handle("POST /apps", s.createApp)
+	s.handle("GET /apps/{app}", s.getApp)
+	s.handle("PATCH /apps/{app}", s.updateApp)
+	s.handle("DELETE /apps/{app}", s.deleteApp)
+	s.handle("GET /apps/{app}/addons", s.emptyList)
+	s.handle("GET /apps/{app}/collaborators", s.emptyList)
+
+	s.handle("GET /apps/{app}/config-vars", s.getConfig)
+	s.handle("PATCH /apps/{app}/config-vars", s.patchConfig)
+
+	s.handle("GET /apps/{app}/releases", s.listReleases)
+	s.handle("POST /apps/{app}/releases", s.rollback)
+	s.handle("GET /apps/{app}/releases/{release}", s.getRelease)
+	s.handle("GET /apps/{app}/releases/{release}/config-vars", s.getReleaseConfig)
+
+	s.handle("GET /apps/{app}/formation", s.listFormation)
+	s.handle("PATCH /apps/{app}/formation", s.batchUpdateFormation)
+	s.handle("GET /apps/{app}/formation/{type}", s.getFormation)
+	s.handle("PATCH /apps/{app}/formation/{type}", s.updateFormation)
+	s.handle("DELETE /apps/{app}/formations/{type}", s.restartType)
+	s.handle("POST /apps/{app}/formations/{type}/actions/stop", s.stopType)
+
+	s.handle("GET /apps/{app}/dynos", s.listDynos)
+	s.handle("DELETE /apps/{app}/dynos", s.restartAll)
+	s.handle("GET /apps/{app}/dynos/{dyno}", s.getDyno)
+	s.handle("DELETE /apps/{app}/dynos/{dyno}", s.restartDyno)
+	s.handle("POST /apps/{app}/dynos/{dyno}/actions/stop", s.stopDyno)
+
+	s.handle("POST /apps/{app}/log-sessions", s.createLogSession)
+	// The stream is fetched without credentials: the URL is the capability.
+	s.mux.HandleFunc("GET /log-stream/{token}", s.streamLogs)
+
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &userError{
+			msg: "The requested API endpoint was not found. Are you using the right HTTP verb (" + r.Method + ") and path (" + r.URL.Path + ")?",
+			err: grid.ErrNotFound,
+		})
+	})
+}
+
+// apiFunc is an authenticated endpoint. user is the caller's email.
+type apiFunc func(w http.ResponseWriter, r *http.Request, user string) error
+
+// handle registers an authenticated endpoint; its error, if any, becomes
+// the response.
+func (s *server) handle(pattern string, f apiFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		user, err := s.authenticate(r)
+		if err == nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+			err = f(w, r, user)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// ServeHTTP is the outermost layer: request id, panic recovery, request
+// log, git pass-through, Accept negotiation.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := store.NewID()
+	w.Header().Set("Request-Id", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	if s.git != nil && isGitPath(r.URL.Path) {
+		s.git.ServeHTTP(w, r)
+		return
+	}
+	rec := &recorder{ResponseWriter: w}
+	start := time.Now()
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logger.Error("panic serving request", "request_id", id, "method", r.Method, "path", logPath(r), "panic", v, "stack", string(debug.Stack()))
+			if rec.status == 0 {
+				status, body := errorBody(errors.New("panic"))
+				writeJSON(rec, status, body)
+			}
+		}
+		s.logger.Info("request", "request_id", id, "method", r.Method, "path", logPath(r), "status", rec.status, "duration", time.Since(start))
+	}()
+	if r.Method == http.MethodPost {
+		if m := strings.ToUpper(r.Header.Get("X-Http-Method-Override")); m == http.MethodPatch || m == http.MethodPut || m == http.MethodDelete {
+			r.Method = m
+		}
+	}
+	if !strings.HasPrefix(r.URL.Path, "/log-stream/") {
+		if err := checkAccept(r.Header.Values("Accept")); err != nil {
+			s.writeError(rec, r, err)
+			return
+		}
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// isGitPath reports whether p is under /<something>.git/.
+func isGitPath(p string) bool {
+	first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	return strings.HasSuffix(first, ".git") && len(first) > len(".git")
+}
+
+// logPath is the path as it may be logged: log-session tokens are
+// capabilities and never written down.
+func logPath(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/log-stream/") {
+		return "/log-stream/…"
+	}
+	return r.URL.Path
+}
+
+type requestIDKey struct{}
+
+// requestID is the id of the request being served.
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+// recorder remembers the status for the request log. Unwrap lets
+// http.ResponseController reach the real writer (for flushing streams).
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (rw *recorder) WriteHeader(code int) {
+	if rw.status == 0 {
+		rw.status = code
+	}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+func (rw *recorder) Write(b []byte) (int, error) {
+	if rw.status == 0 {
+		rw.status = http.StatusOK
+	}
+	return rw.ResponseWriter.Write(b)
+}
+
+func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+// audit writes an app[api] line to the app's log.
+func (s *server) audit(app, text string) {
+	if s.logs == nil {
+		return
+	}
+	s.logs.Write(logs.Line{Time: s.now().UTC(), App: app, Source: "app", Dyno: "api", Text: text})
+}
