@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dynogrid/grid/internal/store"
 )
 
 var (
@@ -71,6 +73,7 @@ type Grid struct {
 	APIAddr string // 127.0.0.1:port
 	RtAddr  string // 127.0.0.1:port
 	APIURL  string // http://127.0.0.1:port
+	NATS    string // nats://127.0.0.1:port of the embedded server
 	Key     string // admin API key
 	args    []string
 	cmd     *exec.Cmd
@@ -86,6 +89,9 @@ func Start(t testing.TB, args ...string) *Grid {
 	g := &Grid{t: t, Exe: Exe(t), Data: t.TempDir(), Home: t.TempDir(), args: args}
 	g.APIAddr, g.RtAddr = freeAddr(t), freeAddr(t)
 	g.APIURL = "http://" + g.APIAddr
+	natsAddr := freeAddr(t)
+	g.NATS = "nats://" + natsAddr
+	g.args = append([]string{"--nats", natsAddr}, g.args...)
 	g.start()
 	t.Cleanup(func() {
 		if g.cmd != nil {
@@ -154,6 +160,24 @@ func (g *Grid) Restart() {
 	g.t.Helper()
 	g.Stop()
 	g.start()
+}
+
+// Store connects to the grid's NATS as an operator tool would, with the
+// token from the data directory; closed when the test ends.
+func (g *Grid) Store() *store.Store {
+	g.t.Helper()
+	token, err := os.ReadFile(filepath.Join(g.Data, "nats-token"))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, store.Config{URL: g.NATS, Token: strings.TrimSpace(string(token)), Name: "gridtest"})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(st.Close)
+	return st
 }
 
 // Output is what grid up has printed so far.
