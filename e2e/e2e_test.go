@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -184,6 +186,11 @@ func TestWalkingSkeleton(t *testing.T) {
 	})
 
 	step("destroy", func(t *testing.T) {
+		for _, p := range []string{"repos/hello.git", "buildcache/hello"} {
+			if _, err := os.Stat(filepath.Join(g.Data, p)); err != nil {
+				t.Fatalf("before destroy: %v", err)
+			}
+		}
 		g.MustCLI("apps:destroy", "hello", "--confirm", "hello")
 		gridtest.WaitFor(t, 15*time.Second, "router forgets hello", func() error {
 			code, _, _, err := g.Get("hello", "/")
@@ -195,6 +202,18 @@ func TestWalkingSkeleton(t *testing.T) {
 		if code, _ := g.API("GET", "/apps/hello/releases", ""); code != 404 {
 			t.Errorf("releases of a destroyed app: %d", code)
 		}
+		gridtest.WaitFor(t, 15*time.Second, "hello's files gone from the data directory", func() error {
+			slugs, _ := filepath.Glob(filepath.Join(g.Data, "slugs", "*-*-*-*-*"))
+			if len(slugs) != 1 { // nodeapp's
+				return fmt.Errorf("%d unpacked slugs left: %v", len(slugs), slugs)
+			}
+			for _, p := range []string{"repos/hello.git", "buildcache/hello"} {
+				if _, err := os.Stat(filepath.Join(g.Data, p)); err == nil {
+					return fmt.Errorf("%s still exists", p)
+				}
+			}
+			return nil
+		})
 		g.WaitBody("nodeapp", "/", "node says hi", 10*time.Second)
 	})
 }

@@ -196,6 +196,7 @@ func (l *loop) run(ctx context.Context, watch <-chan store.Event[grid.Assignment
 			return nil // the deferred waits see every dyno stopped
 		case id := <-l.ended:
 			delete(l.dynos, id)
+			l.pruneSlugs(ctx)
 		case ev, ok := <-watch:
 			if !ok {
 				if ctx.Err() != nil {
@@ -212,6 +213,7 @@ func (l *loop) event(ctx context.Context, ev store.Event[grid.Assignment]) {
 	switch {
 	case ev.Synced:
 		l.a.forgetStale(ctx, l.dynos)
+		l.pruneSlugs(ctx)
 	case ev.Deleted:
 		if d := l.dynos[afterLastDot(ev.Key)]; d != nil {
 			d.stop()
@@ -261,6 +263,39 @@ func (a *Agent) forgetStale(ctx context.Context, running map[string]*dyno) {
 			continue
 		}
 		a.log.Info("stale dyno record deleted", "app", d.App, "dyno", d.Name, "dyno_id", d.ID)
+	}
+}
+
+// pruneSlugs removes, in the background, unpacked slug trees that no dyno
+// of this host uses and whose slug is gone from the store (its app was
+// destroyed). Trees of live slugs stay: they make scaling and rollbacks
+// start from the cache.
+func (l *loop) pruneSlugs(ctx context.Context) {
+	inUse := map[string]bool{}
+	for _, d := range l.dynos {
+		inUse[d.asg.SlugID] = true
+	}
+	l.wg.Go(func() { l.a.pruneSlugs(ctx, inUse) })
+}
+
+func (a *Agent) pruneSlugs(ctx context.Context, inUse map[string]bool) {
+	ids, err := a.cfg.Slugs.IDs()
+	if err != nil {
+		a.log.Warn("listing cached slugs failed", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if inUse[id] {
+			continue
+		}
+		if _, err := a.cfg.Store.Slug(ctx, id); !errors.Is(err, grid.ErrNotFound) {
+			continue
+		}
+		if err := a.cfg.Slugs.Remove(id); err != nil {
+			a.log.Warn("removing cached slug failed", "slug", id, "err", err)
+			continue
+		}
+		a.log.Info("cached slug removed", "slug", id)
 	}
 }
 

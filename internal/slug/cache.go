@@ -249,3 +249,21 @@ func (c ctxReader) Read(b []byte) (int, error) {
 	}
 	return c.r.Read(b)
 }
+
+// IDs lists the slugs whose trees are in the cache.
+func (c *Cache) IDs() ([]string, error) {
+	ents, err := os.ReadDir(c.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("slug cache: %w", err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), tmpPrefix) && ValidateID(e.Name()) == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
