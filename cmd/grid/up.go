@@ -226,7 +226,7 @@ func up(ctx context.Context, cfg upConfig, logger *slog.Logger) error {
 	rt := router.New(router.Config{Store: st, Logs: lg, Domain: cfg.domain, Logger: logger.With("part", "router")})
 
 	fmt.Printf("grid: API and git  %s  (git push %s/<app>.git main)\n", urls.api, urls.api)
-	fmt.Printf("grid: router       http://%s  (apps at %s)\n", routerLn.Addr(), urls.web("<app>"))
+	fmt.Printf("grid: router       %s  (listening on %s)\n", urls.web("<app>"), routerLn.Addr())
 	fmt.Printf("grid: NATS         %s\n", srv.ClientURL())
 	fmt.Printf("grid: data         %s  (admin API key in %s)\n", cfg.data, filepath.Join(cfg.data, "admin-api-key"))
 
