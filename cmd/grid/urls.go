@@ -38,4 +38,3 @@ func (u urls) web(app string) string {
 }
 
 func (u urls) git(app string) string { return u.api + "/" + app + ".git" }
-
