@@ -1,6 +1,8 @@
-// Command grid is Dynogrid's one binary: `grid up` runs the whole platform,
-// `grid hook` is git's pre-receive hook, `grid init` is the sandbox init
-// (re-executed by libcontainer), and everything else is the CLI.
+// Command grid is Dynogrid's one binary. Roles: `grid up` runs the whole
+// platform in one process; `grid server`, `grid host` and `grid router`
+// run one role each for a cluster. `grid hook` is git's pre-receive hook,
+// `grid init` the sandbox init (re-executed by libcontainer), and
+// everything else is the CLI.
 package main
 
 import (
@@ -17,10 +19,10 @@ import (
 func main() {
 	sandbox.MaybeInit() // never returns inside a sandbox's init
 	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "up":
-			os.Exit(runUp(os.Args[2:]))
-		case "hook":
+		if role, ok := roles[os.Args[1]]; ok {
+			os.Exit(runRole(os.Args[1], role, os.Args[2:]))
+		}
+		if os.Args[1] == "hook" {
 			os.Exit(gitrecv.RunHook(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		}
 	}

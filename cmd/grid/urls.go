@@ -11,9 +11,8 @@ type urls struct {
 	domain     string
 }
 
-func newURLs(apiAddr, routerAddr, domain string) urls {
-	_, rport, _ := net.SplitHostPort(routerAddr)
-	return urls{api: "http://" + publicHostPort(apiAddr), routerPort: rport, domain: domain}
+func newURLs(apiAddr, routerPort, domain string) urls {
+	return urls{api: "http://" + publicHostPort(apiAddr), routerPort: routerPort, domain: domain}
 }
 
 // publicHostPort turns a listen address into one a browser on this machine

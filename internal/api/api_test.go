@@ -366,10 +366,10 @@ func TestDynos(t *testing.T) {
 	// Two records for web.1 while it is being replaced; the newer wins.
 	now := time.Now().UTC()
 	for _, d := range []grid.Dyno{
-		{ID: "d1", App: "hello", Name: "web.1", Type: "web", Command: "./server", Size: "basic", Release: 1, Epoch: 0, State: grid.DynoUp, CreatedAt: now.Add(-time.Hour), UpdatedAt: now},
-		{ID: "d2", App: "hello", Name: "web.1", Type: "web", Command: "./server", Size: "basic", Release: 1, Epoch: 1, State: grid.DynoStarting, CreatedAt: now, UpdatedAt: now},
-		{ID: "d10", App: "hello", Name: "web.10", Type: "web", Command: "./server", Size: "basic", Release: 1, State: grid.DynoCrashed, CreatedAt: now, UpdatedAt: now},
-		{ID: "d3", App: "hello", Name: "web.2", Type: "web", Command: "./server", Size: "basic", Release: 1, State: grid.DynoUp, CreatedAt: now, UpdatedAt: now},
+		{ID: "d1", Host: "h1", App: "hello", Name: "web.1", Type: "web", Command: "./server", Size: "basic", Release: 1, Epoch: 0, State: grid.DynoUp, CreatedAt: now.Add(-time.Hour), UpdatedAt: now},
+		{ID: "d2", Host: "h1", App: "hello", Name: "web.1", Type: "web", Command: "./server", Size: "basic", Release: 1, Epoch: 1, State: grid.DynoStarting, CreatedAt: now, UpdatedAt: now},
+		{ID: "d10", Host: "h1", App: "hello", Name: "web.10", Type: "web", Command: "./server", Size: "basic", Release: 1, State: grid.DynoCrashed, CreatedAt: now, UpdatedAt: now},
+		{ID: "d3", Host: "h1", App: "hello", Name: "web.2", Type: "web", Command: "./server", Size: "basic", Release: 1, State: grid.DynoUp, CreatedAt: now, UpdatedAt: now},
 	} {
 		if err := ta.store.PutDyno(ctx, d); err != nil {
 			t.Fatal(err)

@@ -385,7 +385,7 @@ func TestDeployWaitsForDynos(t *testing.T) {
 	}
 	wantLines(t, out, "       Waiting for web dynos... not up after 1s; see `grid ps` and `grid logs`\n")
 	// v3 is next: a host agent that already runs it is seen at once.
-	err = h.st.PutDyno(context.Background(), grid.Dyno{ID: "d1", App: app.Name, Name: "web.1", Type: "web", Release: 3, State: grid.DynoUp})
+	err = h.st.PutDyno(context.Background(), grid.Dyno{ID: "d1", Host: "h1", App: app.Name, Name: "web.1", Type: "web", Release: 3, State: grid.DynoUp})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,14 +80,15 @@ func setupGrid(env *testscript.Env) error {
 		return err
 	}
 	env.Defer(func() { os.RemoveAll(dir) })
-	srv, err := store.StartServer(store.ServerConfig{Dir: dir, Token: "t"})
+	srv, err := store.StartServer(store.ServerConfig{Dir: dir, Secret: []byte("t")})
 	if err != nil {
 		return err
 	}
 	env.Defer(srv.Shutdown)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, store.Config{URL: srv.ClientURL(), Token: "t", Name: "cli-test"})
+	admin := store.Role{Kind: store.RoleServer, ID: "cli-test"}
+	st, err := store.Open(ctx, store.Config{URL: srv.ClientURL(), Role: admin, Password: admin.Password([]byte("t")), Name: "cli-test"})
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,9 @@ type Assignment struct {
 	Epoch   int               `json:"epoch"`
 	SlugID  string            `json:"slug_id"`
 	Env     map[string]string `json:"env"` // config vars; PORT, DYNO, HOME are added by the host
+	// CPUs is the cpuset the dyno is pinned to on its host ("1", "0-1");
+	// empty means any core.
+	CPUs string `json:"cpus,omitempty"`
 	// OneOff dynos (run.N) are never restarted.
 	OneOff    bool      `json:"one_off,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
@@ -71,11 +74,64 @@ type Dyno struct {
 // DynoName is the name of the index'th dyno (1-based) of a process type.
 func DynoName(typ string, index int) string { return fmt.Sprintf("%s.%d", typ, index) }
 
-// Host is a server that runs dynos, as it registers itself.
+// Host is a server that runs dynos, as it registers itself (and refreshes
+// with every heartbeat). Only the host writes it.
 type Host struct {
-	ID          string    `json:"id"`
-	Addr        string    `json:"addr"`
+	ID   string `json:"id"`
+	Addr string `json:"addr"` // the server's own address
+	// Subnet is the CIDR its dynos' addresses come from; routers reach
+	// them through Addr (a route the fabric or the provider sets up).
+	Subnet      string    `json:"subnet,omitempty"`
 	Cores       int       `json:"cores"`
 	MemoryMB    int       `json:"memory_mb"`
+	StartedAt   time.Time `json:"started_at"`
+	HeartbeatAt time.Time `json:"heartbeat_at"`
+}
+
+// HostState is how the control plane sees a host.
+type HostState string
+
+// Host states.
+const (
+	HostUp       HostState = "up"
+	HostLost     HostState = "lost"     // heartbeats stopped
+	HostDraining HostState = "draining" // dynos moving away before release
+)
+
+// HostControl is the control plane's say about a host, kept apart from the
+// host's own record so heartbeats never overwrite it. Only servers write it.
+type HostControl struct {
+	ID       string `json:"id"`
+	Draining bool   `json:"draining,omitempty"`
+	// Provider created the host ("netns", "exec"); empty for hosts that
+	// joined by hand. Handle is the provider's name for it.
+	Provider string    `json:"provider,omitempty"`
+	Handle   string    `json:"handle,omitempty"`
+	Since    time.Time `json:"since"`
+}
+
+// AppMeta is the part of an app routers need: no config vars, no secrets.
+// It is derived from the app record whenever that changes.
+type AppMeta struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Maintenance bool   `json:"maintenance,omitempty"`
+	Released    bool   `json:"released"` // has a release with a slug
+	Release     int    `json:"release"`
+	// SlugID is the current release's slug, which hosts fetch ahead of need.
+	SlugID string `json:"slug_id,omitempty"`
+}
+
+// Meta derives an app's AppMeta.
+func (a App) Meta() AppMeta {
+	return AppMeta{ID: a.ID, Name: a.Name, Maintenance: a.Maintenance, Released: a.Release.SlugID != "", Release: a.Release.Version, SlugID: a.Release.SlugID}
+}
+
+// RouterState is what a router reports about itself, so the manager can
+// tell when every router has seen a new dyno before it stops the old one.
+type RouterState struct {
+	ID string `json:"id"`
+	// Revision is the dynos bucket revision the router's table includes.
+	Revision    uint64    `json:"revision"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
 }

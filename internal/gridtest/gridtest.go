@@ -162,17 +162,18 @@ func (g *Grid) Restart() {
 	g.start()
 }
 
-// Store connects to the grid's NATS as an operator tool would, with the
-// token from the data directory; closed when the test ends.
+// Store connects to the grid's NATS as a server would, with the cluster
+// secret from the data directory; closed when the test ends.
 func (g *Grid) Store() *store.Store {
 	g.t.Helper()
-	token, err := os.ReadFile(filepath.Join(g.Data, "nats-token"))
+	secret, err := os.ReadFile(filepath.Join(g.Data, "cluster-secret"))
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, store.Config{URL: g.NATS, Token: strings.TrimSpace(string(token)), Name: "gridtest"})
+	role := store.Role{Kind: store.RoleServer, ID: "gridtest"}
+	st, err := store.Open(ctx, store.Config{URL: g.NATS, Role: role, Password: role.Password([]byte(strings.TrimSpace(string(secret))))})
 	if err != nil {
 		g.t.Fatal(err)
 	}

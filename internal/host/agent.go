@@ -35,6 +35,9 @@ type Config struct {
 	ID string
 	// Addr is how other servers reach this one; recorded, not used here.
 	Addr string
+	// Subnet is the CIDR of this host's dyno addresses, recorded so that
+	// routers on other servers can route to them through Addr.
+	Subnet string
 	// Store, Sandboxes and Slugs are required. Logs receives the dynos'
 	// output and heroku[<dyno>] lines; nil discards them.
 	Store     *store.Store
@@ -74,9 +77,10 @@ const writeTimeout = 10 * time.Second
 
 // Agent runs one host's dynos.
 type Agent struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	started time.Time
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // New checks cfg and returns an agent; it does nothing until Run.
@@ -88,6 +92,10 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("host agent needs a store, a sandbox manager and a slug cache: %w", grid.ErrInvalid)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.started = a.now().UTC()
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -177,7 +185,8 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	return a.cfg.Store.PutHost(ctx, grid.Host{
-		ID: a.cfg.ID, Addr: a.cfg.Addr, Cores: a.cfg.Cores, MemoryMB: a.cfg.MemoryMB, HeartbeatAt: a.now().UTC(),
+		ID: a.cfg.ID, Addr: a.cfg.Addr, Subnet: a.cfg.Subnet, Cores: a.cfg.Cores, MemoryMB: a.cfg.MemoryMB,
+		StartedAt: a.started, HeartbeatAt: a.now().UTC(),
 	})
 }
 
@@ -249,7 +258,7 @@ func (l *loop) start(ctx context.Context, asg grid.Assignment) {
 func (a *Agent) forgetStale(ctx context.Context, running map[string]*dyno) {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	ds, err := a.cfg.Store.Dynos(ctx, "")
+	ds, err := a.cfg.Store.HostDynos(ctx, a.cfg.ID)
 	if err != nil {
 		a.log.Warn("listing stale dyno records failed", "err", err)
 		return
@@ -258,7 +267,7 @@ func (a *Agent) forgetStale(ctx context.Context, running map[string]*dyno) {
 		if d.Host != a.cfg.ID || running[d.ID] != nil {
 			continue
 		}
-		if err := a.cfg.Store.DeleteDyno(ctx, d.App, d.ID); err != nil && !errors.Is(err, context.Canceled) {
+		if err := a.cfg.Store.DeleteDyno(ctx, d); err != nil && !errors.Is(err, context.Canceled) {
 			a.log.Warn("deleting stale dyno record failed", "app", d.App, "dyno", d.Name, "err", err)
 			continue
 		}

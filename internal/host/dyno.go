@@ -288,7 +288,7 @@ func (d *dyno) put(ctx context.Context, st grid.DynoState) {
 func (d *dyno) deleteRecord(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	if err := d.a.cfg.Store.DeleteDyno(wctx, d.asg.App, d.asg.DynoID); err != nil {
+	if err := d.a.cfg.Store.DeleteDyno(wctx, grid.Dyno{Host: d.a.cfg.ID, App: d.asg.App, ID: d.asg.DynoID}); err != nil {
 		d.log.Warn("dyno record delete failed", "err", err)
 	}
 }

@@ -104,7 +104,12 @@ func Open(ctx context.Context, st *store.Store) (*Log, error) {
 		return nil, fmt.Errorf("logs: %v: %w", err, grid.ErrUnavailable)
 	}
 	l.js = js
-	if l.stream, err = ensureStream(ctx, js, st.Replicas()); err != nil {
+	if st.Role().Kind != store.RoleServer {
+		l.stream, err = bindStream(ctx, js)
+	} else {
+		l.stream, err = ensureStream(ctx, js, st.Replicas())
+	}
+	if err != nil {
 		return nil, fmt.Errorf("logs: stream %s: %v: %w", streamName, err, grid.ErrUnavailable)
 	}
 	go l.publish()
@@ -154,6 +159,22 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) (je
 		}
 	}
 	return js.CreateOrUpdateStream(ctx, want)
+}
+
+// bindStream finds the stream the servers made, waiting for it if this
+// host or router started first. Such roles only write.
+func bindStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	for {
+		s, err := js.Stream(ctx, streamName)
+		if err == nil {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func subject(app string) string { return subjectPrefix + app }

@@ -333,13 +333,13 @@ func TestInvalidAppIsRejected(t *testing.T) {
 // counted instead, and Close still returns promptly.
 func TestWriteNeverBlocksWithoutServer(t *testing.T) {
 	t.Parallel()
-	srv, err := store.StartServer(store.ServerConfig{Dir: t.TempDir(), Token: "tok"})
+	srv, err := store.StartServer(store.ServerConfig{Dir: t.TempDir(), Secret: []byte("tok")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, store.Config{URL: srv.ClientURL(), Token: "tok"})
+	st, err := store.Open(ctx, store.Config{URL: srv.ClientURL(), Role: store.Role{Kind: store.RoleServer, ID: "t"}, Password: store.Role{Kind: store.RoleServer, ID: "t"}.Password([]byte("tok"))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -336,6 +336,6 @@ func (m *Manager) writeOne(ctx context.Context, a action) error {
 		return st.DeleteAssignment(ctx, a.Assignment.Host, a.Assignment.DynoID)
 	default:
 		m.log.Info("dyno record forgotten", "app", a.Dyno.App, "dyno", a.Dyno.Name, "dyno_id", a.Dyno.ID, "host", a.Dyno.Host, "reason", a.Why)
-		return st.DeleteDyno(ctx, a.Dyno.App, a.Dyno.ID)
+		return st.DeleteDyno(ctx, a.Dyno)
 	}
 }

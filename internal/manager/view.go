@@ -78,7 +78,10 @@ func (v *view) applyAssignment(ev store.Event[grid.Assignment]) string {
 }
 
 func (v *view) applyDyno(ev store.Event[grid.Dyno], now time.Time) string {
-	app, id, _ := strings.Cut(ev.Key, ".")
+	_, app, id, ok := store.ParseDynoKey(ev.Key)
+	if !ok {
+		return ""
+	}
 	if ev.Deleted {
 		delete(v.dynos, id)
 		return app

@@ -123,7 +123,7 @@ func (h *harness) maintenance(name string, on bool) {
 // dyno records web.<n> of app, with id "d<n>".
 func (h *harness) dyno(app string, n int, state grid.DynoState, addr string) {
 	h.t.Helper()
-	d := grid.Dyno{ID: fmt.Sprint("d", n), App: app, Name: fmt.Sprint("web.", n), Type: "web", State: state, Addr: addr}
+	d := grid.Dyno{ID: fmt.Sprint("d", n), Host: "h1", App: app, Name: fmt.Sprint("web.", n), Type: "web", State: state, Addr: addr}
 	if err := h.st.PutDyno(bg, d); err != nil {
 		h.t.Fatal(err)
 	}

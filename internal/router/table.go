@@ -2,7 +2,6 @@ package router
 
 import (
 	"sort"
-	"strings"
 
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/store"
@@ -51,7 +50,7 @@ func (rt *route) decide() (fail *hError, wait bool) {
 
 // state is everything the watches have said, owned by Run's goroutine.
 type state struct {
-	apps   map[string]grid.App
+	apps   map[string]grid.AppMeta
 	forms  map[string]grid.Formation
 	dynos  map[string]map[string]grid.Dyno // app → dyno key → dyno
 	dirty  map[string]struct{}             // apps changed since the last publish
@@ -60,7 +59,7 @@ type state struct {
 
 func newState() *state {
 	return &state{
-		apps:  map[string]grid.App{},
+		apps:  map[string]grid.AppMeta{},
 		forms: map[string]grid.Formation{},
 		dynos: map[string]map[string]grid.Dyno{},
 		dirty: map[string]struct{}{},
@@ -69,7 +68,7 @@ func newState() *state {
 
 func (s *state) loaded() bool { return s.synced[0] && s.synced[1] && s.synced[2] }
 
-func (s *state) applyApp(ev store.Event[grid.App]) {
+func (s *state) applyApp(ev store.Event[grid.AppMeta]) {
 	if ev.Synced {
 		s.synced[0] = true
 		return
@@ -102,7 +101,10 @@ func (s *state) applyDyno(ev store.Event[grid.Dyno]) {
 		s.synced[2] = true
 		return
 	}
-	app, _, _ := strings.Cut(ev.Key, ".")
+	_, app, _, ok := store.ParseDynoKey(ev.Key)
+	if !ok {
+		return
+	}
 	ds := s.dynos[app]
 	if ev.Deleted {
 		delete(ds, ev.Key)
@@ -177,7 +179,7 @@ func (b *builder) route(s *state, app string) *route {
 	rt := &route{
 		app:         app,
 		maintenance: a.Maintenance,
-		blank:       a.Release.SlugID == "",
+		blank:       !a.Released,
 		web:         s.forms[app].Types["web"].Quantity,
 	}
 	old, fresh := b.endpoints[app], map[string]*endpoint{}

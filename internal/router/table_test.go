@@ -39,10 +39,10 @@ func TestDecide(t *testing.T) {
 func TestBuilderRoutes(t *testing.T) {
 	t.Parallel()
 	s, b := newState(), newBuilder()
-	s.applyApp(store.Event[grid.App]{Key: "shop", Value: grid.App{Name: "shop", Release: grid.Release{SlugID: "s"}}})
+	s.applyApp(store.Event[grid.AppMeta]{Key: "shop", Value: grid.AppMeta{Name: "shop", Released: true}})
 	s.applyFormation(store.Event[grid.Formation]{Key: "shop", Value: grid.Formation{Types: map[string]grid.FormationType{"web": {Quantity: 3}}}})
 	dyno := func(id, name, typ string, st grid.DynoState, addr string) {
-		s.applyDyno(store.Event[grid.Dyno]{Key: "shop." + id, Value: grid.Dyno{ID: id, App: "shop", Name: name, Type: typ, State: st, Addr: addr}})
+		s.applyDyno(store.Event[grid.Dyno]{Key: "h1.shop." + id, Value: grid.Dyno{ID: id, App: "shop", Name: name, Type: typ, State: st, Addr: addr}})
 	}
 	dyno("a", "web.2", "web", grid.DynoUp, "10.0.0.2:5000")
 	dyno("b", "web.1", "web", grid.DynoUp, "10.0.0.1:5000")
@@ -50,8 +50,8 @@ func TestBuilderRoutes(t *testing.T) {
 	dyno("d", "worker.1", "worker", grid.DynoUp, "10.0.0.9:5000")
 	dyno("e", "web.4", "web", grid.DynoCrashed, "")
 	dyno("f", "web.5", "web", grid.DynoDown, "10.0.0.5:5000")
-	s.applyDyno(store.Event[grid.Dyno]{Key: "ghost.x", Value: grid.Dyno{App: "ghost", Type: "web", State: grid.DynoUp, Addr: "1.1.1.1:1"}})
-	s.applyApp(store.Event[grid.App]{Synced: true})
+	s.applyDyno(store.Event[grid.Dyno]{Key: "h1.ghost.x", Value: grid.Dyno{App: "ghost", Type: "web", State: grid.DynoUp, Addr: "1.1.1.1:1"}})
+	s.applyApp(store.Event[grid.AppMeta]{Synced: true})
 	if s.loaded() {
 		t.Fatal("loaded before every watch synced")
 	}
@@ -73,7 +73,7 @@ func TestBuilderRoutes(t *testing.T) {
 	web1 := rt.endpoints[0]
 	web1.inflight.Store(7)
 	dyno("a", "web.2", "web", grid.DynoUp, "10.0.0.22:5000")
-	s.applyDyno(store.Event[grid.Dyno]{Key: "shop.c", Deleted: true})
+	s.applyDyno(store.Event[grid.Dyno]{Key: "h1.shop.c", Deleted: true})
 	next := b.next(s, routes)
 	rt2 := next["shop"]
 	if rt2.endpoints[0] != web1 || rt2.endpoints[1].addr != "10.0.0.22:5000" || rt2.starting != 0 {
@@ -82,7 +82,7 @@ func TestBuilderRoutes(t *testing.T) {
 	if routes["shop"] != rt {
 		t.Error("old table modified")
 	}
-	s.applyApp(store.Event[grid.App]{Key: "shop", Deleted: true})
+	s.applyApp(store.Event[grid.AppMeta]{Key: "shop", Deleted: true})
 	if last := b.next(s, next); last["shop"] != nil {
 		t.Error("deleted app still routed")
 	}

@@ -39,7 +39,7 @@ func (r *Router) Run(ctx context.Context) error {
 
 // watches are the three streams the table is made from.
 type watches struct {
-	apps  <-chan store.Event[grid.App]
+	apps  <-chan store.Event[grid.AppMeta]
 	forms <-chan store.Event[grid.Formation]
 	dynos <-chan store.Event[grid.Dyno]
 }
@@ -85,7 +85,7 @@ func (r *Router) follow(ctx context.Context, b *builder) error {
 
 func (r *Router) openWatches(ctx context.Context) (w watches, err error) {
 	st := r.cfg.Store
-	if w.apps, err = st.WatchApps(ctx); err != nil {
+	if w.apps, err = st.WatchAppMeta(ctx); err != nil {
 		return w, err
 	}
 	if w.forms, err = st.WatchFormations(ctx); err != nil {

@@ -19,7 +19,52 @@ func (s *Store) CreateApp(ctx context.Context, app grid.App) error {
 	if errors.Is(err, grid.ErrConflict) {
 		return fmt.Errorf("name %s is already taken: %w", app.Name, grid.ErrConflict)
 	}
+	if err != nil {
+		return err
+	}
+	return s.putMeta(ctx, app)
+}
+
+// putMeta refreshes the app's AppMeta, the secret-free copy routers and
+// hosts watch. It is derived from the app record after every change; a
+// crash between the two writes is repaired by the next change or by
+// RepairAppMeta.
+func (s *Store) putMeta(ctx context.Context, app grid.App) error {
+	_, err := s.appmeta.put(ctx, app.Name, app.Meta())
 	return err
+}
+
+// RepairAppMeta rewrites every app's AppMeta from the app records and drops
+// metas of apps that are gone. Servers run it at start.
+func (s *Store) RepairAppMeta(ctx context.Context) error {
+	apps, err := s.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, a := range apps {
+		have[a.Name] = true
+		if err := s.putMeta(ctx, a); err != nil {
+			return err
+		}
+	}
+	metas, err := s.appmeta.list(ctx, ">")
+	if err != nil {
+		return err
+	}
+	for _, m := range metas {
+		if !have[m.Name] {
+			if err := s.appmeta.delete(ctx, m.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// WatchAppMeta streams changes to apps' secret-free metadata.
+func (s *Store) WatchAppMeta(ctx context.Context) (<-chan Event[grid.AppMeta], error) {
+	return s.appmeta.watch(ctx, ">")
 }
 
 // App returns the app with that name.
@@ -40,19 +85,26 @@ func (s *Store) Apps(ctx context.Context) ([]grid.App, error) {
 
 // UpdateApp changes an app with compare-and-set. fn may run more than once.
 func (s *Store) UpdateApp(ctx context.Context, name string, fn func(*grid.App) error) (grid.App, error) {
-	return s.apps.update(ctx, name, false, func(a *grid.App) error {
+	a, err := s.apps.update(ctx, name, false, func(a *grid.App) error {
 		if err := fn(a); err != nil {
 			return err
 		}
 		a.UpdatedAt = time.Now().UTC()
 		return nil
 	})
+	if err != nil {
+		return a, err
+	}
+	return a, s.putMeta(ctx, a)
 }
 
 // DeleteApp removes the app record. Its releases, formation, slugs and
 // dynos are removed by their owners (see DeleteAppData and the manager).
 func (s *Store) DeleteApp(ctx context.Context, name string) error {
-	return s.apps.delete(ctx, name)
+	if err := s.apps.delete(ctx, name); err != nil {
+		return err
+	}
+	return s.appmeta.delete(ctx, name)
 }
 
 // WatchApps streams changes to app records.

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/dynogrid/grid/internal/grid"
 )
@@ -38,25 +40,41 @@ func hostFilter(host string) string {
 	return host + ".*"
 }
 
-// Dynos are keyed "<app>.<dyno id>".
+// Dynos are keyed "<host>.<app>.<dyno id>", so a host's credentials can
+// allow writing only its own.
 
-// PutDyno records a dyno's actual state.
+func dynoKey(d grid.Dyno) string { return d.Host + "." + d.App + "." + d.ID }
+
+// PutDyno records a dyno's actual state. d.Host, d.App and d.ID are required.
 func (s *Store) PutDyno(ctx context.Context, d grid.Dyno) error {
-	_, err := s.dynos.put(ctx, d.App+"."+d.ID, d)
+	if d.Host == "" || d.App == "" || d.ID == "" {
+		return fmt.Errorf("dyno record needs host, app and id: %w", grid.ErrInvalid)
+	}
+	_, err := s.dynos.put(ctx, dynoKey(d), d)
 	return err
 }
 
 // DeleteDyno forgets a dyno.
-func (s *Store) DeleteDyno(ctx context.Context, app, id string) error {
-	return s.dynos.delete(ctx, app+"."+id)
+func (s *Store) DeleteDyno(ctx context.Context, d grid.Dyno) error {
+	return s.dynos.delete(ctx, dynoKey(d))
 }
 
-// Dynos lists an app's dynos ("" for all apps), sorted by type and index.
+// Dynos lists an app's dynos ("" for all apps), sorted by app, type and
+// index.
 func (s *Store) Dynos(ctx context.Context, app string) ([]grid.Dyno, error) {
 	filter := ">"
 	if app != "" {
-		filter = app + ".*"
+		filter = "*." + app + ".*"
 	}
+	return s.sortedDynos(ctx, filter)
+}
+
+// HostDynos lists the dynos one host has recorded.
+func (s *Store) HostDynos(ctx context.Context, host string) ([]grid.Dyno, error) {
+	return s.sortedDynos(ctx, host+".>")
+}
+
+func (s *Store) sortedDynos(ctx context.Context, filter string) ([]grid.Dyno, error) {
 	ds, err := s.dynos.list(ctx, filter)
 	sort.Slice(ds, func(i, j int) bool {
 		if ds[i].App != ds[j].App {
@@ -87,9 +105,19 @@ func typeOf(name string) string {
 	return name
 }
 
-// WatchDynos streams changes to every dyno's state.
+// WatchDynos streams changes to every dyno's state. A deleted event's Key
+// is "<host>.<app>.<dyno id>" (see ParseDynoKey).
 func (s *Store) WatchDynos(ctx context.Context) (<-chan Event[grid.Dyno], error) {
 	return s.dynos.watch(ctx, ">")
+}
+
+// ParseDynoKey splits a dyno key into host, app and dyno id.
+func ParseDynoKey(key string) (host, app, id string, ok bool) {
+	parts := strings.Split(key, ".")
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
 }
 
 // PutHost registers or refreshes a host.
@@ -101,6 +129,46 @@ func (s *Store) PutHost(ctx context.Context, h grid.Host) error {
 // Hosts lists registered hosts.
 func (s *Store) Hosts(ctx context.Context) ([]grid.Host, error) {
 	return s.hosts.list(ctx, ">")
+}
+
+// DeleteHost forgets a host's record (after it was released).
+func (s *Store) DeleteHost(ctx context.Context, id string) error {
+	return s.hosts.delete(ctx, id)
+}
+
+// HostControls lists the control plane's records about hosts.
+func (s *Store) HostControls(ctx context.Context) ([]grid.HostControl, error) {
+	return s.hostctl.list(ctx, ">")
+}
+
+// UpdateHostControl changes a host's control record with compare-and-set,
+// creating it if needed.
+func (s *Store) UpdateHostControl(ctx context.Context, id string, fn func(*grid.HostControl) error) (grid.HostControl, error) {
+	return s.hostctl.update(ctx, id, true, func(c *grid.HostControl) error {
+		c.ID = id
+		return fn(c)
+	})
+}
+
+// DeleteHostControl forgets the control record of a released host.
+func (s *Store) DeleteHostControl(ctx context.Context, id string) error {
+	return s.hostctl.delete(ctx, id)
+}
+
+// WatchHostControls streams changes to host control records.
+func (s *Store) WatchHostControls(ctx context.Context) (<-chan Event[grid.HostControl], error) {
+	return s.hostctl.watch(ctx, ">")
+}
+
+// PutRouterState records what a router has applied.
+func (s *Store) PutRouterState(ctx context.Context, r grid.RouterState) error {
+	_, err := s.routers.put(ctx, r.ID, r)
+	return err
+}
+
+// WatchRouters streams router states.
+func (s *Store) WatchRouters(ctx context.Context) (<-chan Event[grid.RouterState], error) {
+	return s.routers.watch(ctx, ">")
 }
 
 // WatchHosts streams host registrations and heartbeats.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,9 +19,17 @@ type ServerConfig struct {
 	Dir string
 	// Listen is host:port for clients. Empty means a free loopback port.
 	Listen string
-	// Token is the client authorization token. Required: even on loopback,
-	// other local users must not reach the control plane.
-	Token string
+	// Secret is the cluster secret every role's credentials derive from
+	// (see Role.Password). Required: even on loopback, other local users
+	// must not reach the control plane.
+	Secret []byte
+	// Name is this server's name, unique in the cluster. Empty means "grid".
+	Name string
+	// Cluster is host:port where this server meets its peers; empty means
+	// a single server.
+	Cluster string
+	// Peers are the other servers' cluster addresses (host:port).
+	Peers []string
 }
 
 // Server is an embedded NATS server with JetStream on file storage,
@@ -31,8 +40,11 @@ type Server struct {
 
 // StartServer starts the embedded server and waits until it takes clients.
 func StartServer(cfg ServerConfig) (*Server, error) {
-	if cfg.Dir == "" || cfg.Token == "" {
-		return nil, errors.New("store: server needs a directory and a token")
+	if cfg.Dir == "" || len(cfg.Secret) == 0 {
+		return nil, errors.New("store: server needs a directory and a secret")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "grid"
 	}
 	host, port := "127.0.0.1", -1
 	if cfg.Listen != "" {
@@ -52,17 +64,20 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	opts := &server.Options{
-		ServerName:    "grid",
-		Host:          host,
-		Port:          port,
-		Authorization: cfg.Token,
-		JetStream:     true,
+		ServerName:                 cfg.Name,
+		Host:                       host,
+		Port:                       port,
+		CustomClientAuthentication: authenticator{secret: cfg.Secret},
+		JetStream:                  true,
 		StoreDir:      filepath.Clean(cfg.Dir),
 		SyncAlways:    true,
 		SyncInterval:  2 * time.Minute, // only used for housekeeping when SyncAlways is set
 		NoSigs:        true,
 		NoLog:         true,
 		MaxPayload:    8 << 20,
+	}
+	if err := clusterOptions(opts, cfg); err != nil {
+		return nil, err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -74,6 +89,33 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		return nil, errors.New("store: nats server did not become ready in 30s")
 	}
 	return &Server{ns: ns}, nil
+}
+
+// clusterOptions joins the server to its peers: routes authenticate with
+// credentials derived from the secret, and JetStream forms one Raft group.
+func clusterOptions(opts *server.Options, cfg ServerConfig) error {
+	if cfg.Cluster == "" {
+		return nil
+	}
+	h, p, err := net.SplitHostPort(cfg.Cluster)
+	if err != nil {
+		return fmt.Errorf("store: cluster address %q: %w", cfg.Cluster, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return fmt.Errorf("store: cluster port %q: %w", p, err)
+	}
+	route := Role{Kind: RoleServer, ID: "route"}
+	user, pass := route.User(), route.Password(cfg.Secret)
+	opts.Cluster = server.ClusterOpts{Name: "grid", Host: h, Port: port, Username: user, Password: pass}
+	for _, peer := range cfg.Peers {
+		u, err := url.Parse("nats-route://" + url.UserPassword(user, pass).String() + "@" + peer)
+		if err != nil {
+			return fmt.Errorf("store: peer %q: %w", peer, err)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
 }
 
 // ClientURL is the URL clients connect to.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestWatchSeesChangesAfterSync(t *testing.T) {
 	s := storetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d := grid.Dyno{ID: "d1", App: "a1", Name: "web.1", State: grid.DynoStarting}
+	d := grid.Dyno{ID: "d1", App: "a1", Host: "h1", Name: "web.1", State: grid.DynoStarting}
 	if err := s.PutDyno(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestWatchSeesChangesAfterSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-ch; ev.Key != "a1.d1" || ev.Value.State != grid.DynoStarting {
+	if ev := <-ch; ev.Key != "h1.a1.d1" || ev.Value.State != grid.DynoStarting {
 		t.Fatalf("first event %+v", ev)
 	}
 	if ev := <-ch; !ev.Synced {
@@ -85,10 +86,10 @@ func TestWatchSeesChangesAfterSync(t *testing.T) {
 	if ev := <-ch; ev.Value.State != grid.DynoUp {
 		t.Fatalf("update %+v", ev)
 	}
-	if err := s.DeleteDyno(ctx, "a1", "d1"); err != nil {
+	if err := s.DeleteDyno(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-ch; !ev.Deleted || ev.Key != "a1.d1" {
+	if ev := <-ch; !ev.Deleted || ev.Key != "h1.a1.d1" {
 		t.Fatalf("delete %+v", ev)
 	}
 }
@@ -104,5 +105,113 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if _, err := s.LookupAPIKey(ctx, "wrong"); !errors.Is(err, grid.ErrUnauthorized) {
 		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+// TestRolePermissions checks that a host's credentials reach only its own
+// subjects, and a router's only what routing needs.
+func TestRolePermissions(t *testing.T) {
+	srv := storetest.NewServer(t)
+	admin := srv.As(t, store.Role{Kind: store.RoleServer, ID: "s1"})
+	ctx := context.Background()
+	for _, a := range []grid.Assignment{{Host: "h1", DynoID: "d1", App: "a"}, {Host: "h2", DynoID: "d2", App: "a", Env: map[string]string{"SECRET": "x"}}} {
+		if err := admin.PutAssignment(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.CreateApp(ctx, grid.App{ID: "id", Name: "a", Release: grid.Release{Config: map[string]string{"SECRET": "x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// A denied request gets no answer (NATS drops it), so each check has
+	// its own short deadline.
+	allowed := func(what string, f func(context.Context) error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := f(ctx); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	denied := func(what string, f func(context.Context) error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		if err := f(ctx); err == nil {
+			t.Errorf("%s was allowed", what)
+		}
+	}
+	h1 := srv.As(t, store.Role{Kind: store.RoleHost, ID: "h1"})
+	allowed("h1 reading its own assignments", func(ctx context.Context) error {
+		as, err := h1.Assignments(ctx, "h1")
+		if err == nil && len(as) != 1 {
+			err = fmt.Errorf("got %d", len(as))
+		}
+		return err
+	})
+	denied("h1 reading h2's assignments", func(ctx context.Context) error { _, err := h1.Assignments(ctx, "h2"); return err })
+	allowed("h1 writing its own dyno", func(ctx context.Context) error { return h1.PutDyno(ctx, grid.Dyno{Host: "h1", App: "a", ID: "d1"}) })
+	denied("h1 writing h2's dyno", func(ctx context.Context) error { return h1.PutDyno(ctx, grid.Dyno{Host: "h2", App: "a", ID: "d2"}) })
+	allowed("h1 heartbeat", func(ctx context.Context) error { return h1.PutHost(ctx, grid.Host{ID: "h1"}) })
+	denied("h1 writing h2's host record", func(ctx context.Context) error { return h1.PutHost(ctx, grid.Host{ID: "h2"}) })
+	denied("h1 reading an app record (config vars)", func(ctx context.Context) error { _, err := h1.App(ctx, "a"); return err })
+	denied("h1 writing an assignment", func(ctx context.Context) error {
+		return h1.PutAssignment(ctx, grid.Assignment{Host: "h1", DynoID: "d9"})
+	})
+	allowed("h1 watching app metadata", func(ctx context.Context) error { _, err := h1.WatchAppMeta(ctx); return err })
+
+	r1 := srv.As(t, store.Role{Kind: store.RoleRouter, ID: "r1"})
+	denied("router reading an app record", func(ctx context.Context) error { _, err := r1.App(ctx, "a"); return err })
+	denied("router reading assignments", func(ctx context.Context) error { _, err := r1.Assignments(ctx, ""); return err })
+	allowed("router watching app metadata", func(ctx context.Context) error {
+		w, err := r1.WatchAppMeta(ctx)
+		if err != nil {
+			return err
+		}
+		if ev := <-w; ev.Value.Name != "a" || ev.Value.ID != "id" {
+			return fmt.Errorf("first event %+v", ev)
+		}
+		return nil
+	})
+	allowed("router reporting its state", func(ctx context.Context) error {
+		return r1.PutRouterState(ctx, grid.RouterState{ID: "r1", Revision: 1})
+	})
+	denied("router r1 writing r2's state", func(ctx context.Context) error { return r1.PutRouterState(ctx, grid.RouterState{ID: "r2"}) })
+
+	bad := store.Role{Kind: store.RoleServer, ID: "s9"}
+	denied("a wrong password", func(ctx context.Context) error {
+		_, err := store.Open(ctx, store.Config{URL: srv.ClientURL(), Role: bad, Password: "guess"})
+		return err
+	})
+}
+
+func TestLeaseHasOneHolder(t *testing.T) {
+	s := storetest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	aCtx, cancelA := context.WithCancel(ctx)
+	la, err := s.Lead(aCtx, "manager", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		if _, err := s.Lead(ctx, "manager", "b"); err == nil {
+			got <- "b"
+		}
+	}()
+	select {
+	case <-got:
+		t.Fatal("b led while a held the lease")
+	case <-time.After(store.LeaseTTL / 2):
+	}
+	cancelA()
+	<-la.Done()
+	select {
+	case <-got:
+	case <-time.After(store.LeaseTTL * 2):
+		t.Fatal("b did not take over after a stepped down")
+	}
+	if h, _ := s.LeaseHolder(ctx, "manager"); h != "b" {
+		t.Errorf("holder %q", h)
 	}
 }

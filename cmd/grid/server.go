@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dynogrid/grid/internal/api"
+	"github.com/dynogrid/grid/internal/build"
+	"github.com/dynogrid/grid/internal/cli"
+	"github.com/dynogrid/grid/internal/gitrecv"
+	"github.com/dynogrid/grid/internal/logs"
+	"github.com/dynogrid/grid/internal/manager"
+	"github.com/dynogrid/grid/internal/sandbox"
+	"github.com/dynogrid/grid/internal/slug"
+	"github.com/dynogrid/grid/internal/store"
+)
+
+// adminEmail is the account the first API key belongs to.
+const adminEmail = "admin@grid.local"
+
+// serverConfig is what a server (control plane node) reads from flags.
+type serverConfig struct {
+	data        string
+	apiAddr     string
+	natsAddr    string
+	clusterAddr string
+	peers       string
+	name        string
+	secretFile  string
+	domain      string
+	routerPort  string // where routers serve apps, for app URLs
+	bootTimeout time.Duration
+	buildSubnet string
+	noLogin     bool
+}
+
+func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
+	fs.StringVar(&c.data, "data", defaultDataDir(), "data directory (state, slugs, repos)")
+	fs.StringVar(&c.apiAddr, "api", "127.0.0.1:5000", "listen address of the Platform API and git")
+	fs.StringVar(&c.natsAddr, "nats", natsDefault, "listen address of the embedded NATS server (empty: a free loopback port)")
+	fs.StringVar(&c.domain, "domain", "localhost", "apps are served at <app>.<domain>")
+	fs.DurationVar(&c.bootTimeout, "boot-timeout", 60*time.Second, "how long a web process may take to bind $PORT")
+	fs.BoolVar(&c.noLogin, "no-login", false, "do not write the CLI credentials file")
+	fs.StringVar(&c.secretFile, "secret-file", "", "cluster secret shared by all servers (default: DATA/cluster-secret, created if missing)")
+}
+
+func serverFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
+	var c serverConfig
+	c.register(fs, "0.0.0.0:4222")
+	fs.StringVar(&c.clusterAddr, "cluster", "", "listen address for the other servers (host:port); empty runs a single server")
+	fs.StringVar(&c.peers, "peers", "", "the other servers' cluster addresses, comma-separated")
+	fs.StringVar(&c.name, "name", "", "this server's name, unique in the cluster (default: the host name)")
+	fs.StringVar(&c.routerPort, "router-port", "8080", "port the routers serve apps on, for app URLs")
+	fs.StringVar(&c.buildSubnet, "build-subnet", "10.230.0.0/16", "addresses of build sandboxes on this server")
+	return func(ctx context.Context, logger *slog.Logger) error {
+		if err := needRoot("grid server"); err != nil {
+			return err
+		}
+		n, err := startNATS(c)
+		if err != nil {
+			return err
+		}
+		defer n.srv.Shutdown()
+		sb, err := sandbox.New(sandbox.Config{
+			StateDir: filepath.Join(c.data, "build-sandboxes"), Subnet: mustPrefix(c.buildSubnet),
+			CgroupParent: "grid-build", Logger: logger.With("part", "sandbox"),
+		})
+		if err != nil {
+			return err
+		}
+		defer sb.Close()
+		apiLn, err := net.Listen("tcp", c.apiAddr)
+		if err != nil {
+			return fmt.Errorf("API listen: %w", err)
+		}
+		cp, err := newControlPlane(ctx, c, n, sb, apiLn, logger)
+		if err != nil {
+			apiLn.Close()
+			return err
+		}
+		defer cp.close()
+		cp.print()
+		return cp.run(ctx)
+	}
+}
+
+// natsNode is a server's embedded NATS node and what its clients need.
+type natsNode struct {
+	srv      *store.Server
+	secret   []byte
+	name     string
+	replicas int
+}
+
+func startNATS(c serverConfig) (natsNode, error) {
+	secretPath := c.secretFile
+	if secretPath == "" {
+		secretPath = filepath.Join(c.data, "cluster-secret")
+	}
+	secret, err := secretFile(secretPath)
+	if err != nil {
+		return natsNode{}, err
+	}
+	name := c.name
+	if name == "" {
+		if name, err = os.Hostname(); err != nil || store.ValidateRoleID(name) != nil {
+			name = "grid"
+		}
+	}
+	var peers []string
+	for _, p := range strings.Split(c.peers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			peers = append(peers, p)
+		}
+	}
+	srv, err := store.StartServer(store.ServerConfig{
+		Dir: filepath.Join(c.data, "nats"), Listen: c.natsAddr, Secret: []byte(secret),
+		Name: name, Cluster: c.clusterAddr, Peers: peers,
+	})
+	if err != nil {
+		return natsNode{}, err
+	}
+	return natsNode{srv: srv, secret: []byte(secret), name: name, replicas: min(3, 1+len(peers))}, nil
+}
+
+// open connects to this node as role r, with r's credentials.
+func (n natsNode) open(ctx context.Context, r store.Role, logger *slog.Logger) (*store.Store, error) {
+	octx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return store.Open(octx, store.Config{
+		URL: n.srv.ClientURL(), Role: r, Password: r.Password(n.secret),
+		Replicas: n.replicas, Logger: logger.With("part", "store", "role", string(r.Kind)),
+	})
+}
+
+// controlPlane is what every server runs on its NATS node: the API and git
+// receiver, builds, and (while it holds the lease) the dyno manager.
+type controlPlane struct {
+	n       natsNode
+	st      *store.Store
+	lg      *logs.Log
+	api     net.Listener
+	handler http.Handler
+	urls    urls
+	data    string
+	logger  *slog.Logger
+}
+
+func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbox.Manager, apiLn net.Listener, logger *slog.Logger) (*controlPlane, error) {
+	st, err := n.open(ctx, store.Role{Kind: store.RoleServer, ID: n.name}, logger)
+	if err != nil {
+		return nil, err
+	}
+	cp := &controlPlane{n: n, st: st, api: apiLn, data: c.data, logger: logger}
+	if err := st.RepairAppMeta(ctx); err != nil {
+		cp.close()
+		return nil, err
+	}
+	if cp.lg, err = logs.Open(ctx, st); err != nil {
+		cp.close()
+		return nil, err
+	}
+	cp.urls = newURLs(apiLn.Addr().String(), c.routerPort, c.domain)
+	key, err := adminKey(ctx, st, c.data)
+	if err != nil {
+		cp.close()
+		return nil, err
+	}
+	if !c.noLogin {
+		if err := cli.SaveCredentials(cp.urls.api, key, os.Getenv); err != nil {
+			logger.Warn("could not log the CLI in", "err", err)
+		}
+	}
+	h, err := cp.newHandler(c, sb)
+	if err != nil {
+		cp.close()
+		return nil, err
+	}
+	cp.handler = h
+	return cp, nil
+}
+
+func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Handler, error) {
+	st, lg, logger := cp.st, cp.lg, cp.logger
+	builder, err := build.New(build.Config{
+		Store: st, Logs: lg, Sandboxes: sb, Slugs: &slug.Cache{Dir: filepath.Join(c.data, "slugs")},
+		WorkDir:      filepath.Join(c.data, "builds"),
+		CacheDir:     filepath.Join(c.data, "buildcache"),
+		BootTimeout:  c.bootTimeout,
+		WaitForDynos: 30 * time.Second,
+		WebURL:       cp.urls.web,
+		Logger:       logger.With("part", "build"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	git, err := gitrecv.New(gitrecv.Config{
+		ReposDir: filepath.Join(c.data, "repos"),
+		HookExe:  exe,
+		Authenticate: func(ctx context.Context, password string) (string, error) {
+			return st.LookupAPIKey(ctx, password)
+		},
+		AppExists: func(ctx context.Context, app string) error { _, err := st.App(ctx, app); return err },
+		Deployer: gitrecv.DeployerFunc(func(ctx context.Context, p gitrecv.Push) error {
+			_, err := builder.Deploy(ctx, build.Request{App: p.App, User: p.User, Commit: p.NewRev, Source: p.Source, Output: p.Output})
+			return err
+		}),
+		Logger: logger.With("part", "git"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	sessionSecret, err := secretFile(filepath.Join(c.data, "session-secret"))
+	if err != nil {
+		return nil, err
+	}
+	return api.New(api.Config{
+		Store: st, Logs: lg, Logger: logger.With("part", "api"),
+		Domain: c.domain, WebURL: cp.urls.web, GitURL: cp.urls.git, BaseURL: cp.urls.api,
+		SessionSecret: []byte(sessionSecret), Git: git,
+		AppDestroyed: func(ctx context.Context, app string) {
+			if err := git.RemoveRepo(app); err != nil {
+				logger.Warn("could not remove git repo", "app", app, "err", err)
+			}
+			if err := builder.PurgeCache(app); err != nil {
+				logger.Warn("could not remove build cache", "app", app, "err", err)
+			}
+		},
+	}), nil
+}
+
+func (cp *controlPlane) print() {
+	fmt.Printf("grid: API and git  %s  (git push %s/<app>.git main)\n", cp.urls.api, cp.urls.api)
+	fmt.Printf("grid: NATS         %s  (server %s)\n", cp.n.srv.ClientURL(), cp.n.name)
+	fmt.Printf("grid: data         %s  (admin API key in %s)\n", cp.data, filepath.Join(cp.data, "admin-api-key"))
+}
+
+// run serves the API and runs the manager whenever this server holds the
+// manager lease, until ctx ends.
+func (cp *controlPlane) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveHTTP(gctx, cp.api, cp.handler) })
+	g.Go(func() error { return cp.lead(gctx) })
+	return g.Wait()
+}
+
+// lead runs the dyno manager while this server holds the "manager" lease:
+// exactly one manager acts at a time, and another server takes over
+// within store.LeaseTTL when this one dies.
+func (cp *controlPlane) lead(ctx context.Context) error {
+	for ctx.Err() == nil {
+		lctx, err := cp.st.Lead(ctx, "manager", cp.n.name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			cp.logger.Warn("manager lease", "err", err)
+			continue
+		}
+		cp.logger.Info("leading: running the dyno manager", "server", cp.n.name)
+		mgr := manager.New(manager.Config{Store: cp.st, Logger: cp.logger.With("part", "manager")})
+		if err := mgr.Run(lctx); err != nil && !errors.Is(err, context.Canceled) {
+			cp.logger.Error("dyno manager stopped", "err", err)
+		}
+		if ctx.Err() == nil {
+			cp.logger.Warn("lost the manager lease", "server", cp.n.name)
+		}
+	}
+	return ctx.Err()
+}
+
+func (cp *controlPlane) close() {
+	if cp.lg != nil {
+		cp.lg.Close()
+	}
+	cp.st.Close()
+}
+
+// adminKey returns the administrator API key, creating it on first start,
+// and makes sure the store knows it.
+func adminKey(ctx context.Context, st *store.Store, data string) (string, error) {
+	key, err := secretFile(filepath.Join(data, "admin-api-key"))
+	if err != nil {
+		return "", err
+	}
+	return key, st.PutAPIKey(ctx, key, adminEmail)
+}
