@@ -69,12 +69,12 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		Port:                       port,
 		CustomClientAuthentication: authenticator{secret: cfg.Secret},
 		JetStream:                  true,
-		StoreDir:      filepath.Clean(cfg.Dir),
-		SyncAlways:    true,
-		SyncInterval:  2 * time.Minute, // only used for housekeeping when SyncAlways is set
-		NoSigs:        true,
-		NoLog:         true,
-		MaxPayload:    8 << 20,
+		StoreDir:                   filepath.Clean(cfg.Dir),
+		SyncAlways:                 true,
+		SyncInterval:               2 * time.Minute, // only used for housekeeping when SyncAlways is set
+		NoSigs:                     true,
+		NoLog:                      true,
+		MaxPayload:                 8 << 20,
 	}
 	if err := clusterOptions(opts, cfg); err != nil {
 		return nil, err
