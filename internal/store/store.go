@@ -91,7 +91,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 func (s *Store) init(ctx context.Context) error {
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		err := s.bind(ctx)
+		// A JetStream request sent while the cluster has no meta leader
+		// gets no answer at all, so each attempt has its own deadline.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.bind(actx)
+		cancel()
 		if err == nil {
 			return nil
 		}

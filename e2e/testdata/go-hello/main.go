@@ -10,10 +10,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
+	started := time.Now().UnixNano()
 	mux := http.NewServeMux()
+	mux.HandleFunc("/started", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %d\n", os.Getenv("DYNO"), started)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s greeting=%q\n", os.Getenv("DYNO"), os.Getenv("GREETING"))
 	})
