@@ -104,11 +104,16 @@ func Open(ctx context.Context, st *store.Store) (*Log, error) {
 		return nil, fmt.Errorf("logs: %v: %w", err, grid.ErrUnavailable)
 	}
 	l.js = js
-	if st.Role().Kind != store.RoleServer {
-		l.stream, err = bindStream(ctx, js)
-	} else {
-		l.stream, err = ensureStream(ctx, js, st.Replicas())
-	}
+	// Hosts and routers wait for the servers to make the stream; servers
+	// for a cluster that is still electing its leaders.
+	err = store.Retry(ctx, func(ctx context.Context) (err error) {
+		if st.Role().Kind != store.RoleServer {
+			l.stream, err = js.Stream(ctx, streamName)
+		} else {
+			l.stream, err = ensureStream(ctx, js, st.Replicas())
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("logs: stream %s: %v: %w", streamName, err, grid.ErrUnavailable)
 	}
@@ -159,22 +164,6 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int) (je
 		}
 	}
 	return js.CreateOrUpdateStream(ctx, want)
-}
-
-// bindStream finds the stream the servers made, waiting for it if this
-// host or router started first. Such roles only write.
-func bindStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	for {
-		s, err := js.Stream(ctx, streamName)
-		if err == nil {
-			return s, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
 
 func subject(app string) string { return subjectPrefix + app }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -47,7 +49,8 @@ func (b bucket[T]) create(ctx context.Context, key string, v T) (uint64, error) 
 	if err != nil {
 		return 0, err
 	}
-	rev, err := b.kv.Create(ctx, key, data)
+	var rev uint64
+	err = whileLeaderless(ctx, func() (err error) { rev, err = b.kv.Create(ctx, key, data); return err })
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, fmt.Errorf("%s %q already exists: %w", b.name, key, grid.ErrConflict)
 	}
@@ -62,7 +65,8 @@ func (b bucket[T]) put(ctx context.Context, key string, v T) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	rev, err := b.kv.Put(ctx, key, data)
+	var rev uint64
+	err = whileLeaderless(ctx, func() (err error) { rev, err = b.kv.Put(ctx, key, data); return err })
 	if err != nil {
 		return 0, unavailable(b.name, err)
 	}
@@ -78,7 +82,8 @@ func (b bucket[T]) swap(ctx context.Context, key string, v T, rev uint64) (uint6
 	if err != nil {
 		return 0, err
 	}
-	n, err := b.kv.Update(ctx, key, data, rev)
+	var n uint64
+	err = whileLeaderless(ctx, func() (err error) { n, err = b.kv.Update(ctx, key, data, rev); return err })
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, fmt.Errorf("%s %q changed concurrently: %w", b.name, key, grid.ErrConflict)
 	}
@@ -115,7 +120,8 @@ func (b bucket[T]) update(ctx context.Context, key string, create bool, fn func(
 }
 
 func (b bucket[T]) delete(ctx context.Context, key string) error {
-	if err := b.kv.Purge(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	err := whileLeaderless(ctx, func() error { return b.kv.Purge(ctx, key) })
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return unavailable(b.name, err)
 	}
 	return nil
@@ -124,7 +130,8 @@ func (b bucket[T]) delete(ctx context.Context, key string) error {
 // list returns every value whose key matches filter (NATS wildcards; ">"
 // for all) in one pass of an ephemeral consumer, not one Get per key.
 func (b bucket[T]) list(ctx context.Context, filter string) ([]T, error) {
-	w, err := b.kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	var w jetstream.KeyWatcher
+	err := whileLeaderless(ctx, func() (err error) { w, err = b.kv.Watch(ctx, filter, jetstream.IgnoreDeletes()); return err })
 	if err != nil {
 		return nil, unavailable(b.name, err)
 	}
@@ -185,6 +192,40 @@ func (b bucket[T]) watch(ctx context.Context, filter string) (<-chan Event[T], e
 		}
 	}()
 	return out, nil
+}
+
+// leaderlessFor bounds how long a request waits for a stream to elect a
+// leader: NATS's Raft elects within 4–9s of losing one.
+const leaderlessFor = 15 * time.Second
+
+// clusterNotAvailable is JetStream's "JetStream system temporarily
+// unavailable" (JSClusterNotAvailErr): no meta leader yet.
+const clusterNotAvailable jetstream.ErrorCode = 10008
+
+// whileLeaderless runs op, and again while it fails because a stream or
+// the cluster has no leader (a server of three died and its streams are
+// electing new ones), for up to leaderlessFor or until ctx ends. Such a
+// request reached no leader, so repeating it cannot apply it twice;
+// timeouts, which might have been applied, are not retried.
+func whileLeaderless(ctx context.Context, op func() error) error {
+	deadline := time.Now().Add(leaderlessFor)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		err := op()
+		if !leaderless(err) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
+}
+
+func leaderless(err error) bool {
+	var api *jetstream.APIError
+	return err != nil && (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.As(err, &api) && api.ErrorCode == clusterNotAvailable)
 }
 
 func unavailable(what string, err error) error {

@@ -83,6 +83,10 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: nats server: %w", err)
 	}
+	if os.Getenv("GRID_NATS_LOG") != "" {
+		opts.NoLog, opts.Logtime = false, true
+		ns.ConfigureLogger()
+	}
 	ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()

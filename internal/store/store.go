@@ -10,6 +10,7 @@ import (
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // Config says how to reach NATS and how to lay out buckets.
@@ -82,6 +83,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{nc: nc, closed: closed, js: js, replicas: max(cfg.Replicas, 1), create: cfg.Role.Kind == RoleServer, role: cfg.Role}
+	s.apps.name, s.appmeta.name, s.releases.name = "app", "app", "release"
+	s.formations.name, s.slugs.name, s.hostctl.name = "formation", "slug", "host control"
+	s.assignments.name, s.dynos.name, s.hosts.name = "assignment", "dyno", "host"
+	s.routers.name, s.keys.name, s.meta.name, s.leases.name = "router", "api key", "counter", "lease"
 	if err := s.init(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -89,18 +94,22 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) init(ctx context.Context) error {
+// init binds the buckets: a cluster still electing leaders, or a host
+// started before the servers made the buckets, is waited for.
+func (s *Store) init(ctx context.Context) error { return Retry(ctx, s.bind) }
+
+// Retry runs setup (making or finding buckets and streams) until it
+// succeeds or ctx ends, backing off up to 2s between attempts. A
+// JetStream request sent while the cluster has no meta leader gets no
+// answer at all, so each attempt has its own 5s deadline.
+func Retry(ctx context.Context, setup func(context.Context) error) error {
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		// A JetStream request sent while the cluster has no meta leader
-		// gets no answer at all, so each attempt has its own deadline.
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := s.bind(actx)
+		err := setup(actx)
 		cancel()
 		if err == nil {
 			return nil
 		}
-		// A cluster still electing leaders, or a host started before the
-		// servers made the buckets: wait for it, until ctx says stop.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
@@ -109,53 +118,53 @@ func (s *Store) init(ctx context.Context) error {
 	}
 }
 
-// bind opens every bucket; servers create or update them first.
+// bind opens every bucket; servers create or update them first, all at
+// once: each new replicated bucket waits for its Raft group to elect a
+// leader (seconds), and one at a time would add those waits up.
 func (s *Store) bind(ctx context.Context) error {
-	var err error
-	open := func(name string, ttl time.Duration) jetstream.KeyValue {
-		if err != nil {
+	var g errgroup.Group
+	kv := func(b *jetstream.KeyValue, name string, ttl time.Duration) {
+		g.Go(func() (err error) {
+			if s.create {
+				*b, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+					Bucket: name, Storage: jetstream.FileStorage, Replicas: s.replicas, TTL: ttl,
+				})
+			} else {
+				*b, err = s.js.KeyValue(ctx, name)
+			}
+			if err != nil {
+				return fmt.Errorf("store: bucket %s: %v: %w", name, err, grid.ErrUnavailable)
+			}
 			return nil
-		}
-		var b jetstream.KeyValue
+		})
+	}
+	kv(&s.apps.kv, "apps", 0)
+	kv(&s.appmeta.kv, "appmeta", 0)
+	kv(&s.releases.kv, "releases", 0)
+	kv(&s.formations.kv, "formations", 0)
+	kv(&s.slugs.kv, "slugs", 0)
+	kv(&s.hostctl.kv, "hostctl", 0)
+	kv(&s.assignments.kv, "assignments", 0)
+	kv(&s.dynos.kv, "dynos", 0)
+	kv(&s.hosts.kv, "hosts", 0)
+	kv(&s.routers.kv, "routers", 0)
+	kv(&s.keys.kv, "apikeys", 0)
+	kv(&s.meta.kv, "meta", 0)
+	kv(&s.leases.kv, "leases", LeaseTTL)
+	g.Go(func() (err error) {
 		if s.create {
-			b, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: name, Storage: jetstream.FileStorage, Replicas: s.replicas, TTL: ttl,
+			s.blobs, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+				Bucket: "slugblobs", Storage: jetstream.FileStorage, Replicas: s.replicas,
 			})
 		} else {
-			b, err = s.js.KeyValue(ctx, name)
+			s.blobs, err = s.js.ObjectStore(ctx, "slugblobs")
 		}
 		if err != nil {
-			err = fmt.Errorf("store: bucket %s: %v: %w", name, err, grid.ErrUnavailable)
+			return fmt.Errorf("store: object store: %v: %w", err, grid.ErrUnavailable)
 		}
-		return b
-	}
-	s.apps = bucket[grid.App]{open("apps", 0), "app"}
-	s.appmeta = bucket[grid.AppMeta]{open("appmeta", 0), "app"}
-	s.releases = bucket[grid.Release]{open("releases", 0), "release"}
-	s.formations = bucket[grid.Formation]{open("formations", 0), "formation"}
-	s.slugs = bucket[grid.Slug]{open("slugs", 0), "slug"}
-	s.hostctl = bucket[grid.HostControl]{open("hostctl", 0), "host control"}
-	s.assignments = bucket[grid.Assignment]{open("assignments", 0), "assignment"}
-	s.dynos = bucket[grid.Dyno]{open("dynos", 0), "dyno"}
-	s.hosts = bucket[grid.Host]{open("hosts", 0), "host"}
-	s.routers = bucket[grid.RouterState]{open("routers", 0), "router"}
-	s.keys = bucket[apiKey]{open("apikeys", 0), "api key"}
-	s.meta = bucket[int]{open("meta", 0), "counter"}
-	s.leases = bucket[lease]{open("leases", LeaseTTL), "lease"}
-	if err != nil {
-		return err
-	}
-	if s.create {
-		s.blobs, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: "slugblobs", Storage: jetstream.FileStorage, Replicas: s.replicas,
-		})
-	} else {
-		s.blobs, err = s.js.ObjectStore(ctx, "slugblobs")
-	}
-	if err != nil {
-		return fmt.Errorf("store: object store: %v: %w", err, grid.ErrUnavailable)
-	}
-	return nil
+		return nil
+	})
+	return g.Wait()
 }
 
 // JetStream gives packages that own their own streams (logs) access to
