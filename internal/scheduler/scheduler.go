@@ -1,24 +1,22 @@
 // Package scheduler decides where dynos run. It is a pure function from a
-// snapshot of hosts and a list of wanted dynos to a placement plan.
+// snapshot of hosts and a list of wanted dynos to a placement plan (which
+// host, which CPU cores), plus a pure rule for how much spare capacity to
+// keep (Headroom).
 //
 // It must never do I/O, read the clock, draw random numbers or start
 // goroutines: the same input always yields the same plan, so placement can
 // be tested exhaustively and replayed from a log.
 package scheduler
 
-import (
-	"fmt"
-	"sort"
-)
-
-// Group identifies dynos that should be spread over hosts: those of one
-// process type of one app.
+// Group identifies dynos that should be spread over hosts and over a
+// host's cores: those of one process type of one app.
 type Group struct {
 	App  string
 	Type string
 }
 
-// HostState is one live host as the scheduler sees it.
+// HostState is one host the scheduler may place dynos on. Place never
+// modifies it, nor the maps and slices it holds.
 type HostState struct {
 	ID string
 	// MemoryMB is what the host offers to dynos in total.
@@ -26,11 +24,20 @@ type HostState struct {
 	// ReservedMB is memory already promised to dynos on the host (running
 	// or assigned). The scheduler never lets it exceed MemoryMB.
 	ReservedMB int
-	// Cores is the number of CPU cores. Not used yet (cpusets come later).
+	// Cores is the number of CPU cores, numbered 0…Cores-1. Zero means
+	// unknown: dynos placed on the host are not pinned (empty CPUs).
 	Cores int
-	// Running counts the dynos of each group already on the host. Nil
-	// means none.
+	// Running counts the dynos of each group already on the host. Only
+	// the groups of the requested apps are read, so a caller may leave out
+	// every other app. Nil means none.
 	Running map[Group]int
+	// Load counts the dynos pinned to each core: Load[i] for core i. A
+	// dyno pinned to two cores counts on both; unpinned dynos count
+	// nowhere. Missing entries are zero.
+	Load []int
+	// Pinned counts, for each group, its dynos pinned to each core
+	// (Pinned[g][i]). Like Running, only requested groups are read.
+	Pinned map[Group][]int
 }
 
 // Request is one dyno to place.
@@ -41,6 +48,9 @@ type Request struct {
 	App      string
 	Type     string
 	MemoryMB int
+	// Cores is how many cores to pin the dyno to. Zero means 1; more than
+	// a host has means all of its cores.
+	Cores int
 }
 
 // Placement is the decision for one request. Host is empty when the dyno
@@ -48,7 +58,10 @@ type Request struct {
 type Placement struct {
 	Request Request
 	Host    string
-	Reason  string
+	// CPUs is the cpuset the dyno is pinned to on Host, in the kernel's
+	// list format ("3", "0-1"); empty when the host's cores are unknown.
+	CPUs   string
+	Reason string
 }
 
 // Plan is the result of Place: one placement per request, in request order.
@@ -78,76 +91,13 @@ func (p Plan) Unplaced() []Placement {
 //  4. the smallest host ID (so the plan is deterministic).
 //
 // It never over-commits memory: a dyno no host has room for is reported
-// unplaceable. Hosts and their maps are not modified.
+// unplaceable. On the chosen host the dyno is pinned to its least loaded
+// cores (see pin). Each request costs one pass over the hosts.
 func Place(hosts []HostState, want []Request) Plan {
-	hs := make([]*host, len(hosts))
-	for i, h := range hosts {
-		hs[i] = newHost(h)
-	}
-	sort.Slice(hs, func(i, j int) bool { return hs[i].id < hs[j].id })
+	s := newState(hosts, want)
 	plan := Plan{Placements: make([]Placement, 0, len(want))}
 	for _, r := range want {
-		plan.Placements = append(plan.Placements, placeOne(hs, r))
+		plan.Placements = append(plan.Placements, s.place(r))
 	}
 	return plan
-}
-
-// host is the scheduler's working copy of a HostState.
-type host struct {
-	id    string
-	free  int
-	group map[Group]int
-	app   map[string]int
-}
-
-func newHost(h HostState) *host {
-	c := &host{id: h.ID, free: h.MemoryMB - h.ReservedMB, group: map[Group]int{}, app: map[string]int{}}
-	for g, n := range h.Running {
-		c.group[g] += n
-		c.app[g.App] += n
-	}
-	return c
-}
-
-func placeOne(hs []*host, r Request) Placement {
-	g := Group{App: r.App, Type: r.Type}
-	var best *host
-	for _, h := range hs {
-		if h.free < r.MemoryMB {
-			continue
-		}
-		if best == nil || better(h, best, g) {
-			best = h
-		}
-	}
-	if best == nil {
-		return Placement{Request: r, Reason: noRoom(hs, r)}
-	}
-	best.free -= r.MemoryMB
-	best.group[g]++
-	best.app[g.App]++
-	return Placement{Request: r, Host: best.id}
-}
-
-// better reports whether a is preferable to b for a dyno of group g. Hosts
-// are visited in ID order, so a tie keeps the smaller ID.
-func better(a, b *host, g Group) bool {
-	if a.group[g] != b.group[g] {
-		return a.group[g] < b.group[g]
-	}
-	if a.app[g.App] != b.app[g.App] {
-		return a.app[g.App] < b.app[g.App]
-	}
-	return a.free > b.free
-}
-
-func noRoom(hs []*host, r Request) string {
-	if len(hs) == 0 {
-		return "no live hosts"
-	}
-	most := hs[0].free
-	for _, h := range hs {
-		most = max(most, h.free)
-	}
-	return fmt.Sprintf("needs %d MB of memory; the most any of %d hosts has free is %d MB", r.MemoryMB, len(hs), max(most, 0))
 }

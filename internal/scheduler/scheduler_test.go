@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"sort"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -62,6 +63,12 @@ func TestPlace(t *testing.T) {
 			hosts:  []HostState{{ID: "h1", MemoryMB: 1024}},
 			want:   []Request{web("web.1"), web("web.2"), web("web.3")},
 			placed: []string{"h1", "h1", ""},
+		},
+		{
+			name:   "a negative free host never gets a dyno",
+			hosts:  []HostState{{ID: "h1", MemoryMB: 1024, ReservedMB: 2048}},
+			want:   []Request{{Name: "web.1", App: "a", Type: "web"}},
+			placed: []string{""},
 		},
 	}
 	for _, tt := range tests {
@@ -238,4 +245,63 @@ func TestPropertyDeterministic(t *testing.T) {
 			t.Fatalf("host order changed the plan:\n%s", diff)
 		}
 	})
+}
+
+// Place's fast scan must choose exactly what the rule in its doc comment
+// says; reference is that rule written plainly (the first implementation).
+func TestPropertyMatchesReference(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		groups := genGroups(t)
+		hosts := genHosts(t, groups)
+		want := genRequests(t, groups, func() int { return rapid.SampledFrom(sizes).Draw(t, "size") })
+		got := Place(hosts, want)
+		ref := reference(hosts, want)
+		for i := range want {
+			if got.Placements[i].Host != ref[i] {
+				t.Fatalf("request %d (%+v): Place chose %q, the rule %q", i, want[i], got.Placements[i].Host, ref[i])
+			}
+		}
+	})
+}
+
+func reference(hosts []HostState, want []Request) []string {
+	type host struct {
+		id    string
+		free  int
+		group map[Group]int
+		app   map[string]int
+	}
+	hs := make([]*host, len(hosts))
+	for i, h := range hosts {
+		hs[i] = &host{id: h.ID, free: h.MemoryMB - h.ReservedMB, group: map[Group]int{}, app: map[string]int{}}
+		for g, n := range h.Running {
+			hs[i].group[g] += n
+			hs[i].app[g.App] += n
+		}
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].id < hs[j].id })
+	out := make([]string, len(want))
+	for i, r := range want {
+		g := Group{r.App, r.Type}
+		var best *host
+		for _, h := range hs {
+			if h.free < r.MemoryMB {
+				continue
+			}
+			switch {
+			case best == nil,
+				h.group[g] < best.group[g],
+				h.group[g] == best.group[g] && h.app[g.App] < best.app[g.App],
+				h.group[g] == best.group[g] && h.app[g.App] == best.app[g.App] && h.free > best.free:
+				best = h
+			}
+		}
+		if best != nil {
+			best.free -= r.MemoryMB
+			best.group[g]++
+			best.app[g.App]++
+			out[i] = best.id
+		}
+	}
+	return out
 }
