@@ -120,11 +120,14 @@ type AppMeta struct {
 	Release     int    `json:"release"`
 	// SlugID is the current release's slug, which hosts fetch ahead of need.
 	SlugID string `json:"slug_id,omitempty"`
+	// UID is the app's uid, which owns its unpacked slug trees on hosts.
+	// Not a secret. Zero in records written before it existed.
+	UID int `json:"uid,omitempty"`
 }
 
 // Meta derives an app's AppMeta.
 func (a App) Meta() AppMeta {
-	return AppMeta{ID: a.ID, Name: a.Name, Maintenance: a.Maintenance, Released: a.Release.SlugID != "", Release: a.Release.Version, SlugID: a.Release.SlugID}
+	return AppMeta{ID: a.ID, Name: a.Name, Maintenance: a.Maintenance, Released: a.Release.SlugID != "", Release: a.Release.Version, SlugID: a.Release.SlugID, UID: a.UID}
 }
 
 // RouterState is what a router reports about itself, so the manager can

@@ -1,11 +1,11 @@
 package sandbox
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,21 +42,14 @@ func tuneCgroups() (bool, error) {
 // cgroup2Options returns the superblock options of the cgroup2 mount at
 // path, and whether there is one.
 func cgroup2Options(path string) ([]string, bool, error) {
-	b, err := readMountinfo()
+	mounts, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(path))
 	if err != nil {
 		return nil, false, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		// 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields, tail := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(fields) < 5 || len(tail) < 3 || fields[4] != path || tail[0] != "cgroup2" {
-			continue
-		}
-		return strings.Split(tail[2], ","), true, nil
+	if len(mounts) == 0 || mounts[0].FSType != "cgroup2" {
+		return nil, false, nil
 	}
-	return nil, false, sc.Err()
+	return strings.Split(mounts[0].VFSOptions, ","), true, nil
 }
 
 func dropRW(opts []string) []string {

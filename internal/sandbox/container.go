@@ -75,6 +75,9 @@ func cgroupConfig(spec Spec, parent string) *cgroups.Cgroup {
 			MemorySwap: swapLimit(mem),
 			PidsLimit:  &pids,
 			CpuShares:  uint64(spec.CPUShares),
+			// Empty means the parent's cores; cpuset.mems always comes
+			// from the parent (libcontainer copies it).
+			CpusetCpus: spec.CPUs,
 			Devices:    deviceRules(),
 		},
 	}

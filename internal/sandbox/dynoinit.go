@@ -15,6 +15,25 @@ package sandbox
 // init catches every signal and drops it: forwarding would deliver
 // Signal's signals to the command twice.
 //
+// The init also carries the command's output, so that output does not
+// depend on the process that started the sandbox (see output.go):
+//
+//	command stdout ─pipe─► init ─► fd 3: FIFO <run>/<id>/stdout ─► Manager
+//	command stderr ─pipe─► init ─► fd 4: FIFO <run>/<id>/stderr ─► Manager
+//	                       init ─► fd 5: file <run>/<id>/exit (status, at exit)
+//
+// It writes to the FIFOs without blocking, in chunks of at most PIPE_BUF
+// bytes (which the kernel writes whole or not at all) that end at a line
+// end unless a line is longer or the command paused mid-line. While a Manager
+// reads, a full FIFO makes the init wait (and the command's own pipe then
+// fills and blocks the command, as a slow terminal would). While none
+// reads, a write fails with EPIPE and the init drops the chunk, and the
+// rest of a line it cut; the command never blocks and never gets SIGPIPE.
+// When the command exits, the init passes on what is left in its pipes
+// (for at most grid_drain_ms), writes the status to fd 5 and exits with
+// it. The init makes itself non-dumpable, so the command (same uid) can
+// neither ptrace it nor open its descriptors through /proc/1/fd.
+//
 // The init is C, run from an ELF constructor before the Go runtime starts:
 // it costs well under a millisecond and no Go threads (which would count
 // against the sandbox's pids limit). In every other process the
@@ -24,48 +43,241 @@ package sandbox
 /*
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-static void grid_drop_signal(int sig) { (void)sig; }
+enum { grid_out_fd = 3, grid_err_fd = 4, grid_status_fd = 5, grid_drain_ms = 2000 };
+
+// grid_relay moves one stream of the command's output to its FIFO.
+struct grid_relay {
+	int in;      // read end of the command's pipe; -1 at EOF
+	int out;     // FIFO to the Manager
+	size_t len;  // bytes in buf not yet written
+	int blocked; // the FIFO was full: wait until it is writable
+	int skip;    // drop input up to the next newline (a drop cut a line)
+	char buf[PIPE_BUF];
+};
+
+static int grid_wake[2]; // SIGCHLD wakes the poll loop through this pipe
+
+static void grid_on_signal(int sig) {
+	if (sig == SIGCHLD) {
+		int e = errno;
+		ssize_t n = write(grid_wake[1], "", 1);
+		(void)n;
+		errno = e;
+	}
+}
+
+// grid_ready is how much of buf to write now: whole lines; a partial
+// line only when it fills buf, at EOF, or when the command has paused
+// (a prompt), so that drops fall between lines.
+static size_t grid_ready(struct grid_relay *r) {
+	char *nl = memrchr(r->buf, '\n', r->len);
+	if (nl != NULL)
+		return nl + 1 - r->buf;
+	if (r->len == 0 || r->len == sizeof r->buf || r->in < 0)
+		return r->len;
+	struct pollfd p = {.fd = r->in, .events = POLLIN};
+	return poll(&p, 1, 0) == 0 ? r->len : 0;
+}
+
+// grid_flush writes what is ready until nothing is, or the FIFO is full
+// (blocked). With nobody reading, the write fails and the chunk is
+// dropped.
+static void grid_flush(struct grid_relay *r) {
+	r->blocked = 0;
+	for (;;) {
+		size_t n = grid_ready(r);
+		if (n == 0)
+			return;
+		ssize_t w = write(r->out, r->buf, n);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			r->blocked = 1;
+			return;
+		}
+		if (w < 0) {
+			if (r->buf[n - 1] != '\n')
+				r->skip = 1;
+			w = n;
+		}
+		memmove(r->buf, r->buf + w, r->len - w);
+		r->len -= w;
+	}
+}
+
+// grid_fill reads what the command wrote into the free part of buf. It
+// returns 0 when nothing was there (or at EOF).
+static int grid_fill(struct grid_relay *r) {
+	ssize_t n = read(r->in, r->buf + r->len, sizeof r->buf - r->len);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		close(r->in);
+		r->in = -1;
+	}
+	if (n <= 0)
+		return 0;
+	if (r->skip) {
+		char *start = r->buf + r->len, *nl = memchr(start, '\n', n);
+		if (nl == NULL)
+			return 1;
+		r->skip = 0;
+		n = start + n - (nl + 1);
+		memmove(start, nl + 1, n);
+	}
+	r->len += n;
+	return 1;
+}
+
+static long grid_ms_since(const struct timespec *t0) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+// grid_drain passes on what the command left in its pipes, for at most
+// grid_drain_ms: it stops reading a pipe once it is empty, since orphans
+// may hold it open for ever.
+static void grid_drain(struct grid_relay *rs) {
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p[2];
+		int np = 0, busy = 0;
+		for (int i = 0; i < 2; i++) {
+			struct grid_relay *r = &rs[i];
+			if (!r->blocked && r->in >= 0 && r->len < sizeof r->buf && !grid_fill(r) && r->in >= 0) {
+				close(r->in);
+				r->in = -1;
+			}
+			grid_flush(r);
+			if (r->blocked)
+				p[np++] = (struct pollfd){.fd = r->out, .events = POLLOUT};
+			busy |= r->in >= 0 || r->len > 0;
+		}
+		long left = grid_drain_ms - grid_ms_since(&t0);
+		if (!busy || left <= 0)
+			return;
+		if (np > 0)
+			poll(p, np, left);
+	}
+}
+
+// grid_reap reaps every exited child; it returns 1 and sets *code once
+// the command is among them.
+static int grid_reap(pid_t child, int *code) {
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			return 0;
+		if (pid == child) {
+			*code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+			return 1;
+		}
+	}
+}
+
+static void grid_exit(struct grid_relay *rs, int code) {
+	grid_drain(rs);
+	char s[16];
+	int n = snprintf(s, sizeof s, "%d\n", code);
+	ssize_t w = write(grid_status_fd, s, n);
+	(void)w;
+	_exit(code);
+}
+
+// grid_relay_loop relays output until the command exits, then exits with
+// its status.
+static void grid_relay_loop(pid_t child, struct grid_relay *rs) {
+	for (;;) {
+		struct pollfd p[3] = {{.fd = grid_wake[0], .events = POLLIN}};
+		int np = 1, at[2] = {-1, -1};
+		for (int i = 0; i < 2; i++) {
+			struct grid_relay *r = &rs[i];
+			if (r->blocked)
+				p[np] = (struct pollfd){.fd = r->out, .events = POLLOUT};
+			else if (r->in >= 0 && r->len < sizeof r->buf)
+				p[np] = (struct pollfd){.fd = r->in, .events = POLLIN};
+			else
+				continue;
+			at[i] = np++;
+		}
+		if (poll(p, np, -1) < 0 && errno != EINTR)
+			_exit(255);
+		if (p[0].revents) {
+			char b[64];
+			while (read(grid_wake[0], b, sizeof b) > 0) {
+			}
+			int code;
+			if (grid_reap(child, &code))
+				grid_exit(rs, code);
+		}
+		for (int i = 0; i < 2; i++) {
+			struct grid_relay *r = &rs[i];
+			if (at[i] < 0 || p[at[i]].revents == 0)
+				continue;
+			if (!r->blocked)
+				grid_fill(r);
+			grid_flush(r);
+		}
+	}
+}
+
+// grid_pipe makes the pipe for one of the command's streams: the read end
+// is ours (non-blocking), the write end becomes the command's fd target.
+static int grid_pipe(int p[2]) {
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	return fcntl(p[0], F_SETFL, O_NONBLOCK);
+}
 
 __attribute__((constructor)) static void grid_dyno_init(int argc, char **argv, char **envp) {
 	(void)envp;
 	if (argc < 3 || strcmp(argv[0], "/.grid/init") != 0 || strcmp(argv[1], "--") != 0 || getpid() != 1)
 		return;
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	int out[2], err[2];
+	if (pipe2(grid_wake, O_CLOEXEC | O_NONBLOCK) < 0 || grid_pipe(out) < 0 || grid_pipe(err) < 0)
+		_exit(126);
+	for (int fd = grid_out_fd; fd <= grid_status_fd; fd++)
+		fcntl(fd, F_SETFD, FD_CLOEXEC); // the Manager's, never the command's
+	fcntl(grid_out_fd, F_SETFL, O_NONBLOCK);
+	fcntl(grid_err_fd, F_SETFL, O_NONBLOCK);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = grid_drop_signal;
+	sa.sa_handler = grid_on_signal;
 	sigemptyset(&sa.sa_mask);
 	for (int s = 1; s < NSIG; s++)
 		if (s != SIGKILL && s != SIGSTOP)
 			sigaction(s, &sa, NULL); // fails harmlessly for libc-reserved signals
 	pid_t child = fork();
 	if (child == 0) {
+		dup2(out[1], 1);
+		dup2(err[1], 2);
 		execvp(argv[2], argv + 2); // exec resets the handlers to the defaults
 		int e = errno;
 		fprintf(stderr, "%s: %s\n", argv[2], strerror(e));
 		_exit(e == ENOENT ? 127 : 126);
 	}
 	if (child < 0) {
-		perror("sandbox init: fork");
+		dprintf(grid_err_fd, "sandbox init: fork: %s\n", strerror(errno));
 		_exit(126);
 	}
-	for (;;) {
-		int status;
-		pid_t pid = waitpid(-1, &status, 0);
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			_exit(255);
-		}
-		if (pid == child)
-			_exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
-	}
+	close(out[1]);
+	close(err[1]);
+	static struct grid_relay rs[2];
+	rs[0] = (struct grid_relay){.in = out[0], .out = grid_out_fd};
+	rs[1] = (struct grid_relay){.in = err[0], .out = grid_err_fd};
+	grid_relay_loop(child, rs);
 }
 */
 import "C"

@@ -3,8 +3,11 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -20,27 +23,73 @@ import (
 //	input        iifname gd* ct state established,related accept
 //	             iifname gd* reject            # dynos never open connections to the host
 //	forward      oifname gd* ct state established,related accept
+//	             iifname gd* ct state established,related accept  # replies, also to Internal peers
 //	             iifname gd* oifname gd* reject  # no dyno reaches another
 //	             iifname gd* ip daddr 169.254.0.0/16 reject
+//	             iifname gd* ip saddr <subnet> ip daddr <dns> udp/tcp dport 53 accept  # per nameserver in Internal
+//	             iifname gd* ip saddr <subnet> ip daddr <internal> reject           # per Config.Internal
 //	             iifname gd* accept            # egress
+//	             oifname gd* ip daddr <subnet> ip saddr <subnet> reject  # forged: our dynos never come from outside
+//	             oifname gd* ip daddr <subnet> ip saddr <router> accept  # per Config.Routers, if any,
+//	             oifname gd* ip daddr <subnet> reject                    #   and then nothing else
 //	postrouting  ip saddr <subnet> oifname != gd* masquerade
 //
 // The host reaches every dyno port directly (its packets take the output
 // path, which is not filtered). Rejects answer with ICMP admin-prohibited
-// so a dyno's connect fails at once instead of hanging.
-//
-// New connections from other machines towards dynos are forwarded
-// (policy accept) so routers on other hosts could reach them.
+// so a connect fails at once instead of hanging. Without Config.Routers,
+// new connections from other machines towards dynos are forwarded.
 
 // firewall owns the Manager's nftables table.
 type firewall struct {
-	table  *nftables.Table
-	subnet netip.Prefix
+	table    *nftables.Table
+	subnet   netip.Prefix
+	internal []netip.Prefix
+	dns      []netip.Addr // nameservers inside internal, kept reachable on port 53
+	routers  []netip.Prefix
 }
 
-func newFirewall(subnet netip.Prefix) *firewall {
-	name := "grid_" + strings.NewReplacer(".", "_", "/", "_").Replace(subnet.String())
-	return &firewall{table: &nftables.Table{Family: nftables.TableFamilyINet, Name: name}, subnet: subnet}
+func newFirewall(cfg Config) (*firewall, error) {
+	name := "grid_" + strings.NewReplacer(".", "_", "/", "_").Replace(cfg.Subnet.String())
+	f := &firewall{
+		table:  &nftables.Table{Family: nftables.TableFamilyINet, Name: name},
+		subnet: cfg.Subnet, internal: cfg.Internal, routers: cfg.Routers,
+	}
+	if len(cfg.Internal) == 0 {
+		return f, nil
+	}
+	servers, err := nameservers(cfg.resolvConf)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox firewall: %w", err)
+	}
+	for _, a := range servers {
+		if slices.ContainsFunc(cfg.Internal, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			f.dns = append(f.dns, a)
+		}
+	}
+	return f, nil
+}
+
+// nameservers lists the IPv4 nameservers of a resolv.conf; a missing file
+// has none.
+func nameservers(path string) ([]netip.Addr, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f[1]); err == nil && a.Is4() {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // install replaces the table with the current rules, atomically.
@@ -87,10 +136,33 @@ func (f *firewall) inputChain(c *nftables.Conn) {
 
 func (f *firewall) forwardChain(c *nftables.Conn) {
 	ch := f.chain(c, "forward", nftables.ChainHookForward, nftables.ChainPriorityFilter, nftables.ChainTypeFilter)
-	f.rule(c, ch, ifname(expr.MetaKeyOIFNAME, true), ctEstablished(), accept())
-	f.rule(c, ch, ifname(expr.MetaKeyIIFNAME, true), ifname(expr.MetaKeyOIFNAME, true), reject())
-	f.rule(c, ch, ifname(expr.MetaKeyIIFNAME, true), ipv4In(16, netip.MustParsePrefix("169.254.0.0/16")), reject())
-	f.rule(c, ch, ifname(expr.MetaKeyIIFNAME, true), accept())
+	fromDyno, toDyno := ifname(expr.MetaKeyIIFNAME, true), ifname(expr.MetaKeyOIFNAME, true)
+	f.rule(c, ch, toDyno, ctEstablished(), accept())
+	// Replies on connections the router (or anyone admitted) opened to a
+	// dyno, even when that peer is in Internal.
+	f.rule(c, ch, fromDyno, ctEstablished(), accept())
+	f.rule(c, ch, fromDyno, toDyno, reject())
+	f.rule(c, ch, fromDyno, ipv4In(16, netip.MustParsePrefix("169.254.0.0/16")), reject())
+	// The rules below match this Manager's subnet too: every Manager's
+	// table sees every sandbox's packets.
+	fromOurs, toOurs := append(fromDyno, ipv4In(12, f.subnet)...), append(toDyno, ipv4In(16, f.subnet)...)
+	for _, a := range f.dns {
+		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+			f.rule(c, ch, fromOurs, ipv4In(16, netip.PrefixFrom(a, 32)), dport(proto, 53), accept())
+		}
+	}
+	for _, p := range f.internal {
+		f.rule(c, ch, fromOurs, ipv4In(16, p), reject())
+	}
+	f.rule(c, ch, fromDyno, accept())
+	// What is left towards dynos are new connections from elsewhere.
+	f.rule(c, ch, toOurs, ipv4In(12, f.subnet), reject())
+	if len(f.routers) > 0 {
+		for _, p := range f.routers {
+			f.rule(c, ch, toOurs, ipv4In(12, p), accept())
+		}
+		f.rule(c, ch, toOurs, reject())
+	}
 }
 
 func (f *firewall) natChain(c *nftables.Conn) {
@@ -129,6 +201,16 @@ func ipv4In(offset uint32, p netip.Prefix) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: net.CIDRMask(p.Bits(), 32), Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+	}
+}
+
+// dport matches packets of transport proto to port.
+func dport(proto byte, port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
 	}
 }
 

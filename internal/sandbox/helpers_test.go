@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "sandbox tests need root (they start real sandboxes)")
 		os.Exit(1)
 	}
+	if cfg := os.Getenv(helperEnv); cfg != "" {
+		os.Exit(runHelper(cfg)) // a process of TestAdoptAfterKill: never returns unless it fails
+	}
 	os.Exit(m.Run())
 }
 
@@ -34,7 +37,14 @@ const testSubnetBase = "10.238.%d.0/24"
 
 func newManager(t *testing.T) *Manager {
 	t.Helper()
-	m, err := New(testConfig(t, int(testSeq.Add(1))))
+	return newManagerWith(t, testConfig(t, int(testSeq.Add(1))))
+}
+
+// newManagerWith starts a Manager with cfg that is closed when the test
+// ends.
+func newManagerWith(t *testing.T, cfg Config) *Manager {
+	t.Helper()
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,10 +189,10 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 func assertNothingLeft(t *testing.T, m *Manager) {
 	t.Helper()
 	m.mu.Lock()
-	live := len(m.live)
+	live, left := len(m.live), len(m.leftovers)+len(m.orphans)
 	m.mu.Unlock()
-	if live != 0 {
-		t.Errorf("%d sandboxes still registered", live)
+	if live != 0 || left != 0 {
+		t.Errorf("%d sandboxes still registered, %d leftovers", live, left)
 	}
 	if n := m.pool.inUse(); n != 0 {
 		t.Errorf("%d address slots still allocated", n)

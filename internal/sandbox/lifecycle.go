@@ -37,13 +37,28 @@ func (s *Sandbox) start() error {
 	if err := makeRoot(s.layout, s.spec, s.Addr()); err != nil {
 		return fmt.Errorf("root: %w", err)
 	}
+	s.started = time.Now()
+	if err := writeRecord(s.layout, newRecord(s.spec, s.net, s.started)); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	out, initFiles, err := makeOutput(s.layout)
+	if err != nil {
+		return fmt.Errorf("output: %w", err)
+	}
+	defer closeAll(initFiles) // the init has its own copies once it runs
+	s.out = out
 	cfg := containerConfig(s.layout, s.spec, s.m.cfg.CgroupParent, nsPath, s.m.initBin)
 	c, err := libcontainer.Create(s.layout.state(), s.spec.ID, cfg)
 	if err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
 	s.container = c
-	return s.run()
+	if err := s.run(initFiles); err != nil {
+		return err
+	}
+	s.watching = true
+	out.start(s.spec.Stdout, s.spec.Stderr)
+	return nil
 }
 
 // clearStale removes directories of this ID that a crashed attempt left
@@ -68,17 +83,18 @@ func removeDir(dir string) error {
 	return os.RemoveAll(dir)
 }
 
-// run starts the main process under the sandbox init.
-func (s *Sandbox) run() error {
+// run starts the main process under the sandbox init, which gets
+// initFiles as fds 3, 4 and 5 (see dynoinit.go). Its stdout and stderr
+// are /dev/null: the init gives the command its own pipes.
+func (s *Sandbox) run(initFiles []*os.File) error {
 	p := &libcontainer.Process{
-		Args:   append([]string{initTarget, "--"}, s.spec.Args...),
-		Env:    withPath(s.spec.Env),
-		Cwd:    s.spec.Dir,
-		UID:    s.spec.UID,
-		GID:    s.spec.GID,
-		Stdout: viaPipe(s.spec.Stdout),
-		Stderr: viaPipe(s.spec.Stderr),
-		Init:   true,
+		Args:       append([]string{initTarget, "--"}, s.spec.Args...),
+		Env:        withPath(s.spec.Env),
+		Cwd:        s.spec.Dir,
+		UID:        s.spec.UID,
+		GID:        s.spec.GID,
+		ExtraFiles: initFiles,
+		Init:       true,
 	}
 	stdinChild, err := s.connectStdin(p)
 	if err != nil {
@@ -96,18 +112,9 @@ func (s *Sandbox) run() error {
 	return err
 }
 
-// viaPipe hides an *os.File behind a plain io.Writer, so the sandbox
-// always gets a pipe: libcontainer chowns the sandbox's stdio to its uid,
-// which must never happen to a caller's terminal or log file.
-func viaPipe(w io.Writer) io.Writer {
-	if f, ok := w.(*os.File); ok && f != nil {
-		return struct{ io.Writer }{f}
-	}
-	return w
-}
-
-// connectStdin copies Stdin through a pipe we own (see viaPipe) and can
-// close when the sandbox exits. It returns the child's end, which the
+// connectStdin copies Stdin through a pipe we own and can close when the
+// sandbox exits; libcontainer chowns the sandbox's stdio to its uid, which
+// must never happen to a caller's file. It returns the child's end, which the
 // caller closes after starting.
 func (s *Sandbox) connectStdin(p *libcontainer.Process) (*os.File, error) {
 	if s.spec.Stdin == nil {
@@ -134,17 +141,30 @@ func withPath(env []string) []string {
 	return append(append([]string(nil), env...), defaultPath)
 }
 
-// wait reaps the main process and publishes its exit code.
-func (s *Sandbox) wait() {
+// waitChild reaps the main process (a child of this process) and
+// publishes its exit code.
+func (s *Sandbox) waitChild() {
 	ps, err := s.process.Wait()
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		err = nil // a non-zero exit is a result, not a failure
 	}
-	s.code, s.err = exitCode(ps), err
+	s.finish(exitCode(ps), err)
+}
+
+// finish publishes the exit once the output has been copied to the end
+// (the copiers see EOF: the init, the FIFOs' only writer, is gone).
+func (s *Sandbox) finish(code int, err error) {
+	s.mu.Lock()
+	out := s.out
+	s.mu.Unlock()
+	if out != nil {
+		out.wait()
+	}
 	if s.stdin != nil {
 		s.stdin.Close()
 	}
+	s.code, s.err = code, err
 	close(s.done)
 }
 
@@ -244,12 +264,12 @@ func (s *Sandbox) undoStart() {
 }
 
 // teardown removes, in reverse order of start, whatever exists: the
-// processes, the container (cgroups, libcontainer state), the network,
-// the sandbox directory (root, overlay layers).
+// processes, the container (cgroups, libcontainer state), the output
+// copiers, the network, the sandbox directory (root, overlay layers).
 func (s *Sandbox) teardown() error {
 	var errs []error
 	if s.container != nil {
-		if s.process != nil && !s.exited() {
+		if s.watching && !s.exited() {
 			errs = append(errs, s.kill())
 			errs = append(errs, s.awaitExit())
 		}
@@ -257,9 +277,13 @@ func (s *Sandbox) teardown() error {
 			errs = append(errs, err)
 		}
 	}
+	s.detachOutput()
 	if s.stdin != nil {
 		s.stdin.Close()
 	}
+	// Cgroups libcontainer does not know of (a start cut short by a
+	// crash); normally gone already.
+	errs = append(errs, removeSandboxCgroups(s.m.cfg.CgroupParent, s.spec.ID))
 	if s.net != nil {
 		errs = append(errs, s.m.teardownNetwork(s.net))
 	}
@@ -269,6 +293,17 @@ func (s *Sandbox) teardown() error {
 		return fmt.Errorf("sandbox %q: destroy: %w", s.spec.ID, err)
 	}
 	return nil
+}
+
+// detachOutput stops copying output, if it is copied.
+func (s *Sandbox) detachOutput() {
+	s.mu.Lock()
+	out := s.out
+	s.out = nil
+	s.mu.Unlock()
+	if out != nil {
+		out.close()
+	}
 }
 
 // awaitExit waits for the main process to be reaped after a kill.

@@ -107,3 +107,37 @@ func TestMemoryLimitKillsInsideOnly(t *testing.T) {
 		t.Errorf("no OOM kill counted in the sandbox's cgroup:\n%s", oom)
 	}
 }
+
+func TestCPUPinning(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	online, err := onlineCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := strconv.Itoa(online[len(online)-1])
+	for _, c := range []struct{ cpus, want string }{
+		{last, last},
+		{"0-" + last, "0-" + last},
+		{"", "0-" + last},
+	} {
+		t.Run("cpus="+c.cpus, func(t *testing.T) {
+			sp, out, _ := spec("pinned", "sh", "-c", "grep Cpus_allowed_list /proc/self/status; echo ready; exec sleep 1000")
+			sp.CPUs = c.cpus
+			s := start(t, m, sp)
+			out.waitFor(t, "ready", 10*time.Second)
+			if want := "Cpus_allowed_list:\t" + c.want + "\n"; !strings.HasPrefix(out.String(), want) {
+				t.Errorf("inside: %q, want %q", out.String(), want)
+			}
+			if got := cgroupFile(t, m, s, "cpuset", "cpuset.cpus"); got != c.want {
+				t.Errorf("cpuset.cpus = %q, want %q", got, c.want)
+			}
+			if got := cgroupFile(t, m, s, "cpuset", "cpuset.mems"); got == "" {
+				t.Error("cpuset.mems is empty")
+			}
+			if err := s.Destroy(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -4,17 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/dynogrid/grid/internal/grid"
 )
 
-func TestNewRemovesLeftovers(t *testing.T) {
+func TestCollectGarbageRemovesLeftovers(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, int(testSeq.Add(1)))
 	crashed, err := New(cfg)
@@ -26,6 +31,7 @@ func TestNewRemovesLeftovers(t *testing.T) {
 	sp, out, _ := spec("leftover", "sh", "-c", "echo up; exec sleep 1000")
 	sp.Network = true
 	sp.AppDir = appDir(t)
+	sp.Labels = map[string]string{"dyno": "web.1"}
 	old, err := crashed.Start(context.Background(), sp)
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +48,17 @@ func TestNewRemovesLeftovers(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	want := []Leftover{{ID: "leftover", Labels: sp.Labels, Running: true, Pid: old.Pid(), Addr: old.Addr(), Started: old.Started()}}
+	if diff := cmp.Diff(want, m.Leftovers(), cmpopts.EquateApproxTime(time.Millisecond), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+		t.Errorf("Leftovers (-want +got):\n%s", diff)
+	}
+	// New stops nothing; the leftover's ID is reserved.
+	if _, err := m.Start(context.Background(), sp); !errors.Is(err, grid.ErrConflict) {
+		t.Errorf("Start of a leftover's ID: %v, want ErrConflict", err)
+	}
+	if n, err := m.CollectGarbage(); n != 1 || err != nil {
+		t.Fatalf("CollectGarbage = %d, %v", n, err)
+	}
 	select {
 	case <-old.Done():
 	case <-time.After(10 * time.Second):
@@ -97,6 +114,17 @@ func TestBadSpecsRejected(t *testing.T) {
 		{"negative memory", ok(func(s *Spec) { s.MemoryMB = -1 })},
 		{"tiny memory", ok(func(s *Spec) { s.MemoryMB = 4 })},
 		{"bad hostname", ok(func(s *Spec) { s.Hostname = "a_b" })},
+		{"cpus not a list", ok(func(s *Spec) { s.CPUs = "one" })},
+		{"cpus backwards", ok(func(s *Spec) { s.CPUs = "1-0" })},
+		{"cpus offline", ok(func(s *Spec) { s.CPUs = "4095" })},
+		{"cpus empty item", ok(func(s *Spec) { s.CPUs = "0," })},
+		{"too many labels", ok(func(s *Spec) {
+			s.Labels = map[string]string{}
+			for i := range maxLabels + 1 {
+				s.Labels[fmt.Sprint(i)] = "x"
+			}
+		})},
+		{"long label", ok(func(s *Spec) { s.Labels = map[string]string{"k": strings.Repeat("v", maxLabelBytes)} })},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -188,5 +216,76 @@ func TestFirewallTableReplacedAndRemoved(t *testing.T) {
 		if tableExists(t, m.fw) {
 			t.Fatal("firewall table left after Close")
 		}
+	}
+}
+
+// TestDetachAndAdopt leaves a sandbox running, as a caller that restarts
+// in the same process does, and takes it back.
+func TestDetachAndAdopt(t *testing.T) {
+	t.Parallel()
+	m, err := New(testConfig(t, int(testSeq.Add(1))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, out, _ := spec("detached", "sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.01; done")
+	sp.Network = true
+	sp.Labels = map[string]string{"dyno": "worker.1"}
+	s, err := m.Start(context.Background(), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, "tick 1\n", 10*time.Second)
+	s.Detach()
+	los := m.Leftovers()
+	if len(los) != 1 || los[0].ID != "detached" || !los[0].Running || los[0].Pid != s.Pid() || los[0].Addr != s.Addr() || los[0].Labels["dyno"] != "worker.1" {
+		t.Fatalf("leftovers after Detach: %+v", los)
+	}
+	// Close leaves the firewall and the run dir to the leftover.
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !tableExists(t, m.fw) {
+		t.Fatal("Close removed the firewall of a running leftover")
+	}
+	again := newSyncBuffer()
+	s2, err := m.Adopt("detached", again, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2 != s {
+		t.Error("Adopt of a sandbox detached in this process returned another Sandbox")
+	}
+	again.waitFor(t, "tick", 10*time.Second)
+	code, killed := s.Stop(5 * time.Second)
+	if killed || code != 128+int(syscall.SIGTERM) {
+		t.Errorf("Stop = %d, killed %v", code, killed)
+	}
+	if err := s.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, m)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if tableExists(t, m.fw) {
+		t.Error("firewall table left after the last Close")
+	}
+}
+
+// TestOutputLossless checks that output is complete and in order while
+// it is read, however fast it comes: the relay waits for the reader.
+func TestOutputLossless(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	const n = 300000 // ~2 MB
+	sp, _, _ := spec("lossless", "sh", "-c", fmt.Sprintf("seq 1 %d; seq 1 1000 >&2; printf 'no newline'", n))
+	var want strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&want, "%d\n", i)
+	}
+	want.WriteString("no newline")
+	code, out, errOut := run(t, m, sp)
+	if code != 0 || out != want.String() || !strings.HasSuffix(errOut, "\n999\n1000\n") {
+		t.Errorf("exit %d, %d bytes of stdout (want %d), stderr ends %q", code, len(out), want.Len(), errOut[max(0, len(errOut)-20):])
 	}
 }

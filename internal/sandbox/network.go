@@ -71,6 +71,13 @@ func (p *addrPool) get() (int, error) {
 	return 0, fmt.Errorf("sandbox addresses: all %d exhausted: %w", p.size, grid.ErrUnavailable)
 }
 
+// take marks slot used (by a sandbox of an earlier run).
+func (p *addrPool) take(slot int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.used[slot] = true
+}
+
 func (p *addrPool) put(slot int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -102,6 +109,16 @@ type sandboxNet struct {
 	nsPath string     // bind mount keeping the netns alive
 }
 
+// linkName is the host-side veth of address slot.
+func (m *Manager) linkName(slot int) string { return fmt.Sprintf("%s%d", m.linkPrefix, slot) }
+
+// sandboxNetAt describes the network of the sandbox with layout l at slot.
+func (m *Manager) sandboxNetAt(slot int, l layout) *sandboxNet {
+	n := &sandboxNet{slot: slot, link: m.linkName(slot), nsPath: l.netns()}
+	n.host, n.addr = m.pool.addrs(slot)
+	return n
+}
+
 // setupNetwork creates the sandbox's netns at l.netns() and wires it to
 // the host with a veth pair. On error nothing is left.
 func (m *Manager) setupNetwork(l layout) (_ *sandboxNet, err error) {
@@ -109,8 +126,7 @@ func (m *Manager) setupNetwork(l layout) (_ *sandboxNet, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &sandboxNet{slot: slot, link: fmt.Sprintf("%s%d", m.linkPrefix, slot), nsPath: l.netns()}
-	n.host, n.addr = m.pool.addrs(slot)
+	n := m.sandboxNetAt(slot, l)
 	defer func() {
 		if err != nil {
 			m.teardownNetwork(n)

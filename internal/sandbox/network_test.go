@@ -198,15 +198,19 @@ except OSError as e:
 // outside is a network namespace standing for the internet: a veth from
 // the host (10.236.<n>.1) to it (10.236.<n>.2), with a TCP listener there.
 type outside struct {
-	link string
-	host netip.Addr
-	ln   net.Listener
+	link   string
+	host   netip.Addr
+	addr   netip.Addr // its end, where ln listens
+	nsPath string
+	ln     net.Listener
 }
 
 func newOutside(t *testing.T, n int) *outside {
 	t.Helper()
 	o := &outside{link: fmt.Sprintf("sbxo%d", n), host: netip.MustParseAddr(fmt.Sprintf("10.236.%d.1", n))}
+	o.addr = o.host.Next()
 	nsPath := filepath.Join(t.TempDir(), "outside")
+	o.nsPath = nsPath
 	if err := newNetns(nsPath); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +230,45 @@ func newOutside(t *testing.T, n int) *outside {
 	}
 	o.ln = listenIn(t, ns, netip.AddrPortFrom(sn.addr, 0).String())
 	return o
+}
+
+// prefix is the outside's /30.
+func (o *outside) prefix() netip.Prefix { return netip.PrefixFrom(o.host, 30).Masked() }
+
+// listen opens another listener in the outside on port.
+func (o *outside) listen(t *testing.T, port int) net.Listener {
+	t.Helper()
+	ns, err := netns.GetFromPath(o.nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	return listenIn(t, ns, netip.AddrPortFrom(o.addr, uint16(port)).String())
+}
+
+// dial connects from the outside to addr, as a machine of the network
+// would.
+func (o *outside) dial(t *testing.T, addr netip.AddrPort) error {
+	t.Helper()
+	ns, err := netns.GetFromPath(o.nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Setns(int(ns), unix.CLONE_NEWNET); err != nil {
+			errc <- err
+			return
+		}
+		c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		errc <- err
+	}()
+	return <-errc
 }
 
 // listenIn opens a TCP listener inside ns. The socket keeps the netns it
@@ -285,5 +328,82 @@ func TestEgressIsMasqueraded(t *testing.T) {
 	from := <-accepted
 	if ap, err := netip.ParseAddrPort(from.String()); err != nil || ap.Addr() != o.host {
 		t.Errorf("outside saw the connection from %v, want the host's address %v (masquerade)", from, o.host)
+	}
+}
+
+// accepting accepts and closes connections on ln until it is closed.
+func accepting(ln net.Listener) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+func TestInternalNetworksRefused(t *testing.T) {
+	t.Parallel()
+	n := int(testSeq.Add(1))
+	o := newOutside(t, n)
+	accepting(o.ln)
+	accepting(o.listen(t, 53))
+	resolv := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("search example\nnameserver "+o.addr.String()+"\nnameserver 8.8.8.8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, n)
+	cfg.Internal = []netip.Prefix{o.prefix()}
+	cfg.resolvConf = resolv
+	m := newManagerWith(t, cfg)
+	for _, c := range []struct {
+		name, addr, want string
+	}{
+		{"internal", o.ln.Addr().String(), "blocked"},
+		{"nameserver inside", netip.AddrPortFrom(o.addr, 53).String(), "connected"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sp, _, _ := spec("internal-"+strings.ReplaceAll(c.name, " ", "-"), tryConnect(c.addr)...)
+			sp.Network = true
+			code, out, errOut := run(t, m, sp)
+			if code != 0 || !strings.HasPrefix(out, c.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %s", code, out, errOut, c.want)
+			}
+		})
+	}
+}
+
+func TestRoutersAloneReachSandboxes(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name     string
+		routers  func(o *outside) []netip.Prefix
+		internal bool // the router's network is also Internal (netns hosts: the fabric)
+		reach    bool
+	}{
+		{"any source", func(*outside) []netip.Prefix { return nil }, false, true},
+		{"a router", func(o *outside) []netip.Prefix { return []netip.Prefix{netip.PrefixFrom(o.addr, 32)} }, false, true},
+		{"a router on an internal network", func(o *outside) []netip.Prefix { return []netip.Prefix{netip.PrefixFrom(o.addr, 32)} }, true, true},
+		{"not a router", func(*outside) []netip.Prefix { return []netip.Prefix{mustPrefix("192.0.2.0/24")} }, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			n := int(testSeq.Add(1))
+			o := newOutside(t, n)
+			cfg := testConfig(t, n)
+			cfg.Routers = c.routers(o)
+			if c.internal {
+				cfg.Internal = []netip.Prefix{o.prefix()}
+			}
+			m := newManagerWith(t, cfg)
+			s := start(t, m, webSpec(t, "routed"))
+			waitListening(t, s, webPort)
+			err := o.dial(t, netip.AddrPortFrom(s.Addr(), webPort))
+			if c.reach != (err == nil) {
+				t.Errorf("connection from %v to the sandbox: %v; want reachable %v", o.addr, err, c.reach)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -19,9 +20,13 @@ import (
 // gone) removes the sandbox's files.
 //
 //	<StateDir>/.run/<id>/      tmpfs (runDirName)
+//	  sandbox.json  what a later Manager needs to adopt the sandbox (record)
 //	  rootfs/       generated root: /etc files and mount points (read-only inside)
 //	  netns         bind mount of the sandbox's network namespace (Network only)
 //	  state/<id>/   libcontainer state (state.json, exec fifo)
+//	  stdout        FIFO: the command's stdout, relayed by the init
+//	  stderr        FIFO: the command's stderr, relayed by the init
+//	  exit          the command's exit status, written by the init as it exits
 //	<StateDir>/<id>/           disk, only with an AppDir
 //	  app-upper/    writable layer of /app (owned by the sandbox uid)
 //	  app-work/     overlayfs work dir
@@ -39,6 +44,10 @@ func (l layout) netns() string  { return filepath.Join(l.run, "netns") }
 func (l layout) state() string  { return filepath.Join(l.run, "state") }
 func (l layout) upper() string  { return filepath.Join(l.disk, "app-upper") }
 func (l layout) work() string   { return filepath.Join(l.disk, "app-work") }
+func (l layout) record() string { return filepath.Join(l.run, "sandbox.json") }
+func (l layout) stdout() string { return filepath.Join(l.run, "stdout") }
+func (l layout) stderr() string { return filepath.Join(l.run, "stderr") }
+func (l layout) exit() string   { return filepath.Join(l.run, "exit") }
 
 // runDirName is the Manager's tmpfs under StateDir. The leading dot keeps
 // it apart from sandbox IDs.
@@ -47,8 +56,12 @@ const runDirName = ".run"
 // runTmpfsMB caps that tmpfs; a sandbox uses about 60 KB of it.
 const runTmpfsMB = 256
 
-// mountRunDir mounts a fresh tmpfs at dir (New has detached any old one).
+// mountRunDir mounts a fresh tmpfs at dir, unless an earlier Manager's is
+// still there: it holds the state of sandboxes that may still run.
 func mountRunDir(dir string) error {
+	if mounted, err := isMountPoint(dir); err != nil || mounted {
+		return err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -57,6 +70,15 @@ func mountRunDir(dir string) error {
 		return fmt.Errorf("mount tmpfs at %s: %w", dir, err)
 	}
 	return nil
+}
+
+// isMountPoint reports whether something is mounted at dir.
+func isMountPoint(dir string) (bool, error) {
+	points, err := mountPointsUnder(filepath.Dir(dir))
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(points, filepath.Clean(dir)), nil
 }
 
 // initTarget is where the sandbox's pid 1 (this binary, see dynoinit.go)

@@ -4,8 +4,10 @@
 // read-only root made of the host's system directories, /app as an overlay
 // of a read-only slug tree with a throw-away writable layer, and a private
 // /tmp. Networked sandboxes get their own address behind a veth pair and
-// an nftables firewall that keeps them away from each other and from the
-// host.
+// an nftables firewall that keeps them away from each other, from the
+// host and from the networks the caller calls internal. Sandboxes outlive
+// the process that starts them (output goes through their init and
+// FIFOs, not pipes to it), so a restarted caller adopts them (adopt.go).
 //
 // It never decides what to run or when; callers (host, build) do. It must
 // never act as host root on paths inside a tenant's filesystem: every
@@ -25,6 +27,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,14 +44,16 @@ import (
 )
 
 // Config configures a Manager. Two Managers alive on one host must differ
-// in StateDir, Subnet and CgroupParent: New of one removes what it finds
-// of the other as leftovers otherwise.
+// in StateDir, Subnet and CgroupParent: each takes what it finds of the
+// other for its own leftovers otherwise.
 type Config struct {
 	// StateDir holds per-sandbox state: /app overlay upper dirs on disk,
 	// and a tmpfs New mounts at StateDir/.run for generated roots, netns
-	// bind mounts and libcontainer state. Required; it belongs to this
-	// Manager alone. It must be on a disk filesystem that can hold
-	// overlayfs upper layers (ext4, xfs; not tmpfs or overlayfs).
+	// bind mounts, output FIFOs and libcontainer state. Required; it
+	// belongs to this Manager alone (and to the Managers of later runs of
+	// this process, which adopt what it leaves). It must be on a disk
+	// filesystem that can hold overlayfs upper layers (ext4, xfs; not
+	// tmpfs or overlayfs).
 	StateDir string
 	// Subnet is carved into one /30 per networked sandbox. Zero means
 	// 10.231.0.0/16.
@@ -57,7 +62,24 @@ type Config struct {
 	// relative to each hierarchy's root (not to grid's own cgroup), e.g.
 	// /sys/fs/cgroup/memory/grid/<id>. Empty means "grid".
 	CgroupParent string
-	Logger       *slog.Logger
+	// Internal are destinations sandboxes must never open connections to:
+	// the cluster fabric, other hosts' sandbox subnets. IPv4 only. A
+	// nameserver of the host's /etc/resolv.conf inside them stays
+	// reachable on port 53 (sandboxes use that resolv.conf). Nil means
+	// none beyond the host itself, link-local addresses and the other
+	// sandboxes of this Manager, which are always refused.
+	Internal []netip.Prefix
+	// Routers are the only sources, other than this host, that may open
+	// connections to sandboxes (routers on other machines reach dynos
+	// through this host; a dyno of another host arrives masqueraded as
+	// that host's address). IPv4 only. Nil means any source outside
+	// Subnet.
+	Routers []netip.Prefix
+	Logger  *slog.Logger
+
+	// resolvConf is where nameservers are read from; tests change it.
+	// Empty means /etc/resolv.conf.
+	resolvConf string
 }
 
 var cgroupParentPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*(/[a-zA-Z0-9_][a-zA-Z0-9_.-]*)*$`)
@@ -80,8 +102,16 @@ func (c Config) normalize() (Config, error) {
 	if !cgroupParentPattern.MatchString(c.CgroupParent) || strings.Contains(c.CgroupParent, "..") {
 		return c, fmt.Errorf("cgroup parent %q must be a relative cgroup path: %w", c.CgroupParent, grid.ErrInvalid)
 	}
+	for _, p := range append(slices.Clone(c.Internal), c.Routers...) {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return c, fmt.Errorf("sandbox firewall prefix %v must be an IPv4 prefix: %w", p, grid.ErrInvalid)
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.resolvConf == "" {
+		c.resolvConf = "/etc/resolv.conf"
 	}
 	return c, nil
 }
@@ -89,6 +119,10 @@ func (c Config) normalize() (Config, error) {
 // Manager creates sandboxes and owns the host-side resources they share
 // (address pool, firewall rules, cgroup parent). It is safe for concurrent
 // use.
+//
+// Sandboxes outlive the process that started them: New finds those an
+// earlier run left (see Leftovers), the caller adopts the ones it still
+// wants (Adopt) and destroys the rest (CollectGarbage).
 type Manager struct {
 	cfg        Config
 	log        *slog.Logger
@@ -97,12 +131,16 @@ type Manager struct {
 	linkPrefix string
 	initBin    string // this executable, bind-mounted as every sandbox's pid 1
 
-	mu   sync.Mutex
-	live map[string]*Sandbox
+	mu        sync.Mutex
+	live      map[string]*Sandbox
+	leftovers map[string]*leftover
+	orphans   []int // address slots of host veths no leftover accounts for
 }
 
-// New prepares the host (IP forwarding, firewall rules, cgroup parent) and
-// removes what a previous run left behind.
+// New prepares the host (IP forwarding, firewall rules, cgroup parent)
+// and takes stock of what an earlier run left: sandboxes still running,
+// and the remains of dead ones. It stops or removes none of them; see
+// Leftovers, Adopt and CollectGarbage.
 func New(cfg Config) (*Manager, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
@@ -116,23 +154,29 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox init binary: %w", err)
 	}
+	fw, err := newFirewall(cfg)
+	if err != nil {
+		return nil, err
+	}
 	m := &Manager{
-		cfg: cfg, log: cfg.Logger, pool: pool, fw: newFirewall(cfg.Subnet),
-		linkPrefix: linkPrefix(cfg.Subnet), initBin: initBin, live: map[string]*Sandbox{},
+		cfg: cfg, log: cfg.Logger, pool: pool, fw: fw,
+		linkPrefix: linkPrefix(cfg.Subnet), initBin: initBin,
+		live: map[string]*Sandbox{}, leftovers: map[string]*leftover{},
 	}
 	if err := m.prepareHost(); err != nil {
 		return nil, err
 	}
-	m.log.Info("sandbox manager ready", "state_dir", cfg.StateDir, "subnet", cfg.Subnet.String(), "cgroup_parent", cfg.CgroupParent)
+	if err := m.findLeftovers(); err != nil {
+		return nil, fmt.Errorf("sandbox leftovers: %w", err)
+	}
+	m.log.Info("sandbox manager ready", "state_dir", cfg.StateDir, "subnet", cfg.Subnet.String(),
+		"cgroup_parent", cfg.CgroupParent, "leftovers", len(m.leftovers))
 	return m, nil
 }
 
 func (m *Manager) prepareHost() error {
 	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("sandbox state dir: %w", err)
-	}
-	if err := m.removeLeftovers(); err != nil {
-		return fmt.Errorf("remove sandbox leftovers: %w", err)
 	}
 	for _, dir := range cgroupDirs(m.cfg.CgroupParent) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -147,6 +191,8 @@ func (m *Manager) prepareHost() error {
 	if err := enableForwarding(); err != nil {
 		return fmt.Errorf("enable ip forwarding: %w", err)
 	}
+	// Replacing the table is atomic: connections of running sandboxes
+	// (conntrack) go on.
 	if err := m.fw.install(); err != nil {
 		return err
 	}
@@ -154,14 +200,21 @@ func (m *Manager) prepareHost() error {
 }
 
 // Close releases host-side resources: the firewall table, the run tmpfs
-// and the (empty) cgroup parent. Live sandboxes must be destroyed first;
-// Close refuses with ErrConflict otherwise. Closing twice is harmless.
+// and the (empty) cgroup parent. Live sandboxes must be destroyed or
+// detached first; Close refuses with ErrConflict otherwise. While
+// leftovers remain (detached, or never adopted nor collected) it leaves
+// all of that in place for the next Manager, which adopts them, and
+// returns nil. Closing twice is harmless.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	n := len(m.live)
+	live, left := len(m.live), len(m.leftovers)+len(m.orphans)
 	m.mu.Unlock()
-	if n > 0 {
-		return fmt.Errorf("sandbox manager: %d sandboxes still live: %w", n, grid.ErrConflict)
+	if live > 0 {
+		return fmt.Errorf("sandbox manager: %d sandboxes still live: %w", live, grid.ErrConflict)
+	}
+	if left > 0 {
+		m.log.Info("sandbox manager closed; leftovers stay for the next run", "leftovers", left)
+		return nil
 	}
 	err := errors.Join(m.fw.remove(), unmountRunDir(m.runDir()))
 	for _, dir := range cgroupDirs(m.cfg.CgroupParent) {
@@ -207,9 +260,12 @@ func MaybeInit() {
 
 // Sandbox is one running sandbox.
 //
-//	Start ──► running ──(main process exits)──► exited ──Destroy──► gone
-//	             │                                ▲
-//	             └─ Signal / Stop (TERM, grace, KILL) ┘
+//	Start ─┬─► running ──(main process exits)──► exited ──Destroy──► gone
+//	Adopt ─┘     │ │                                ▲
+//	             │ └── Signal / Stop (TERM, grace, KILL)
+//	             └──── Detach ──► leftover: runs on, no caller
+//	                              ──► Adopt (here or in a later process)
+//	                              ──► CollectGarbage (destroyed)
 //
 // Every method is safe for concurrent use; Destroy may be called in any
 // state and more than once.
@@ -218,12 +274,17 @@ type Sandbox struct {
 	spec      Spec
 	layout    layout
 	container *libcontainer.Container
-	process   *libcontainer.Process
+	process   *libcontainer.Process // nil when adopted: not our child
 	initPid   int
+	started   time.Time
 	net       *sandboxNet // nil without Network
 	stdin     io.Closer   // our end of the stdin pipe, if we copy stdin
+	watching  bool        // a goroutine waits for the main process (set before it starts)
 
-	done chan struct{} // closed when the main process has exited
+	mu  sync.Mutex
+	out *output // copies stdout and stderr; nil when detached
+
+	done chan struct{} // closed when the main process has exited and its output is copied
 	code int           // exit code, valid after done
 	err  error         // wait error, valid after done
 
@@ -241,7 +302,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sandbox %q: %w", spec.ID, err)
 	}
-	s := &Sandbox{m: m, spec: spec, layout: newLayout(m.cfg.StateDir, spec.ID), done: make(chan struct{})}
+	s := m.newSandbox(spec)
 	if err := m.register(s); err != nil {
 		return nil, err
 	}
@@ -250,9 +311,13 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (*Sandbox, error) {
 		s.undoStart()
 		return nil, fmt.Errorf("sandbox %q: start: %w", spec.ID, err)
 	}
-	go s.wait()
+	go s.waitChild()
 	m.log.Debug("sandbox started", "sandbox", spec.ID, "network", spec.Network, "addr", s.Addr(), "took", time.Since(begin))
 	return s, nil
+}
+
+func (m *Manager) newSandbox(spec Spec) *Sandbox {
+	return &Sandbox{m: m, spec: spec, layout: newLayout(m.cfg.StateDir, spec.ID), done: make(chan struct{})}
 }
 
 func (m *Manager) register(s *Sandbox) error {
@@ -260,6 +325,9 @@ func (m *Manager) register(s *Sandbox) error {
 	defer m.mu.Unlock()
 	if _, ok := m.live[s.spec.ID]; ok {
 		return fmt.Errorf("sandbox %q is already live: %w", s.spec.ID, grid.ErrConflict)
+	}
+	if _, ok := m.leftovers[s.spec.ID]; ok {
+		return fmt.Errorf("sandbox %q is a leftover of an earlier run: %w", s.spec.ID, grid.ErrConflict)
 	}
 	m.live[s.spec.ID] = s
 	return nil
@@ -270,6 +338,9 @@ func (m *Manager) unregister(s *Sandbox) {
 	defer m.mu.Unlock()
 	if m.live[s.spec.ID] == s {
 		delete(m.live, s.spec.ID)
+	}
+	if lo := m.leftovers[s.spec.ID]; lo != nil && lo.sb == s {
+		delete(m.leftovers, s.spec.ID)
 	}
 }
 
@@ -294,8 +365,19 @@ func (s *Sandbox) Gateway() netip.Addr {
 // ID returns the sandbox's ID.
 func (s *Sandbox) ID() string { return s.spec.ID }
 
+// Pid is the host pid of the sandbox's init (its pid 1), whose only child
+// is the command.
+func (s *Sandbox) Pid() int { return s.initPid }
+
+// Started is when the sandbox's main process was started (by this
+// process or, for an adopted sandbox, by an earlier one).
+func (s *Sandbox) Started() time.Time { return s.started }
+
 // Wait waits for the sandbox's main process to exit and returns its exit
-// code (128+signal when killed by a signal).
+// code (128+signal when killed by a signal). For an adopted sandbox the
+// code is the one the sandbox init recorded as it exited; an init that
+// recorded none was killed, and Wait returns 137 (128+SIGKILL), which is
+// what it would return for a sandbox of this process killed by Stop.
 func (s *Sandbox) Wait() (int, error) {
 	<-s.done
 	return s.code, s.err

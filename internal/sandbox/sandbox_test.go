@@ -233,3 +233,13 @@ func TestStdoutFileKeepsItsOwner(t *testing.T) {
 		t.Errorf("file holds %q", b)
 	}
 }
+
+// TestPartialLineNotHeld: the init relays whole lines where it can, but a
+// command that writes part of a line and pauses (a prompt) is not held up.
+func TestPartialLineNotHeld(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, out, _ := spec("prompt", "sh", "-c", "printf 'Password: '; exec sleep 1000")
+	start(t, m, sp)
+	out.waitFor(t, "Password: ", 10*time.Second)
+}

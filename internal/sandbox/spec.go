@@ -3,9 +3,12 @@ package sandbox
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dynogrid/grid/internal/grid"
@@ -52,20 +55,38 @@ type Spec struct {
 	PidsMax   int
 	CPUShares int
 	TmpMB     int
+	// CPUs pins the sandbox to these cores through the cpuset cgroup: a
+	// cpuset list such as "1", "0-1" or "0,2-3", each core online on
+	// this machine. Empty means any core. Memory nodes are the parent
+	// cgroup's.
+	CPUs string
 	// Network gives the sandbox its own address with egress to the
 	// outside, reachable from the host on any port; without it the sandbox
 	// has only loopback.
 	Network bool
+	// Labels are the caller's notes about the sandbox (at most
+	// maxLabels, short): kept with it and returned by Leftovers, so that a
+	// caller that restarts can tell what a sandbox it left running is for.
+	Labels map[string]string
 	// Stdin, Stdout and Stderr connect the main process. Nil means
-	// /dev/null. The sandbox always gets pipes, never the caller's files
-	// (even for an *os.File). Wait returns after Stdout and Stderr have
-	// been copied to the end; the Stdin copy stops when the sandbox exits,
-	// but a Read blocked at that moment returns only when the reader
-	// itself is closed or ends.
+	// /dev/null for Stdin and discarding for the others. The sandbox never
+	// gets the caller's files (even for an *os.File): Stdin is copied
+	// through a pipe, and output reaches Stdout and Stderr through the
+	// sandbox init and FIFOs (see output.go), so that it outlives this
+	// process. Wait returns after Stdout and Stderr have been copied to
+	// the end; the Stdin copy stops when the sandbox exits, but a Read
+	// blocked at that moment returns only when the reader itself is
+	// closed or ends. An adopted sandbox has no stdin (EOF).
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 }
+
+// Label limits: a few short strings, not a data store.
+const (
+	maxLabels     = 16
+	maxLabelBytes = 256
+)
 
 // Defaults applied to zero Spec limits.
 const (
@@ -88,12 +109,13 @@ func invalid(id, format string, args ...any) error {
 
 // normalize checks spec and returns a copy with defaults filled in.
 func normalize(spec Spec) (Spec, error) {
-	for _, check := range []func(Spec) error{checkID, checkCommand, checkIdentity, checkLimits, checkAppDir, checkMounts} {
+	for _, check := range []func(Spec) error{checkID, checkCommand, checkIdentity, checkLimits, checkCPUs, checkLabels, checkAppDir, checkMounts} {
 		if err := check(spec); err != nil {
 			return Spec{}, err
 		}
 	}
 	spec.Mounts = cleanMounts(spec.Mounts)
+	spec.Labels = maps.Clone(spec.Labels)
 	if spec.GID == 0 {
 		spec.GID = spec.UID
 	}
@@ -171,6 +193,72 @@ func checkLimits(spec Spec) error {
 		return invalid(spec.ID, "cpu shares %d is below the minimum of 2", spec.CPUShares)
 	}
 	return nil
+}
+
+func checkCPUs(spec Spec) error {
+	if spec.CPUs == "" {
+		return nil
+	}
+	cpus, err := parseCPUList(spec.CPUs)
+	if err != nil {
+		return invalid(spec.ID, "cpus %q: %v", spec.CPUs, err)
+	}
+	online, err := onlineCPUs()
+	if err != nil {
+		return fmt.Errorf("sandbox %q: online cpus: %w", spec.ID, err)
+	}
+	for _, c := range cpus {
+		if !slices.Contains(online, c) {
+			return invalid(spec.ID, "cpu %d of %q is not online (online: %v)", c, spec.CPUs, online)
+		}
+	}
+	return nil
+}
+
+func checkLabels(spec Spec) error {
+	if len(spec.Labels) > maxLabels {
+		return invalid(spec.ID, "%d labels, at most %d", len(spec.Labels), maxLabels)
+	}
+	for k, v := range spec.Labels {
+		if k == "" || len(k)+len(v) > maxLabelBytes {
+			return invalid(spec.ID, "label %q: empty or longer than %d bytes", k, maxLabelBytes)
+		}
+	}
+	return nil
+}
+
+// parseCPUList parses a cpuset list ("0-2,4") into core numbers.
+func parseCPUList(list string) ([]int, error) {
+	var cpus []int
+	for part := range strings.SplitSeq(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		first, err := strconv.Atoi(lo)
+		if err != nil || first < 0 || lo != strconv.Itoa(first) {
+			return nil, fmt.Errorf("%q is not a core number or range", part)
+		}
+		last := first
+		if isRange {
+			if last, err = strconv.Atoi(hi); err != nil || last < first || hi != strconv.Itoa(last) {
+				return nil, fmt.Errorf("%q is not a core range", part)
+			}
+		}
+		if last >= 4096 {
+			return nil, fmt.Errorf("core %d out of range", last)
+		}
+		for c := first; c <= last; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+// onlineCPUs lists the machine's online cores.
+func onlineCPUs() ([]int, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, err
+	}
+	return parseCPUList(strings.TrimSpace(string(b)))
 }
 
 func checkAppDir(spec Spec) error {

@@ -105,10 +105,3 @@ func TestConfigRejectsUnsafeCgroupParent(t *testing.T) {
 		}
 	}
 }
-
-func TestUnescapeMountPath(t *testing.T) {
-	t.Parallel()
-	if got := unescapeMountPath(`/tmp/a\040b\011c`); got != "/tmp/a b\tc" {
-		t.Errorf("got %q", got)
-	}
-}

@@ -16,6 +16,10 @@ import (
 // tests do not run as root.
 var Manager *sandbox.Manager
 
+// CgroupParent is Manager's cgroup parent (under each hierarchy), where
+// tests can see which sandboxes exist.
+var CgroupParent string
+
 // Main is a TestMain body: it runs the sandbox init when re-executed by
 // libcontainer, otherwise starts Manager on subnet (a /22 or larger
 // unique to the package) and runs the tests. name labels the cgroup
@@ -36,15 +40,21 @@ func run(m *testing.M, name, subnet string) int {
 		return 1
 	}
 	defer os.RemoveAll(state)
+	CgroupParent = "gridtest-" + name
 	Manager, err = sandbox.New(sandbox.Config{
 		StateDir:     state,
 		Subnet:       netip.MustParsePrefix(subnet),
-		CgroupParent: "gridtest-" + name,
+		CgroupParent: CgroupParent,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s tests: sandbox manager: %v\n", name, err)
 		return 1
 	}
 	defer Manager.Close()
+	// A run that was killed left sandboxes: they are no test's.
+	if _, err := Manager.CollectGarbage(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s tests: sandbox leftovers: %v\n", name, err)
+		return 1
+	}
 	return m.Run()
 }
