@@ -3,20 +3,25 @@
 // reporting their states (starting, up, crashed, down) and addresses as
 // dyno records and their state changes as heroku[<dyno>] log lines. It
 // restarts crashed dynos with Heroku's back-off and stops removed ones
-// gracefully (down first, SIGTERM, grace, SIGKILL).
+// gracefully (down first, SIGTERM, grace, SIGKILL). It fetches each app's
+// current slug ahead of need and removes slug trees nobody needs.
+//
+// Dynos do not depend on the agent or on NATS being up: an agent that
+// restarts adopts the sandboxes its predecessor left running, and an
+// agent cut off from NATS keeps its dynos running (and restarting) and
+// catches up once it is back.
 //
 // It must never decide which dynos run or where (the manager does), never
-// write or delete an assignment, and never touch another host's dynos.
+// write or delete an assignment, never touch another host's dynos, and
+// never stop a dyno because the control plane is silent.
 package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -67,12 +72,21 @@ type Config struct {
 	// of the machine's.
 	Cores    int
 	MemoryMB int
+	// StopDynosOnExit makes Run stop every dyno gracefully when ctx ends
+	// (grid up; grid host without --keep-dynos). False leaves them running
+	// for the next agent of this host to adopt: an agent restart or
+	// upgrade then restarts no dyno.
+	StopDynosOnExit bool
+	// SlugKeep is how long an unpacked slug tree that no local dyno uses
+	// and that is no app's current slug stays cached (for rollbacks and
+	// scaling). Zero means 10 minutes.
+	SlugKeep time.Duration
 }
 
 var hostIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// writeTimeout bounds one store write. Writes during a stop use a context
-// that outlives the agent's, so a shutdown still records what happened.
+// writeTimeout bounds one store write. Dyno records that could not be
+// written are retried until they are (see reporter).
 const writeTimeout = 10 * time.Second
 
 // Agent runs one host's dynos.
@@ -81,6 +95,8 @@ type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
+	rep     *reporter
+	slugs   *slugKeeper
 }
 
 // New checks cfg and returns an agent; it does nothing until Run.
@@ -100,10 +116,8 @@ func New(cfg Config) (*Agent, error) {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	a.log = a.log.With("host", cfg.ID)
-	if a.now == nil {
-		a.now = time.Now
-	}
 	c := &a.cfg
+	c.SlugKeep = orDefault(c.SlugKeep, 10*time.Minute)
 	c.BootTimeout = orDefault(c.BootTimeout, 60*time.Second)
 	c.StopGrace = orDefault(c.StopGrace, 30*time.Second)
 	c.Heartbeat = orDefault(c.Heartbeat, 2*time.Second)
@@ -117,6 +131,8 @@ func New(cfg Config) (*Agent, error) {
 	if c.MemoryMB <= 0 {
 		c.MemoryMB = machineMemoryMB()
 	}
+	a.rep = newReporter(cfg.Store, a.log)
+	a.slugs = newSlugKeeper(a)
 	return a, nil
 }
 
@@ -136,48 +152,96 @@ func machineMemoryMB() int {
 }
 
 // Run registers the host, heartbeats, and runs its assignments until ctx
-// ends. Then it stops every dyno gracefully, all at once, and returns nil
-// once they are stopped; the assignments stay in the store, so the next
-// Run of this host starts them again. It returns an error only if the
-// host cannot register or its watch fails.
+// ends:
+//
+//	start     adopt the dynos an earlier agent left running, as their
+//	          assignments arrive; destroy the rest once the assignments
+//	          have synced
+//	running   start, restart and stop dynos as assignments come and go;
+//	          fetch current slugs ahead of need; remove unused slug trees
+//	NATS gone dynos run on and restart as before; records are written
+//	          once NATS is back; the watch is reopened and reconciled
+//	ctx ends  leave the dynos running for the next agent, or, with
+//	          StopDynosOnExit, stop them all at once, gracefully
+//
+// Assignments stay in the store either way, so the next Run of this host
+// runs the same dynos. Run returns nil once done: a control plane that is
+// away is waited for, never a reason to give up the dynos.
 func (a *Agent) Run(ctx context.Context) error {
+	leftovers := a.cfg.Sandboxes.Leftovers()
+	records := a.ownRecords(ctx)
 	if err := a.heartbeat(ctx); err != nil {
-		return fmt.Errorf("host %s: register: %w", a.cfg.ID, err)
+		a.log.Warn("host registration failed; retrying with the heartbeat", "err", err)
 	}
-	watch, err := a.cfg.Store.WatchAssignments(ctx, a.cfg.ID)
-	if err != nil {
-		return fmt.Errorf("host %s: %w", a.cfg.ID, err)
-	}
-	// Heartbeats go on while the dynos stop, so that the manager does not
-	// declare the host lost and move its dynos during an orderly restart.
-	hbCtx, stopHeartbeats := context.WithCancel(context.WithoutCancel(ctx))
-	var hb sync.WaitGroup
-	hb.Go(func() { a.heartbeats(hbCtx) })
-	a.log.Info("host agent started", "cores", a.cfg.Cores, "memory_mb", a.cfg.MemoryMB)
-	l := &loop{a: a, dynos: map[string]*dyno{}, ended: make(chan string)}
-	lctx, stopDynos := context.WithCancel(ctx)
-	err = l.run(lctx, watch)
-	stopDynos() // also when the watch failed: no dyno outlives Run
-	l.wg.Wait()
-	stopHeartbeats()
-	hb.Wait()
-	a.log.Info("host agent stopped")
-	return err
+	// Heartbeats and record writes go on while the dynos stop, so that
+	// the manager does not declare the host lost and move its dynos
+	// during an orderly restart.
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	background.Go(func() { a.heartbeats(bg) })
+	background.Go(func() { a.rep.run(bg) })
+
+	var watchers sync.WaitGroup
+	assignments := make(chan watchMsg[grid.Assignment])
+	watchers.Go(func() { rewatch(ctx, a, "assignments", a.watchAssignments, assignments) })
+	watchers.Go(func() { a.slugs.run(ctx) })
+	a.log.Info("host agent started", "cores", a.cfg.Cores, "memory_mb", a.cfg.MemoryMB, "leftover_sandboxes", len(leftovers))
+
+	l := newLoop(a, leftovers, records)
+	l.run(ctx, assignments)
+	watchers.Wait()
+	l.exit()
+	fctx, cancel := context.WithTimeout(bg, writeTimeout)
+	a.rep.flush(fctx)
+	cancel()
+	stopBackground()
+	background.Wait()
+	a.log.Info("host agent stopped", "dynos_stopped", a.cfg.StopDynosOnExit)
+	return nil
 }
 
-// heartbeats refreshes the host record until ctx ends.
+func (a *Agent) watchAssignments(ctx context.Context) (<-chan store.Event[grid.Assignment], error) {
+	return a.cfg.Store.WatchAssignments(ctx, a.cfg.ID)
+}
+
+// ownRecords returns the dyno records an earlier agent of this host left,
+// by dyno ID, so that adopted dynos keep theirs. Best effort: none when
+// the store cannot say.
+func (a *Agent) ownRecords(ctx context.Context) map[string]grid.Dyno {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	ds, err := a.cfg.Store.HostDynos(ctx, a.cfg.ID)
+	if err != nil {
+		a.log.Warn("reading this host's dyno records failed", "err", err)
+	}
+	out := map[string]grid.Dyno{}
+	for _, d := range ds {
+		out[d.ID] = d
+	}
+	return out
+}
+
+// heartbeats refreshes the host record until ctx ends. Failures are
+// logged when they start and when they end, not at every beat.
 func (a *Agent) heartbeats(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Heartbeat)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := a.heartbeat(ctx); err != nil && ctx.Err() == nil {
-				a.log.Warn("heartbeat failed", "err", err)
-			}
 		}
+		err := a.heartbeat(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && !failing:
+			a.log.Warn("heartbeats failing", "err", err)
+		case err == nil && failing:
+			a.log.Info("heartbeats back")
+		}
+		failing = err != nil
 	}
 }
 
@@ -188,126 +252,4 @@ func (a *Agent) heartbeat(ctx context.Context) error {
 		ID: a.cfg.ID, Addr: a.cfg.Addr, Subnet: a.cfg.Subnet, Cores: a.cfg.Cores, MemoryMB: a.cfg.MemoryMB,
 		StartedAt: a.started, HeartbeatAt: a.now().UTC(),
 	})
-}
-
-// loop is the watch loop's state; only Run's goroutine touches dynos.
-type loop struct {
-	a     *Agent
-	dynos map[string]*dyno // by dyno ID, until its goroutine has ended
-	ended chan string      // dyno IDs whose goroutines end
-	wg    sync.WaitGroup   // every dyno goroutine
-}
-
-func (l *loop) run(ctx context.Context, watch <-chan store.Event[grid.Assignment]) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil // the deferred waits see every dyno stopped
-		case id := <-l.ended:
-			delete(l.dynos, id)
-			l.pruneSlugs(ctx)
-		case ev, ok := <-watch:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("host %s: assignment watch ended: %w", l.a.cfg.ID, grid.ErrUnavailable)
-			}
-			l.event(ctx, ev)
-		}
-	}
-}
-
-func (l *loop) event(ctx context.Context, ev store.Event[grid.Assignment]) {
-	switch {
-	case ev.Synced:
-		l.a.forgetStale(ctx, l.dynos)
-		l.pruneSlugs(ctx)
-	case ev.Deleted:
-		if d := l.dynos[afterLastDot(ev.Key)]; d != nil {
-			d.stop()
-		}
-	default:
-		// Assignments are immutable: a second put of a known dyno ID
-		// (or one still stopping) changes nothing.
-		if _, ok := l.dynos[ev.Value.DynoID]; !ok && ev.Value.DynoID != "" {
-			l.start(ctx, ev.Value)
-		}
-	}
-}
-
-// start runs a dyno in its own goroutine; the watch loop never waits for
-// a dyno to start or stop.
-func (l *loop) start(ctx context.Context, asg grid.Assignment) {
-	dctx, cancel := context.WithCancel(ctx)
-	d := newDyno(l.a, asg, cancel)
-	l.dynos[asg.DynoID] = d
-	l.wg.Go(func() {
-		defer cancel()
-		d.run(dctx)
-		select {
-		case l.ended <- asg.DynoID:
-		case <-ctx.Done(): // Run is shutting down and no longer listens
-		}
-	})
-}
-
-// forgetStale deletes dyno records of this host that no assignment
-// accounts for: left by a previous run that ended without stopping them.
-// Records of assigned dynos are overwritten as those start.
-func (a *Agent) forgetStale(ctx context.Context, running map[string]*dyno) {
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	ds, err := a.cfg.Store.HostDynos(ctx, a.cfg.ID)
-	if err != nil {
-		a.log.Warn("listing stale dyno records failed", "err", err)
-		return
-	}
-	for _, d := range ds {
-		if d.Host != a.cfg.ID || running[d.ID] != nil {
-			continue
-		}
-		if err := a.cfg.Store.DeleteDyno(ctx, d); err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Warn("deleting stale dyno record failed", "app", d.App, "dyno", d.Name, "err", err)
-			continue
-		}
-		a.log.Info("stale dyno record deleted", "app", d.App, "dyno", d.Name, "dyno_id", d.ID)
-	}
-}
-
-// pruneSlugs removes, in the background, unpacked slug trees that no dyno
-// of this host uses and whose slug is gone from the store (its app was
-// destroyed). Trees of live slugs stay: they make scaling and rollbacks
-// start from the cache.
-func (l *loop) pruneSlugs(ctx context.Context) {
-	inUse := map[string]bool{}
-	for _, d := range l.dynos {
-		inUse[d.asg.SlugID] = true
-	}
-	l.wg.Go(func() { l.a.pruneSlugs(ctx, inUse) })
-}
-
-func (a *Agent) pruneSlugs(ctx context.Context, inUse map[string]bool) {
-	ids, err := a.cfg.Slugs.IDs()
-	if err != nil {
-		a.log.Warn("listing cached slugs failed", "err", err)
-		return
-	}
-	for _, id := range ids {
-		if inUse[id] {
-			continue
-		}
-		if _, err := a.cfg.Store.Slug(ctx, id); !errors.Is(err, grid.ErrNotFound) {
-			continue
-		}
-		if err := a.cfg.Slugs.Remove(id); err != nil {
-			a.log.Warn("removing cached slug failed", "slug", id, "err", err)
-			continue
-		}
-		a.log.Info("cached slug removed", "slug", id)
-	}
-}
-
-func afterLastDot(key string) string {
-	return key[strings.LastIndexByte(key, '.')+1:]
 }

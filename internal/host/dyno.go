@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,21 +26,47 @@ import (
 const killWait = 10 * time.Second
 
 // dyno runs one assignment. Its goroutine (run) owns it; the watch loop
-// only calls stop.
+// only calls stop and leave.
 //
-//	run ─► attempt: starting ─► slug ─► sandbox ─► (web: listening) ─► up
-//	  ▲                                   │ exit / R10        │ exit
-//	  │ back-off (not one-off)            ▼                   ▼
-//	  └─────────────────────────────── crashed ◄──────────────┘
+//	run ─► adopted sandbox? ──────────────────────────────────┐
+//	  │                                                         ▼
+//	  └► attempt: starting ─► slug ─► sandbox ─► (web: listening) ─► up
+//	       ▲                            │ exit / R10        │ exit
+//	       │ back-off (not one-off)     ▼                   ▼
+//	       └───────────────────────── crashed ◄─────────────┘
 //	stop (ctx cancelled) at any point: down, SIGTERM, grace, SIGKILL,
 //	destroy the sandbox, delete the record.
+//	leave (ctx cancelled, leaving set): the sandbox is detached and runs
+//	on for the next agent; the record stays as it is.
 type dyno struct {
-	a      *Agent
-	asg    grid.Assignment
-	cancel context.CancelFunc
-	rec    grid.Dyno // the record as last written
-	log    *slog.Logger
+	a       *Agent
+	asg     grid.Assignment
+	cancel  context.CancelFunc
+	leaving atomic.Bool
+	rec     grid.Dyno // the record as last written
+	log     *slog.Logger
+	next    int // number of the next attempt (its sandbox ID)
+	// inherited are the sandboxes an earlier agent left for this dyno,
+	// adopted, newest first: the first, if running, is resumed; the
+	// others are destroyed.
+	inherited []inherited
 }
+
+type inherited struct {
+	sb   *sandbox.Sandbox
+	out  io.WriteCloser // its output, for this agent's log
+	port int
+}
+
+// outcome is how a dyno's sandbox ended.
+type outcome int
+
+const (
+	noSandbox outcome = iota // nothing ran (no inherited sandbox)
+	crashed                  // it exited (or never started): the record says crashed
+	stopped                  // stopped on purpose: the record is deleted
+	left                     // the agent is leaving: it runs on, detached
+)
 
 func newDyno(a *Agent, asg grid.Assignment, cancel context.CancelFunc) *dyno {
 	now := a.now().UTC()
@@ -56,42 +83,89 @@ func newDyno(a *Agent, asg grid.Assignment, cancel context.CancelFunc) *dyno {
 // stop asks the dyno to stop; run returns once it has.
 func (d *dyno) stop() { d.cancel() }
 
-// run starts the dyno and restarts it after crashes until ctx ends, then
-// stops it and deletes its record.
+// leave asks the dyno to let its sandbox run on without this agent; run
+// returns at once.
+func (d *dyno) leave() {
+	d.leaving.Store(true)
+	d.cancel()
+}
+
+// run resumes an inherited sandbox or starts the dyno, and restarts it
+// after crashes, until ctx ends; then it stops (or leaves) it.
 func (d *dyno) run(ctx context.Context) {
 	crashes := 0
-	for attempt := 0; ; attempt++ {
-		ran, stopped := d.attempt(ctx, attempt)
-		if stopped {
+	ran, how := d.resume(ctx)
+	for {
+		switch how {
+		case stopped, left:
 			return
+		case crashed:
+			if d.asg.OneOff {
+				<-ctx.Done() // the manager removes finished one-off dynos
+				d.forget()
+				return
+			}
+			var wait time.Duration
+			wait, crashes = d.a.cfg.Backoff.Next(crashes, ran)
+			d.log.Info("dyno crashed", "exit_code", d.rec.ExitCode, "ran", ran, "restart_in", wait)
+			if !sleep(ctx, wait) {
+				d.forget()
+				return
+			}
+			d.rec.Restarts++
 		}
-		if d.asg.OneOff {
-			<-ctx.Done() // the manager removes finished one-off dynos
-			d.forget(ctx)
-			return
-		}
-		var wait time.Duration
-		wait, crashes = d.a.cfg.Backoff.Next(crashes, ran)
-		d.log.Info("dyno crashed", "exit_code", d.rec.ExitCode, "ran", ran, "restart_in", wait)
-		if !sleep(ctx, wait) {
-			d.forget(ctx)
-			return
-		}
-		d.rec.Restarts++
+		ran, how = d.attempt(ctx)
+	}
+}
+
+// resume supervises the newest inherited sandbox if it still runs, and
+// destroys the others. A dyno that exited while no agent watched is a
+// crash, restarted as any other.
+func (d *dyno) resume(ctx context.Context) (time.Duration, outcome) {
+	ins := d.inherited
+	d.inherited = nil
+	if len(ins) == 0 {
+		return 0, noSandbox
+	}
+	for _, in := range ins[1:] {
+		d.destroy(in.sb)
+		in.out.Close()
+	}
+	in := ins[0]
+	defer in.out.Close()
+	if isDone(in.sb.Done()) {
+		code, _ := in.sb.Wait()
+		d.log.Info("dyno exited while no agent watched", "exit_code", code)
+		d.heroku("Process exited with status %d", code)
+		d.destroy(in.sb)
+		d.crashed(code)
+		return d.a.now().Sub(in.sb.Started()), crashed
+	}
+	d.log.Info("dyno adopted", "pid", in.sb.Pid(), "addr", in.sb.Addr(), "state", d.rec.State)
+	return d.supervise(ctx, in.sb, in.port, in.sb.Started(), true)
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
 // attempt starts the dyno once and supervises it until it exits (a crash:
-// the record says crashed, the sandbox is gone) or ctx ends (stopped is
-// true: the dyno is stopped and its record deleted). ran is how long it
-// ran.
-func (d *dyno) attempt(ctx context.Context, n int) (ran time.Duration, stopped bool) {
+// the record says crashed, the sandbox is gone) or ctx ends (stopped, or
+// left). ran is how long it ran.
+func (d *dyno) attempt(ctx context.Context) (ran time.Duration, how outcome) {
 	begin := d.a.now()
-	if n > 0 {
+	n := d.next
+	d.next++
+	if d.rec.State == grid.DynoCrashed {
 		d.heroku("State changed from crashed to starting")
 	}
 	d.rec.Addr, d.rec.ExitCode = "", 0
-	d.put(ctx, grid.DynoStarting)
+	d.put(grid.DynoStarting)
 	d.heroku("Starting process with command `%s`", d.asg.Command)
 	dir, err := d.a.cfg.Slugs.Path(ctx, d.asg.SlugID, d.asg.UID, func(ctx context.Context) (io.ReadCloser, error) {
 		return d.a.cfg.Store.OpenSlug(ctx, d.asg.SlugID)
@@ -106,7 +180,7 @@ func (d *dyno) attempt(ctx context.Context, n int) (ran time.Duration, stopped b
 	if err != nil {
 		return d.failedStart(ctx, begin, "sandbox start failed", err)
 	}
-	return d.supervise(ctx, sb, port, begin)
+	return d.supervise(ctx, sb, port, begin, false)
 }
 
 // spec describes the sandbox of attempt n.
@@ -127,14 +201,16 @@ func (d *dyno) spec(n int, dir string, port int, out io.Writer) sandbox.Spec {
 		MemoryMB:  size.MemoryMB,
 		PidsMax:   size.MaxProcs,
 		CPUShares: size.CPUShares,
+		CPUs:      d.asg.CPUs,
 		Network:   true,
+		Labels:    map[string]string{labelDyno: d.asg.DynoID, labelPort: strconv.Itoa(port)},
 		Stdout:    out,
 		Stderr:    out,
 	}
 }
 
 // sandboxID is "d-<first 12 hex digits of the dyno ID>-<attempt>": unique
-// among this host's live sandboxes, as every attempt gets a fresh one.
+// among this host's sandboxes, as every attempt gets a fresh one.
 func sandboxID(dynoID string, attempt int) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(dynoID) {
@@ -150,30 +226,39 @@ func sandboxID(dynoID string, attempt int) string {
 
 // failedStart handles a start that got no process: a stop during it, or
 // a crash (the platform failed, not the app: no exit status).
-func (d *dyno) failedStart(ctx context.Context, begin time.Time, what string, err error) (time.Duration, bool) {
+func (d *dyno) failedStart(ctx context.Context, begin time.Time, what string, err error) (time.Duration, outcome) {
 	if ctx.Err() != nil {
-		d.forget(ctx)
-		return 0, true
+		if d.leaving.Load() {
+			return 0, left
+		}
+		d.forget()
+		return 0, stopped
 	}
 	d.log.Error("dyno "+what, "err", err)
-	d.crashed(ctx, -1)
-	return d.a.now().Sub(begin), false
+	d.crashed(-1)
+	return d.a.now().Sub(begin), crashed
 }
 
 // supervise waits for a web dyno to listen, marks the dyno up, and waits
-// for it to exit or be stopped.
-func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, begin time.Time) (time.Duration, bool) {
+// for it to exit or be stopped. An adopted sandbox that listens already
+// (it was up) keeps its record as it is: no state change.
+func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, begin time.Time, adopted bool) (time.Duration, outcome) {
 	up := d.asg.Type != "web"
 	if !up {
-		bctx, cancel := context.WithTimeout(ctx, d.a.cfg.BootTimeout)
+		if adopted && d.rec.State != grid.DynoStarting && d.rec.State != grid.DynoUp {
+			d.put(grid.DynoStarting)
+		}
+		// Whatever of the boot timeout is left: an adopted dyno may have
+		// been booting for a while already.
+		boot := max(d.a.cfg.BootTimeout-d.a.now().Sub(begin), time.Second)
+		bctx, cancel := context.WithTimeout(ctx, boot)
 		err := sb.WaitListening(bctx, port)
 		cancel()
 		switch {
 		case err == nil:
 			up = true
 		case ctx.Err() != nil:
-			d.stopSandbox(ctx, sb)
-			return 0, true
+			return d.end(ctx, sb)
 		case errors.Is(err, context.DeadlineExceeded):
 			d.heroku("Error R10 (Boot timeout) -> Web process failed to bind to $PORT within %d seconds of launch", seconds(d.a.cfg.BootTimeout))
 			d.heroku("Stopping process with SIGKILL")
@@ -181,33 +266,47 @@ func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, beg
 		}
 	}
 	if up {
-		d.rec.Addr = netip.AddrPortFrom(sb.Addr(), uint16(port)).String()
-		d.put(ctx, grid.DynoUp)
-		d.heroku("State changed from starting to up")
+		addr := netip.AddrPortFrom(sb.Addr(), uint16(port)).String()
+		if !adopted || d.rec.State != grid.DynoUp || d.rec.Addr != addr {
+			d.rec.Addr = addr
+			d.put(grid.DynoUp)
+			d.heroku("State changed from starting to up")
+		}
 	}
 	select {
 	case <-sb.Done():
-		d.exited(ctx, sb)
-		return d.a.now().Sub(begin), false
+		d.exited(sb)
+		return d.a.now().Sub(begin), crashed
 	case <-ctx.Done():
-		d.stopSandbox(ctx, sb)
-		return 0, true
+		return d.end(ctx, sb)
 	}
+}
+
+// end handles ctx ending while the sandbox runs: stop it, or, when the
+// agent leaves, let it run on.
+func (d *dyno) end(ctx context.Context, sb *sandbox.Sandbox) (time.Duration, outcome) {
+	if d.leaving.Load() {
+		sb.Detach()
+		d.log.Debug("dyno left running")
+		return 0, left
+	}
+	d.stopSandbox(ctx, sb)
+	return 0, stopped
 }
 
 // exited records a crash of a sandbox whose main process has exited (any
 // exit is a crash, 0 included) and destroys the sandbox.
-func (d *dyno) exited(ctx context.Context, sb *sandbox.Sandbox) {
+func (d *dyno) exited(sb *sandbox.Sandbox) {
 	code, _ := sb.Wait()
 	d.heroku("Process exited with status %d", code)
 	d.destroy(sb)
-	d.crashed(ctx, code)
+	d.crashed(code)
 }
 
-func (d *dyno) crashed(ctx context.Context, code int) {
+func (d *dyno) crashed(code int) {
 	from := d.rec.State
 	d.rec.Addr, d.rec.ExitCode = "", code
-	d.put(ctx, grid.DynoCrashed)
+	d.put(grid.DynoCrashed)
 	d.heroku("State changed from %s to crashed", from)
 }
 
@@ -218,8 +317,18 @@ func (d *dyno) crashed(ctx context.Context, code int) {
 func (d *dyno) stopSandbox(ctx context.Context, sb *sandbox.Sandbox) {
 	from := d.rec.State
 	d.rec.Addr = ""
-	d.put(ctx, grid.DynoDown)
+	written := d.put(grid.DynoDown)
 	if from == grid.DynoUp && d.asg.Type == "web" {
+		// Routers learn of the down state from the store: wait for the
+		// write, then for them. With NATS away they cannot learn it.
+		if d.a.cfg.Store.Conn().IsConnected() {
+			t := time.NewTimer(writeTimeout)
+			select {
+			case <-written:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		sleep(context.Background(), d.a.cfg.DrainDelay)
 	}
 	d.heroku("Stopping all processes with SIGTERM")
@@ -239,7 +348,7 @@ func (d *dyno) stopSandbox(ctx context.Context, sb *sandbox.Sandbox) {
 	d.heroku("Process exited with status %d", code)
 	d.heroku("State changed from %s to down", from)
 	d.destroy(sb)
-	d.deleteRecord(ctx)
+	d.deleteRecord()
 	d.log.Info("dyno stopped", "exit_code", code)
 }
 
@@ -258,13 +367,17 @@ func (d *dyno) kill(sb *sandbox.Sandbox) {
 	}
 }
 
-// forget stops a dyno that has no process (crashed, waiting to restart,
-// or stopped while starting): its record is deleted.
-func (d *dyno) forget(ctx context.Context) {
+// forget ends a dyno that has no process (crashed, waiting to restart,
+// or stopped while starting): its record is deleted, unless the agent is
+// leaving, when it stays for the next one.
+func (d *dyno) forget() {
+	if d.leaving.Load() {
+		return
+	}
 	if d.rec.State != "" {
 		d.heroku("State changed from %s to down", d.rec.State)
 	}
-	d.deleteRecord(ctx)
+	d.deleteRecord()
 	d.log.Info("dyno stopped")
 }
 
@@ -274,23 +387,15 @@ func (d *dyno) destroy(sb *sandbox.Sandbox) {
 	}
 }
 
-// put writes the dyno's record in state st. Record writes outlive ctx: a
-// stop (ctx ended) must still be reported.
-func (d *dyno) put(ctx context.Context, st grid.DynoState) {
+// put records the dyno in state st, in the background (see reporter);
+// the channel is closed once the record is written.
+func (d *dyno) put(st grid.DynoState) <-chan struct{} {
 	d.rec.State, d.rec.UpdatedAt = st, d.a.now().UTC()
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	defer cancel()
-	if err := d.a.cfg.Store.PutDyno(wctx, d.rec); err != nil {
-		d.log.Warn("dyno record write failed", "state", st, "err", err)
-	}
+	return d.a.rep.put(d.rec)
 }
 
-func (d *dyno) deleteRecord(ctx context.Context) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
-	defer cancel()
-	if err := d.a.cfg.Store.DeleteDyno(wctx, grid.Dyno{Host: d.a.cfg.ID, App: d.asg.App, ID: d.asg.DynoID}); err != nil {
-		d.log.Warn("dyno record delete failed", "err", err)
-	}
+func (d *dyno) deleteRecord() {
+	d.a.rep.remove(grid.Dyno{Host: d.a.cfg.ID, App: d.asg.App, ID: d.asg.DynoID})
 }
 
 // heroku writes a heroku[<dyno>] line to the app's log.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,13 +14,20 @@ import (
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/host"
 	"github.com/dynogrid/grid/internal/logs"
+	"github.com/dynogrid/grid/internal/sandbox"
 	"github.com/dynogrid/grid/internal/sandbox/sandboxtest"
 	"github.com/dynogrid/grid/internal/slug"
 	"github.com/dynogrid/grid/internal/store"
 	"github.com/dynogrid/grid/internal/store/storetest"
 )
 
-func TestMain(m *testing.M) { sandboxtest.Main(m, "host", "10.237.0.0/22") }
+func TestMain(m *testing.M) {
+	sandbox.MaybeInit() // first: libcontainer re-executes this binary
+	if js := os.Getenv(agentProcessEnv); js != "" {
+		os.Exit(runAgentProcess(js)) // for TestAgentKilled: runs until killed
+	}
+	sandboxtest.Main(m, "host", "10.237.0.0/22")
+}
 
 const (
 	appName = "hello"
@@ -53,10 +61,14 @@ print("listening on", os.environ["PORT"], flush=True)
 srv.serve_forever()
 `
 
-// harness is an agent on a real store, log, slug cache and sandboxtest.Manager.
+// harness is an agent on a real NATS server, log, slug cache and
+// sandboxtest.Manager. The agent connects with its host's credentials, so
+// a permission it lacks fails the test; the test itself is a server.
 type harness struct {
-	st     *store.Store
-	log    *logs.Log
+	srv    *store.Server
+	srvCfg store.ServerConfig // Listen fixed after the first start, for restarts
+	st     *store.Store       // the test's: server role
+	log    *logs.Log          // the test's, to read the app's log
 	cfg    host.Config
 	slugID string
 }
@@ -66,30 +78,55 @@ func newHarness(t *testing.T, mod func(*host.Config)) *harness {
 	if sandboxtest.Manager == nil {
 		t.Skip("needs root: starts real sandboxtest.Manager")
 	}
-	st := storetest.Start(t)
-	ctx := context.Background()
-	lg, err := logs.Open(ctx, st)
+	h := &harness{srvCfg: store.ServerConfig{Dir: t.TempDir(), Secret: storetest.Secret}, slugID: store.NewID()}
+	h.startNATS(t)
+	t.Cleanup(func() { h.srv.Shutdown() })
+	u, err := url.Parse(h.srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(lg.Close)
-	h := &harness{st: st, log: lg, slugID: store.NewID()}
+	h.srvCfg.Listen = u.Host
+	srv := &storetest.Server{Server: h.srv}
+	h.st = srv.As(t, store.Role{Kind: store.RoleServer, ID: "test"})
+	ctx := context.Background()
+	if h.log, err = logs.Open(ctx, h.st); err != nil { // creates the stream
+		t.Fatal(err)
+	}
+	t.Cleanup(h.log.Close)
+	hostSt := srv.As(t, store.Role{Kind: store.RoleHost, ID: hostID})
+	hostLog, err := logs.Open(ctx, hostSt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hostLog.Close)
 	h.putSlug(t)
 	h.cfg = host.Config{
 		ID:        hostID,
-		Store:     st,
-		Logs:      lg,
+		Store:     hostSt,
+		Logs:      hostLog,
 		Sandboxes: sandboxtest.Manager,
 		Slugs:     &slug.Cache{Dir: t.TempDir()},
 		StopGrace: 5 * time.Second,
 		Heartbeat: 100 * time.Millisecond,
 		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		MemoryMB:  8192,
+		// The tests share one sandbox manager: leave nothing to the next.
+		StopDynosOnExit: true,
 	}
 	if mod != nil {
 		mod(&h.cfg)
 	}
 	return h
+}
+
+// startNATS starts the server (again, on the same port and directory).
+func (h *harness) startNATS(t *testing.T) {
+	t.Helper()
+	srv, err := store.StartServer(h.srvCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = srv
 }
 
 type testWriter struct{ t *testing.T }
@@ -99,8 +136,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// putSlug packs the test app and stores it.
+// putSlug packs the test app and stores it as h.slugID.
 func (h *harness) putSlug(t *testing.T) {
+	t.Helper()
+	h.storeSlug(t, h.slugID)
+}
+
+// storeSlug packs the test app and stores it as slug id.
+func (h *harness) storeSlug(t *testing.T, id string) {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{
@@ -123,7 +166,7 @@ func (h *harness) putSlug(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta := grid.Slug{ID: h.slugID, App: appName, Size: info.Size, Checksum: info.Checksum, Stack: grid.Stack}
+	meta := grid.Slug{ID: id, App: appName, Size: info.Size, Checksum: info.Checksum, Stack: grid.Stack}
 	if err := h.st.PutSlug(context.Background(), meta, &buf); err != nil {
 		t.Fatal(err)
 	}
@@ -172,17 +215,28 @@ func (ag *agent) stop(t *testing.T) time.Duration {
 // assign tells the host to run a dyno.
 func (h *harness) assign(t *testing.T, name, command string, mod func(*grid.Assignment)) grid.Assignment {
 	t.Helper()
+	a := newAssignment(name, command, func(a *grid.Assignment) {
+		a.SlugID = h.slugID
+		if mod != nil {
+			mod(a)
+		}
+	})
+	if err := h.st.PutAssignment(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// newAssignment describes a dyno of the test app on the test host.
+func newAssignment(name, command string, mod func(*grid.Assignment)) grid.Assignment {
 	typ, _, _ := strings.Cut(name, ".")
 	a := grid.Assignment{
 		DynoID: store.NewID(), App: appName, UID: appUID, Host: hostID, Name: name, Type: typ,
-		Command: command, Size: grid.DefaultSize, Release: 2, SlugID: h.slugID,
+		Command: command, Size: grid.DefaultSize, Release: 2,
 		Env: map[string]string{"GREETING": "hi there"}, CreatedAt: time.Now(),
 	}
 	if mod != nil {
 		mod(&a)
-	}
-	if err := h.st.PutAssignment(context.Background(), a); err != nil {
-		t.Fatal(err)
 	}
 	return a
 }
