@@ -1,27 +1,38 @@
 // Package manager is the dyno manager: it turns each app's formation and
-// current release into assignments (which host runs which dyno), replaces
-// dynos start-before-stop when the release or a type's restart epoch
-// changes, moves dynos off lost hosts and forgets dyno records nobody owns.
+// current release into assignments (which host runs which dyno, on which
+// cores), replaces dynos start-before-stop when the release or a type's
+// restart epoch changes, moves dynos off lost and draining hosts, keeps
+// spare capacity by asking a host provider for hosts and releasing empty
+// ones, forgets dyno records nobody owns and deletes old releases' slugs.
 //
-// It only writes assignments and deletes orphaned dyno records. It must
-// never start, stop or signal a process itself (hosts do), never write an
-// app's formation, release or config, and never write app log lines.
+// It writes assignments and host control records and deletes orphaned
+// dyno records, released hosts' records and old slugs. It must never
+// start, stop or signal a process itself (hosts do), never write an app's
+// formation, release or config, never write app log lines, and never act
+// on a view of the store that may be stale: after any doubt (a watch
+// ended, the connection dropped, every host fell silent at once) it
+// throws its view away and acts again only after a fresh sync.
 package manager
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"slices"
-	"sort"
-	"strings"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/store"
 )
+
+// Provider makes and removes hosts on demand (a cloud API, a pool of
+// spare machines, network namespaces in tests).
+type Provider interface {
+	// Provision starts one more host, which then joins by itself and
+	// heartbeats. It returns the control record to keep (Provider,
+	// Handle, ID set).
+	Provision(ctx context.Context) (grid.HostControl, error)
+	// Release stops and removes a host that the manager drained.
+	Release(ctx context.Context, h grid.HostControl) error
+}
 
 // Config configures a Manager.
 type Config struct {
@@ -33,34 +44,71 @@ type Config struct {
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// HostTimeout is how long a host may go unheard (no heartbeat) before
-	// it is lost and its dynos are placed elsewhere. Zero means 6s.
+	// it is lost and its dynos are placed elsewhere; also how long a
+	// router's report counts. Zero means 6s (hosts heartbeat every 2s).
 	HostTimeout time.Duration
 	// ForgetAfter is how long a dyno record without an assignment may stay
-	// down or crashed on a live host before the manager deletes it. Zero
-	// means 45s (longer than a host's 30s stop grace).
+	// down or crashed, or on a lost host, before the manager deletes it.
+	// Zero means 45s (longer than a host's 30s stop grace).
 	ForgetAfter time.Duration
 	// Resync is the period of a full reconcile of every app, which catches
-	// time-based changes (lost hosts, records to forget) and failed writes.
-	// Zero means 5s.
+	// time-based changes and anything a missed event would hide; each
+	// tick takes its share of the apps. Zero means 5s.
 	Resync time.Duration
+	// RouterWait is how long a replaced web dyno waits, once its successor
+	// is up, for every live router to confirm it routes to the successor;
+	// then the manager proceeds anyway and logs it. Zero means 5s.
+	RouterWait time.Duration
+
+	// Provider makes and removes hosts. Nil means hosts only join by hand:
+	// the manager then never provisions, and drained hosts stay drained.
+	Provider Provider
+	// Headroom is the free memory (MB) to keep on up hosts; below it the
+	// manager provisions a host. Zero means the memory of the largest up
+	// host, so that losing any one host can be absorbed.
+	Headroom int
+	// EmptyGrace is how long a provisioned host may sit without dynos
+	// before it is drained and released. Zero means 5 minutes.
+	EmptyGrace time.Duration
+	// MinHosts is the fewest up hosts to keep. Zero means 1.
+	MinHosts int
+	// ProvisionTimeout is how long a provisioned host may take to join
+	// (heartbeat) before the manager stops waiting for it and may
+	// provision another. Zero means 2 minutes.
+	ProvisionTimeout time.Duration
+
+	// SlugRetention is how many of each app's newest releases keep their
+	// slugs; older releases' slugs are deleted unless a dyno runs them.
+	// Zero means 10.
+	SlugRetention int
+	// SlugGCInterval is the period of slug garbage collection, whose first
+	// run is one period after Run starts. Zero means 1 minute.
+	SlugGCInterval time.Duration
 }
 
 // debounce is how long the manager waits after a change for more changes
 // before reconciling: a burst of events becomes one decision per app.
 const debounce = 2 * time.Millisecond
 
-// tick is how often host liveness and retries are checked.
-const tick = time.Second
-
 // writeTimeout bounds one store write.
 const writeTimeout = 10 * time.Second
 
-// Manager is the dyno manager. Run exactly one per grid (leader election
-// is not implemented yet).
+// retryMin and retryMax bound the pause between two attempts to build a
+// fresh view after one was lost.
+const (
+	retryMin = 100 * time.Millisecond
+	retryMax = 2 * time.Second
+)
+
+// Manager is the dyno manager. Exactly one may run per grid: cmd/grid
+// runs it only while holding the "manager" lease.
 type Manager struct {
 	cfg Config
 	log *slog.Logger
 	now func() time.Time
+	// tick is how often host liveness, router waits, capacity and retries
+	// are checked: a twelfth of HostTimeout, between 10ms and 500ms.
+	tick time.Duration
 }
 
 // New returns a manager; it does nothing until Run.
@@ -72,270 +120,59 @@ func New(cfg Config) *Manager {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	if m.cfg.HostTimeout <= 0 {
-		m.cfg.HostTimeout = 6 * time.Second
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
 	}
-	if m.cfg.ForgetAfter <= 0 {
-		m.cfg.ForgetAfter = 45 * time.Second
+	def(&m.cfg.HostTimeout, 6*time.Second)
+	def(&m.cfg.ForgetAfter, 45*time.Second)
+	def(&m.cfg.Resync, 5*time.Second)
+	def(&m.cfg.RouterWait, 5*time.Second)
+	def(&m.cfg.EmptyGrace, 5*time.Minute)
+	def(&m.cfg.ProvisionTimeout, 2*time.Minute)
+	def(&m.cfg.SlugGCInterval, time.Minute)
+	m.cfg.MinHosts = max(m.cfg.MinHosts, 1)
+	if m.cfg.SlugRetention <= 0 {
+		m.cfg.SlugRetention = 10
 	}
-	if m.cfg.Resync <= 0 {
-		m.cfg.Resync = 5 * time.Second
-	}
+	m.tick = min(max(m.cfg.HostTimeout/12, 10*time.Millisecond), 500*time.Millisecond)
 	return m
 }
 
-// Run watches the store and reconciles every app whose state changes until
-// ctx ends; then it returns nil. It returns an error only if a watch
-// cannot be set up or ends on its own.
+func (m *Manager) timing() timing {
+	return timing{HostTimeout: m.cfg.HostTimeout, ForgetAfter: m.cfg.ForgetAfter, RouterWait: m.cfg.RouterWait}
+}
+
+// Run watches the store and reconciles until ctx ends; then it waits for
+// its background work (provisioning, releases, slug collection) to stop
+// and returns nil.
+//
+// It works in sessions: watch everything, wait until every watch has
+// delivered its current values, then act on changes. A session ends when
+// a watch ends, the NATS connection drops, or every host falls silent at
+// once (more likely the manager's view stalled than all hosts died); the
+// next one starts from an empty view after a short pause, so nothing is
+// ever decided on what was seen before an outage, and hosts' silence
+// during it is not held against them.
 func (m *Manager) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	r := newRunState(m)
+	defer r.bg.Wait()
+	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := m.watch(ctx)
-	if err != nil {
-		return err
-	}
-	r := &runState{m: m, view: newView(), dirty: map[string]bool{}, retry: map[string]bool{}, unplaced: map[string]string{}}
-	return r.loop(ctx, w)
-}
-
-// watches are the five streams the manager follows.
-type watches struct {
-	apps        <-chan store.Event[grid.App]
-	formations  <-chan store.Event[grid.Formation]
-	assignments <-chan store.Event[grid.Assignment]
-	dynos       <-chan store.Event[grid.Dyno]
-	hosts       <-chan store.Event[grid.Host]
-}
-
-func (m *Manager) watch(ctx context.Context) (watches, error) {
-	var w watches
-	var err error
-	st := m.cfg.Store
-	if w.apps, err = st.WatchApps(ctx); err != nil {
-		return w, err
-	}
-	if w.formations, err = st.WatchFormations(ctx); err != nil {
-		return w, err
-	}
-	if w.assignments, err = st.WatchAssignments(ctx, ""); err != nil {
-		return w, err
-	}
-	if w.dynos, err = st.WatchDynos(ctx); err != nil {
-		return w, err
-	}
-	w.hosts, err = st.WatchHosts(ctx)
-	return w, err
-}
-
-// runState is what one Run keeps; only Run's goroutine touches it.
-type runState struct {
-	m        *Manager
-	view     *view
-	synced   int             // watches that have delivered their initial values
-	dirty    map[string]bool // apps to reconcile at the next debounce
-	retry    map[string]bool // apps whose writes failed; retried at the next tick
-	live     []string        // live hosts at the last tick
-	resynced time.Time
-	unplaced map[string]string // "<app>/<dyno>" → reason last logged
-}
-
-func (r *runState) loop(ctx context.Context, w watches) error {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
+	delay := retryMin
 	for {
-		ok := true
-		select {
-		case <-ctx.Done():
+		synced, err := r.session(ctx, bctx)
+		if ctx.Err() != nil {
 			return nil
-		case ev, open := <-w.apps:
-			if ok = open; ok {
-				r.event(ev.Synced, func() { r.mark(r.view.applyApp(ev)) })
-			}
-		case ev, open := <-w.formations:
-			if ok = open; ok {
-				r.event(ev.Synced, func() { r.mark(r.view.applyFormation(ev)) })
-			}
-		case ev, open := <-w.assignments:
-			if ok = open; ok {
-				r.event(ev.Synced, func() { r.mark(r.view.applyAssignment(ev)) })
-			}
-		case ev, open := <-w.dynos:
-			if ok = open; ok {
-				r.event(ev.Synced, func() { r.mark(r.view.applyDyno(ev, r.m.now())) })
-			}
-		case ev, open := <-w.hosts:
-			if ok = open; ok {
-				r.event(ev.Synced, func() {
-					if r.view.applyHost(ev, r.m.now(), r.m.cfg.HostTimeout) {
-						r.markAll()
-					}
-				})
-			}
-		case <-ticker.C:
-			r.tick(r.m.now())
-		case <-timer.C:
-			armed = false
-			r.reconcileDirty(ctx)
 		}
-		if !ok {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("manager: a store watch ended: %w", grid.ErrUnavailable)
+		if synced {
+			delay = retryMin
 		}
-		if r.synced == 5 && len(r.dirty) > 0 && !armed {
-			timer.Reset(debounce)
-			armed = true
-		}
-	}
-}
-
-// event applies one watch event; the Synced marker counts towards the
-// first reconcile, which waits for all five watches so that a partial
-// view never deletes anything.
-func (r *runState) event(synced bool, apply func()) {
-	if !synced {
-		apply()
-		return
-	}
-	r.synced++
-	if r.synced == 5 {
-		r.m.log.Info("manager synced", "apps", len(r.view.apps), "assignments", len(r.view.assignments), "hosts", len(r.view.hosts))
-		r.resynced = r.m.now()
-		r.live = r.view.liveSet(r.resynced, r.m.cfg.HostTimeout)
-		r.markAll()
-	}
-}
-
-func (r *runState) mark(app string) {
-	if app != "" {
-		r.dirty[app] = true
-	}
-}
-
-func (r *runState) markAll() {
-	for _, app := range r.view.appNames() {
-		r.dirty[app] = true
-	}
-}
-
-// tick notices hosts becoming lost, retries failed writes and resyncs.
-func (r *runState) tick(now time.Time) {
-	if r.synced < 5 {
-		return
-	}
-	live := r.view.liveSet(now, r.m.cfg.HostTimeout)
-	if !slices.Equal(live, r.live) {
-		r.m.log.Info("live hosts changed", "hosts", live)
-		r.live = live
-		r.markAll()
-	}
-	if now.Sub(r.resynced) >= r.m.cfg.Resync {
-		r.resynced = now
-		r.markAll()
-	}
-	for app := range r.retry {
-		r.dirty[app] = true
-	}
-	clear(r.retry)
-}
-
-func (r *runState) policy() policy {
-	return policy{
-		Now:         r.m.now(),
-		HostTimeout: r.m.cfg.HostTimeout,
-		ForgetAfter: r.m.cfg.ForgetAfter,
-		NewID:       store.NewID,
-	}
-}
-
-// reconcileDirty decides for every dirty app, applies the decisions to the
-// view at once (so the next decision builds on them), then writes them all
-// in parallel and undoes in the view what failed to write.
-func (r *runState) reconcileDirty(ctx context.Context) {
-	apps := make([]string, 0, len(r.dirty))
-	for app := range r.dirty {
-		apps = append(apps, app)
-	}
-	sort.Strings(apps)
-	clear(r.dirty)
-	var acts []action
-	for _, app := range apps {
-		d := reconcile(r.view, app, r.policy())
-		r.report(app, d)
-		for _, a := range d.Actions {
-			r.view.do(a)
-		}
-		acts = append(acts, d.Actions...)
-	}
-	if len(acts) == 0 {
-		return
-	}
-	failed := r.m.write(ctx, acts)
-	for i, a := range acts {
-		if failed[i] {
-			r.view.undo(a)
-			r.retry[a.app()] = true
-		}
-	}
-}
-
-// report logs the dynos that could not be placed, once per reason.
-func (r *runState) report(app string, d decision) {
-	cur := map[string]string{}
-	for _, pl := range d.Unplaced {
-		cur[app+"/"+pl.Request.Name] = pl.Reason
-	}
-	for k := range r.unplaced {
-		if _, ok := cur[k]; !ok && strings.HasPrefix(k, app+"/") {
-			delete(r.unplaced, k)
-		}
-	}
-	for _, pl := range d.Unplaced {
-		k := app + "/" + pl.Request.Name
-		if r.unplaced[k] != pl.Reason {
-			r.unplaced[k] = pl.Reason
-			r.m.log.Warn("dyno unplaceable", "app", app, "dyno", pl.Request.Name, "reason", pl.Reason)
-		}
-	}
-}
-
-// write performs the actions in parallel and reports which failed.
-func (m *Manager) write(ctx context.Context, acts []action) []bool {
-	failed := make([]bool, len(acts))
-	var g errgroup.Group
-	g.SetLimit(16)
-	for i, a := range acts {
-		g.Go(func() error {
-			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			defer cancel()
-			if err := m.writeOne(wctx, a); err != nil {
-				failed[i] = true
-				if ctx.Err() == nil {
-					m.log.Error("store write failed", "app", a.app(), "action", a.String(), "err", err)
-				}
-			}
+		m.log.Warn("manager view lost; starting again from a fresh sync", "err", err, "retry_in", delay)
+		if !r.pause(ctx, delay) {
 			return nil
-		})
-	}
-	_ = g.Wait()
-	return failed
-}
-
-func (m *Manager) writeOne(ctx context.Context, a action) error {
-	st := m.cfg.Store
-	switch a.Op {
-	case opPut:
-		m.log.Info("assignment created", "app", a.Assignment.App, "dyno", a.Assignment.Name, "dyno_id", a.Assignment.DynoID, "host", a.Assignment.Host, "release", a.Assignment.Release, "epoch", a.Assignment.Epoch)
-		return st.PutAssignment(ctx, a.Assignment)
-	case opDelete:
-		m.log.Info("assignment deleted", "app", a.Assignment.App, "dyno", a.Assignment.Name, "dyno_id", a.Assignment.DynoID, "host", a.Assignment.Host, "reason", a.Why)
-		return st.DeleteAssignment(ctx, a.Assignment.Host, a.Assignment.DynoID)
-	default:
-		m.log.Info("dyno record forgotten", "app", a.Dyno.App, "dyno", a.Dyno.Name, "dyno_id", a.Dyno.ID, "host", a.Dyno.Host, "reason", a.Why)
-		return st.DeleteDyno(ctx, a.Dyno)
+		}
+		delay = min(2*delay, retryMax)
 	}
 }

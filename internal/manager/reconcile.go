@@ -2,6 +2,7 @@ package manager
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -29,7 +30,11 @@ type action struct {
 func (a action) String() string {
 	switch a.Op {
 	case opPut:
-		return fmt.Sprintf("put %s v%d e%d on %s", a.Assignment.Name, a.Assignment.Release, a.Assignment.Epoch, a.Assignment.Host)
+		cpus := ""
+		if a.Assignment.CPUs != "" {
+			cpus = " cpus " + a.Assignment.CPUs
+		}
+		return fmt.Sprintf("put %s v%d e%d on %s%s", a.Assignment.Name, a.Assignment.Release, a.Assignment.Epoch, a.Assignment.Host, cpus)
 	case opDelete:
 		return fmt.Sprintf("delete %s %s (%s)", a.Assignment.Name, a.Assignment.DynoID, a.Why)
 	default:
@@ -37,18 +42,68 @@ func (a action) String() string {
 	}
 }
 
-// policy holds what reconcile needs besides the view.
+// app is the app an action concerns.
+func (a action) app() string {
+	if a.Op == opDeleteDyno {
+		return a.Dyno.App
+	}
+	return a.Assignment.App
+}
+
+// timing holds the manager's durations that decisions depend on.
+type timing struct {
+	HostTimeout time.Duration // a host or router not heard from for longer is lost
+	ForgetAfter time.Duration // unassigned dyno records are deleted after this
+	RouterWait  time.Duration // longest wait for routers to confirm a new web dyno
+}
+
+// policy holds what reconcile needs besides the view: the time, the
+// timings, and what is derived from the view once per batch of decisions.
 type policy struct {
-	Now         time.Time
-	HostTimeout time.Duration // a host not heard from for longer is lost
-	ForgetAfter time.Duration // unassigned down/crashed dyno records are deleted after this
-	NewID       func() string
+	timing
+	Now   time.Time
+	NewID func() string
+	// hosts are those that may take new dynos, sorted by ID, and index
+	// finds them by ID; buf is hostStates' reusable output.
+	hosts []placeHost
+	index map[string]int
+	buf   []scheduler.HostState
+	// Hold says to place nothing yet (the manager has just synced and
+	// not heard from every host).
+	Hold bool
+	// HoldLost says not to replace dynos of lost hosts yet: a lost host
+	// has just come back, and the others of a healed partition are
+	// likely to follow within a heartbeat.
+	HoldLost bool
+	// Routers counts the live routers; RoutedRev is the lowest dynos
+	// bucket revision all of them have applied.
+	Routers   int
+	RoutedRev uint64
+}
+
+func newPolicy(v *view, now time.Time, t timing, newID func() string) policy {
+	p := policy{timing: t, Now: now, NewID: newID, index: map[string]int{}}
+	for i, id := range v.placeableSet(now, t.HostTimeout) {
+		h := v.hosts[id]
+		p.hosts = append(p.hosts, placeHost{id: id, mem: h.MemoryMB, cores: h.Cores, use: v.useOf(id)})
+		p.index[id] = i
+	}
+	p.buf = make([]scheduler.HostState, len(p.hosts))
+	p.Routers, p.RoutedRev = v.routed(now, t.HostTimeout)
+	return p
+}
+
+func (p policy) state(v *view, host string) grid.HostState {
+	return v.hostState(host, p.Now, p.HostTimeout)
 }
 
 // decision is the outcome of reconciling one app.
 type decision struct {
 	Actions  []action
 	Unplaced []scheduler.Placement
+	// Waiting says some replaced web dyno stays until routers confirm
+	// they route to its successor: router reports matter to this app.
+	Waiting bool
 }
 
 // slot is one wanted dyno: a name at a release and epoch.
@@ -64,18 +119,30 @@ type slot struct {
 // at its current release. It is pure: it reads v and p and returns actions;
 // it never changes v.
 //
-// Per wanted name (<type>.1…N): with no fresh assignment (current release
-// and epoch, on a live host) a new one is placed; once the fresh one's
-// dyno is up or crashed, the stale ones of that name are deleted
-// (start-before-stop). Names past the quantity, assignments of apps that
-// are gone and assignments on lost hosts are deleted. Dyno records without
-// an assignment are forgotten once their host is lost or they have been
-// down or crashed for ForgetAfter.
+// Per wanted name (<type>.1…N), an assignment is fresh when it has the
+// current release and epoch and its host is up (heard from within the
+// host timeout, not draining). With no fresh assignment a new one is
+// placed on a host that may take dynos (policy.hosts). The others of
+// the name (old releases, lost or draining hosts, duplicates) are deleted
+// once the fresh dyno is ready (start-before-stop):
+//
+//	fresh dyno:  (none) ─► starting ─► up ──► [web: every live router has
+//	                                     │     applied the revision it became
+//	                                     │     up at, or RouterWait passed]
+//	                                     ▼                 │
+//	                                  crashed ─────────────┴─► delete the others
+//
+// A lost host's dynos are therefore stopped only once their replacements
+// serve, and if it returns first, its dynos are the ones kept. Names past
+// the quantity and assignments of apps that are gone are deleted at once,
+// one-off dynos when they have exited or their host is lost. Dyno records
+// without an assignment are forgotten ForgetAfter after their host was
+// last heard from, or after being down or crashed that long.
 func reconcile(v *view, app string, p policy) decision {
 	var d decision
 	byName := map[string][]grid.Assignment{}
 	for _, a := range v.assignmentsOf(app) {
-		if !v.live(a.Host, p.Now, p.HostTimeout) {
+		if a.OneOff && p.state(v, a.Host) == grid.HostLost {
 			d.delete(a, "host lost")
 			continue
 		}
@@ -84,7 +151,7 @@ func reconcile(v *view, app string, p policy) decision {
 	a, slots := wanted(v, app)
 	var missing []slot
 	for _, s := range slots {
-		if !d.converge(v, s, a.Release.Version, byName[s.name]) {
+		if !d.converge(v, s, a.Release.Version, byName[s.name], p) {
 			missing = append(missing, s)
 		}
 		delete(byName, s.name)
@@ -121,31 +188,55 @@ func wanted(v *view, name string) (grid.App, []slot) {
 }
 
 // converge handles one wanted name's assignments and reports whether a
-// fresh one exists.
-func (d *decision) converge(v *view, s slot, release int, as []grid.Assignment) bool {
+// fresh one exists (or the name is held, see policy.HoldLost).
+func (d *decision) converge(v *view, s slot, release int, as []grid.Assignment, p policy) bool {
 	var fresh, stale []grid.Assignment
 	for _, a := range as {
-		if a.Release == release && a.Epoch == s.epoch && !a.OneOff {
+		if a.Release == release && a.Epoch == s.epoch && !a.OneOff && p.state(v, a.Host) == grid.HostUp {
 			fresh = append(fresh, a)
 		} else {
 			stale = append(stale, a)
 		}
 	}
 	if len(fresh) == 0 {
-		return false
+		return p.HoldLost && slices.ContainsFunc(stale, func(a grid.Assignment) bool {
+			return a.Release == release && a.Epoch == s.epoch && p.state(v, a.Host) == grid.HostLost
+		})
 	}
 	keep := pick(v, fresh)
+	ok, note := ready(v, keep, p)
+	if !ok && v.dynos[keep.DynoID].State == grid.DynoUp {
+		d.Waiting = true
+	}
 	for _, a := range fresh {
-		if a.DynoID != keep.DynoID {
-			d.delete(a, "duplicate of "+keep.DynoID)
+		// A serving duplicate stays until the kept one is routed.
+		if a.DynoID != keep.DynoID && (ok || v.dynos[a.DynoID].State != grid.DynoUp) {
+			d.delete(a, "duplicate of "+keep.DynoID+note)
 		}
 	}
-	if st := v.dynos[keep.DynoID].State; st == grid.DynoUp || st == grid.DynoCrashed {
+	if ok {
 		for _, a := range stale {
-			d.delete(a, "replaced by "+keep.DynoID)
+			d.delete(a, "replaced by "+keep.DynoID+note)
 		}
 	}
 	return true
+}
+
+// ready reports whether keep's dyno may now replace the others of its
+// name, and a note for the log when routers were not waited for.
+func ready(v *view, keep grid.Assignment, p policy) (bool, string) {
+	dy := v.dynos[keep.DynoID]
+	switch {
+	case dy.State == grid.DynoCrashed:
+		return true, ""
+	case dy.State != grid.DynoUp:
+		return false, ""
+	case keep.Type != "web" || p.Routers == 0 || p.RoutedRev >= dy.UpRev:
+		return true, ""
+	case p.Now.Sub(dy.Since) >= p.RouterWait:
+		return true, fmt.Sprintf("; routers did not confirm within %v", p.RouterWait)
+	}
+	return false, ""
 }
 
 // pick chooses which of several fresh assignments of one name to keep
@@ -186,14 +277,14 @@ func (d *decision) unwanted(v *view, byName map[string][]grid.Assignment) {
 // place asks the scheduler for hosts for the missing slots and creates
 // their assignments.
 func (d *decision) place(v *view, a grid.App, missing []slot, p policy) {
-	if len(missing) == 0 {
+	if len(missing) == 0 || p.Hold {
 		return
 	}
 	reqs := make([]scheduler.Request, len(missing))
 	for i, s := range missing {
-		reqs[i] = scheduler.Request{Name: s.name, App: a.Name, Type: s.typ, MemoryMB: memoryMB(s.size)}
+		reqs[i] = scheduler.Request{Name: s.name, App: a.Name, Type: s.typ, MemoryMB: memoryMB(s.size), Cores: coresFor(s.size)}
 	}
-	plan := scheduler.Place(hostStates(v, p), reqs)
+	plan := scheduler.Place(hostStates(v, a.Name, p), reqs)
 	for i, pl := range plan.Placements {
 		if pl.Host == "" {
 			d.Unplaced = append(d.Unplaced, pl)
@@ -204,62 +295,41 @@ func (d *decision) place(v *view, a grid.App, missing []slot, p policy) {
 			DynoID: p.NewID(), App: a.Name, AppID: a.ID, UID: a.UID, Host: pl.Host,
 			Name: s.name, Type: s.typ, Command: s.command, Size: s.size,
 			Release: a.Release.Version, Epoch: s.epoch, SlugID: a.Release.SlugID,
-			Env: copyEnv(a.Release.Config), CreatedAt: p.Now,
+			Env: copyEnv(a.Release.Config), CPUs: pl.CPUs, CreatedAt: p.Now,
 		}})
 	}
 }
 
-// hostStates describes the live hosts for the scheduler. Every assignment
-// reserves its memory until it is deleted, stale ones included: during a
-// start-before-stop both dynos run.
-func hostStates(v *view, p policy) []scheduler.HostState {
-	live := v.liveSet(p.Now, p.HostTimeout)
-	byID := make(map[string]*scheduler.HostState, len(live))
-	out := make([]scheduler.HostState, len(live))
-	for i, id := range live {
-		h := v.hosts[id]
-		out[i] = scheduler.HostState{ID: id, MemoryMB: h.MemoryMB, Cores: h.Cores, Running: map[scheduler.Group]int{}}
-		byID[id] = &out[i]
-	}
-	for _, a := range v.assignments {
-		if h := byID[a.Host]; h != nil {
-			h.ReservedMB += memoryMB(a.Size)
-			h.Running[scheduler.Group{App: a.App, Type: a.Type}]++
-		}
-	}
-	return out
-}
-
-// forget deletes dyno records nobody will clean up: no assignment, and
-// either the host is lost or the dyno has been down or crashed for a while
-// (a live host deletes the records of dynos it stops itself).
+// forget deletes dyno records nobody will clean up. A live host deletes
+// the records of dynos it stops itself; the manager forgets those of lost
+// or vanished hosts ForgetAfter after they were last heard from (a host
+// cut off may still run them and come back), and those left down or
+// crashed for ForgetAfter. Records with an assignment are never
+// forgotten.
 func (d *decision) forget(v *view, app string, p policy) {
 	for _, dy := range v.dynosOf(app) {
-		// An assigned dyno on a lost host has its assignment deleted in
-		// this same decision.
-		if _, ok := v.assignments[dy.ID]; ok && v.live(dy.Host, p.Now, p.HostTimeout) {
+		if _, ok := v.assignments[dy.ID]; ok {
 			continue
 		}
+		h, known := v.hosts[dy.Host]
+		lost := p.state(v, dy.Host) == grid.HostLost
+		var why string
 		switch {
-		case !v.live(dy.Host, p.Now, p.HostTimeout):
-			d.Actions = append(d.Actions, action{Op: opDeleteDyno, Dyno: dy.Dyno, Why: "host lost"})
-		case (dy.State == grid.DynoDown || dy.State == grid.DynoCrashed) && p.Now.Sub(dy.Since) > p.ForgetAfter:
-			d.Actions = append(d.Actions, action{Op: opDeleteDyno, Dyno: dy.Dyno, Why: "unassigned and " + string(dy.State)})
+		case lost && known && p.Now.Sub(h.Seen) > p.ForgetAfter:
+			why = "host lost"
+		case lost && !known && p.Now.Sub(dy.Since) > p.ForgetAfter:
+			why = "host gone"
+		case !lost && (dy.State == grid.DynoDown || dy.State == grid.DynoCrashed) && p.Now.Sub(dy.Since) > p.ForgetAfter:
+			why = "unassigned and " + string(dy.State)
+		default:
+			continue
 		}
+		d.Actions = append(d.Actions, action{Op: opDeleteDyno, Dyno: dy.Dyno, Why: why})
 	}
 }
 
 func (d *decision) delete(a grid.Assignment, why string) {
 	d.Actions = append(d.Actions, action{Op: opDelete, Assignment: a, Why: why})
-}
-
-// memoryMB is a size's memory; an unknown size counts as the default.
-func memoryMB(size string) int {
-	s, err := grid.LookupSize(size)
-	if err != nil {
-		s, _ = grid.LookupSize(grid.DefaultSize)
-	}
-	return s.MemoryMB
 }
 
 func copyEnv(m map[string]string) map[string]string {
@@ -268,12 +338,4 @@ func copyEnv(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-// app is the app an action concerns.
-func (a action) app() string {
-	if a.Op == opDeleteDyno {
-		return a.Dyno.App
-	}
-	return a.Assignment.App
 }

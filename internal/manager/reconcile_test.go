@@ -26,7 +26,7 @@ func newFixture() *fixture {
 		"worker": {Quantity: 0, Size: "standard-1x", Command: "bin/worker"},
 	}}
 	for _, h := range []string{"h1", "h2"} {
-		v.hosts[h] = seenHost{Host: grid.Host{ID: h, MemoryMB: 8192, Cores: 2}, Seen: t0}
+		v.hosts[h] = seenHost{Host: grid.Host{ID: h, MemoryMB: 8192, Cores: 2}, Seen: t0, Heard: true}
 	}
 	return &fixture{v: v}
 }
@@ -34,7 +34,7 @@ func newFixture() *fixture {
 // assign adds an assignment of app a; state "" means no dyno record.
 func (f *fixture) assign(id, host, name string, release, epoch int, state grid.DynoState) *fixture {
 	typ := name[:len(name)-2]
-	f.v.assignments[id] = grid.Assignment{DynoID: id, App: "a", Host: host, Name: name, Type: typ, Release: release, Epoch: epoch, Size: "standard-1x", CreatedAt: t0}
+	f.v.putAssignment(grid.Assignment{DynoID: id, App: "a", Host: host, Name: name, Type: typ, Release: release, Epoch: epoch, Size: "standard-1x", CreatedAt: t0})
 	if state != "" {
 		f.dyno(id, host, name, state, t0)
 	}
@@ -42,7 +42,35 @@ func (f *fixture) assign(id, host, name string, release, epoch int, state grid.D
 }
 
 func (f *fixture) dyno(id, host, name string, state grid.DynoState, since time.Time) *fixture {
-	f.v.dynos[id] = seenDyno{Dyno: grid.Dyno{ID: id, App: "a", Name: name, Host: host, State: state}, Since: since}
+	f.v.removeDyno(id)
+	f.v.putDyno(seenDyno{Dyno: grid.Dyno{ID: id, App: "a", Name: name, Host: host, State: state}, Since: since})
+	return f
+}
+
+// upAt says dyno id became up at a dynos bucket revision, at a time.
+func (f *fixture) upAt(id string, rev uint64, since time.Time) *fixture {
+	d := f.v.dynos[id]
+	d.State, d.UpRev, d.Since = grid.DynoUp, rev, since
+	f.v.dynos[id] = d
+	return f
+}
+
+// router adds a router that has applied rev, last heard from at seen.
+func (f *fixture) router(id string, rev uint64, seen time.Time) *fixture {
+	f.v.routers[id] = seenRouter{RouterState: grid.RouterState{ID: id, Revision: rev}, Seen: seen}
+	return f
+}
+
+// host changes a host's record as the manager sees it.
+func (f *fixture) host(id string, fn func(h *seenHost)) *fixture {
+	h := f.v.hosts[id]
+	fn(&h)
+	f.v.hosts[id] = h
+	return f
+}
+
+func (f *fixture) drain(id string) *fixture {
+	f.v.controls[id] = grid.HostControl{ID: id, Draining: true}
 	return f
 }
 
@@ -55,14 +83,15 @@ func (f *fixture) scale(typ string, q int) *fixture {
 
 func (f *fixture) with(fn func(v *view)) *fixture { fn(f.v); return f }
 
-func decide(v *view, now time.Time) decision {
+var testTiming = timing{HostTimeout: 6 * time.Second, ForgetAfter: 45 * time.Second, RouterWait: 5 * time.Second}
+
+func decide(v *view, now time.Time, hold ...func(*policy)) decision {
 	n := 0
-	return reconcile(v, "a", policy{
-		Now:         now,
-		HostTimeout: 6 * time.Second,
-		ForgetAfter: 45 * time.Second,
-		NewID:       func() string { n++; return fmt.Sprintf("new%d", n) },
-	})
+	p := newPolicy(v, now, testTiming, func() string { n++; return fmt.Sprintf("new%d", n) })
+	for _, fn := range hold {
+		fn(&p)
+	}
+	return reconcile(v, "a", p)
 }
 
 func TestReconcile(t *testing.T) {
@@ -73,11 +102,42 @@ func TestReconcile(t *testing.T) {
 		now      time.Time
 		want     []string
 		unplaced []string
+		waiting  bool
+		policy   func(*policy)
 	}{
 		{
 			name: "scale up from nothing spreads over hosts",
 			f:    newFixture(),
-			want: []string{"put web.1 v3 e0 on h1", "put web.2 v3 e0 on h2"},
+			want: []string{"put web.1 v3 e0 on h1 cpus 0", "put web.2 v3 e0 on h2 cpus 0"},
+		},
+		{
+			name: "dynos are spread over hosts, then over their cores",
+			f:    newFixture().scale("web", 4).scale("worker", 2),
+			want: []string{
+				"put web.1 v3 e0 on h1 cpus 0", "put web.2 v3 e0 on h2 cpus 0", "put web.3 v3 e0 on h1 cpus 1", "put web.4 v3 e0 on h2 cpus 1",
+				"put worker.1 v3 e0 on h1 cpus 0", "put worker.2 v3 e0 on h2 cpus 0",
+			},
+		},
+		{
+			name: "existing pins count",
+			f: newFixture().scale("web", 2).assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).with(func(v *view) {
+				a := v.assignments["d1"]
+				v.removeAssignment("d1")
+				a.CPUs = "0"
+				v.putAssignment(a)
+				v.putAssignment(grid.Assignment{DynoID: "b1", App: "b", Host: "h2", Name: "web.1", Type: "web", Size: "standard-2x", CPUs: "0-1"})
+				v.putAssignment(grid.Assignment{DynoID: "b2", App: "b", Host: "h2", Name: "web.2", Type: "web", Size: "standard-1x", CPUs: "1"})
+			}),
+			want: []string{"put web.2 v3 e0 on h2 cpus 0"},
+		},
+		{
+			name: "performance dynos get every core of a small host",
+			f: newFixture().scale("web", 1).with(func(v *view) {
+				ft := v.formations["a"].Types["web"]
+				ft.Size = "performance-m"
+				v.formations["a"].Types["web"] = ft
+			}),
+			want: []string{"put web.1 v3 e0 on h1 cpus 0-1"},
 		},
 		{
 			name: "converged does nothing",
@@ -96,7 +156,7 @@ func TestReconcile(t *testing.T) {
 		{
 			name: "new release starts new dynos, old keep serving",
 			f:    newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp),
-			want: []string{"put web.1 v3 e0 on h2"},
+			want: []string{"put web.1 v3 e0 on h2 cpus 0"},
 		},
 		{
 			name: "old stays while the new one starts",
@@ -123,7 +183,7 @@ func TestReconcile(t *testing.T) {
 				ft.Epoch = 1
 				v.formations["a"].Types["web"] = ft
 			}),
-			want: []string{"put web.1 v3 e1 on h2"},
+			want: []string{"put web.1 v3 e1 on h2 cpus 0"},
 		},
 		{
 			name: "duplicate fresh assignments keep the up one",
@@ -135,7 +195,7 @@ func TestReconcile(t *testing.T) {
 			f: newFixture().assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).with(func(v *view) {
 				delete(v.apps, "a")
 				delete(v.formations, "a")
-				v.assignments["r1"] = grid.Assignment{DynoID: "r1", App: "a", Host: "h2", Name: "run.1", Type: "run", OneOff: true}
+				v.putAssignment(grid.Assignment{DynoID: "r1", App: "a", Host: "h2", Name: "run.1", Type: "run", OneOff: true})
 			}),
 			want: []string{"delete run.1 r1 (app deleted)", "delete web.1 d1 (app deleted)"},
 		},
@@ -168,12 +228,8 @@ func TestReconcile(t *testing.T) {
 				h.Seen = t0.Add(5 * time.Second)
 				v.hosts["h1"] = h
 			}),
-			now: t0.Add(7 * time.Second),
-			want: []string{
-				"delete web.1 d1 (host lost)",
-				"put web.1 v3 e0 on h1",
-				"forget web.1 d1 (host lost)",
-			},
+			now:  t0.Add(7 * time.Second),
+			want: []string{"put web.1 v3 e0 on h1 cpus 0"},
 		},
 		{
 			name:     "no live hosts: nothing placed, reported",
@@ -190,7 +246,7 @@ func TestReconcile(t *testing.T) {
 					v.hosts[id] = h
 				}
 			}),
-			want:     []string{"put web.1 v3 e0 on h1", "put web.2 v3 e0 on h2"},
+			want:     []string{"put web.1 v3 e0 on h1 cpus 0", "put web.2 v3 e0 on h2 cpus 0"},
 			unplaced: []string{"web.3: needs 512 MB of memory; the most any of 2 hosts has free is 0 MB"},
 		},
 		{
@@ -200,22 +256,125 @@ func TestReconcile(t *testing.T) {
 				dyno("gone2", "h1", "web.2", grid.DynoCrashed, t0.Add(-time.Minute)).
 				dyno("stopping", "h1", "web.3", grid.DynoDown, t0).
 				dyno("up", "h2", "web.4", grid.DynoUp, t0.Add(-time.Hour)).
-				dyno("lost", "h9", "web.5", grid.DynoUp, t0),
+				dyno("gone", "h9", "web.5", grid.DynoUp, t0.Add(-time.Minute)).
+				dyno("recent", "h9", "web.6", grid.DynoUp, t0),
 			want: []string{
+				"forget web.5 gone (host gone)",
 				"forget web.1 gone1 (unassigned and down)",
 				"forget web.2 gone2 (unassigned and crashed)",
-				"forget web.5 lost (host lost)",
 			},
 		},
 		{
 			name: "one-off dynos stay while they run and go when they exit",
 			f: newFixture().scale("web", 0).with(func(v *view) {
-				v.assignments["r1"] = grid.Assignment{DynoID: "r1", App: "a", Host: "h1", Name: "run.1", Type: "run", OneOff: true, Release: 3}
-				v.assignments["r2"] = grid.Assignment{DynoID: "r2", App: "a", Host: "h1", Name: "run.2", Type: "run", OneOff: true, Release: 3}
-				v.dynos["r1"] = seenDyno{Dyno: grid.Dyno{ID: "r1", App: "a", Name: "run.1", Host: "h1", State: grid.DynoUp}}
-				v.dynos["r2"] = seenDyno{Dyno: grid.Dyno{ID: "r2", App: "a", Name: "run.2", Host: "h1", State: grid.DynoCrashed}}
+				v.putAssignment(grid.Assignment{DynoID: "r1", App: "a", Host: "h1", Name: "run.1", Type: "run", OneOff: true, Release: 3})
+				v.putAssignment(grid.Assignment{DynoID: "r2", App: "a", Host: "h1", Name: "run.2", Type: "run", OneOff: true, Release: 3})
+				v.putDyno(seenDyno{Dyno: grid.Dyno{ID: "r1", App: "a", Name: "run.1", Host: "h1", State: grid.DynoUp}})
+				v.putDyno(seenDyno{Dyno: grid.Dyno{ID: "r2", App: "a", Name: "run.2", Host: "h1", State: grid.DynoCrashed}})
 			}),
 			want: []string{"delete run.2 r2 (one-off exited)"},
+		},
+		{
+			name:    "router gating: the old web dyno waits until every live router has the new one",
+			f:       newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 20, t0).router("r1", 25, t0).router("r2", 19, t0),
+			waiting: true,
+		},
+		{
+			name: "router gating: proceeds once all have acked",
+			f:    newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 20, t0).router("r1", 25, t0).router("r2", 20, t0),
+			want: []string{"delete web.1 old (replaced by new)"},
+		},
+		{
+			name: "router gating: proceeds after RouterWait, saying so",
+			f:    newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 20, t0).router("r1", 19, t0.Add(4*time.Second)),
+			now:  t0.Add(5 * time.Second),
+			want: []string{"delete web.1 old (replaced by new; routers did not confirm within 5s)"},
+		},
+		{
+			name: "router gating: routers not heard from do not count",
+			f:    newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 20, t0).router("dead", 1, t0.Add(-time.Minute)),
+			want: []string{"delete web.1 old (replaced by new)"},
+		},
+		{
+			name: "router gating: workers need only be up",
+			f:    newFixture().scale("web", 0).scale("worker", 1).assign("old", "h1", "worker.1", 2, 0, grid.DynoUp).assign("new", "h2", "worker.1", 3, 0, grid.DynoUp).upAt("new", 20, t0).router("r1", 1, t0),
+			want: []string{"delete worker.1 old (replaced by new)"},
+		},
+		{
+			name:    "router gating: an up duplicate stays until the kept one is routed",
+			f:       newFixture().scale("web", 1).assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).assign("d2", "h2", "web.1", 3, 0, grid.DynoUp).upAt("d1", 30, t0).router("r1", 10, t0),
+			waiting: true,
+		},
+		{
+			name: "lost host: its dyno is replaced elsewhere and kept meanwhile",
+			f:    newFixture().scale("web", 1).assign("d1", "h2", "web.1", 3, 0, grid.DynoUp).host("h2", func(h *seenHost) { h.Seen = t0.Add(-7 * time.Second) }),
+			want: []string{"put web.1 v3 e0 on h1 cpus 0"},
+		},
+		{
+			name: "lost host: its dyno never counts as serving",
+			f: newFixture().scale("web", 1).assign("d1", "h2", "web.1", 3, 0, grid.DynoUp).assign("new", "h1", "web.1", 3, 0, grid.DynoStarting).
+				host("h2", func(h *seenHost) { h.Seen = t0.Add(-7 * time.Second) }),
+		},
+		{
+			name: "lost host: its assignment goes once the replacement is up; its record stays",
+			f: newFixture().scale("web", 1).assign("d1", "h2", "web.1", 3, 0, grid.DynoUp).assign("new", "h1", "web.1", 3, 0, grid.DynoUp).
+				host("h2", func(h *seenHost) { h.Seen = t0.Add(-7 * time.Second) }),
+			want: []string{"delete web.1 d1 (replaced by new)"},
+		},
+		{
+			name: "lost host: unassigned records are forgotten ForgetAfter after it was last heard",
+			f: newFixture().scale("web", 0).dyno("d1", "h2", "web.1", grid.DynoUp, t0).dyno("d2", "h1", "web.2", grid.DynoUp, t0).
+				host("h2", func(h *seenHost) { h.Seen = t0.Add(-46 * time.Second) }).host("h1", func(h *seenHost) { h.Seen = t0.Add(-44 * time.Second) }),
+			want: []string{"forget web.1 d1 (host lost)"},
+		},
+		{
+			name: "lost host: one-off dynos go",
+			f: newFixture().scale("web", 0).host("h2", func(h *seenHost) { h.Seen = t0.Add(-7 * time.Second) }).with(func(v *view) {
+				v.putAssignment(grid.Assignment{DynoID: "r1", App: "a", Host: "h2", Name: "run.1", Type: "run", OneOff: true, Release: 3})
+			}),
+			want: []string{"delete run.1 r1 (host lost)"},
+		},
+		{
+			name: "returning host: its dyno is kept, the replacement goes",
+			f:    newFixture().scale("web", 1).assign("d1", "h2", "web.1", 3, 0, grid.DynoUp).assign("new", "h1", "web.1", 3, 0, grid.DynoStarting),
+			want: []string{"delete web.1 new (duplicate of d1)"},
+		},
+		{
+			name: "a host not heard from since the sync gets no dynos, and keeps its own",
+			f:    newFixture().scale("web", 2).assign("d1", "h2", "web.1", 3, 0, grid.DynoUp).host("h2", func(h *seenHost) { h.Heard = false }),
+			want: []string{"put web.2 v3 e0 on h1 cpus 0"},
+		},
+		{
+			name:   "just synced: nothing placed yet, nothing reported",
+			f:      newFixture().scale("web", 2),
+			policy: func(p *policy) { p.Hold = true },
+		},
+		{
+			name:   "a host just returned: lost hosts' dynos wait for theirs to return too; others are placed",
+			f:      newFixture().scale("web", 2).assign("d1", "h2", "web.1", 3, 0, grid.DynoUp).host("h2", func(h *seenHost) { h.Seen = t0.Add(-7 * time.Second) }),
+			policy: func(p *policy) { p.HoldLost = true },
+			want:   []string{"put web.2 v3 e0 on h1 cpus 0"},
+		},
+		{
+			name: "draining host: gets no new dynos",
+			f:    newFixture().scale("web", 2).drain("h1"),
+			want: []string{"put web.1 v3 e0 on h2 cpus 0", "put web.2 v3 e0 on h2 cpus 1"},
+		},
+		{
+			name: "draining host: its dynos start elsewhere first",
+			f:    newFixture().scale("web", 1).assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).drain("h1"),
+			want: []string{"put web.1 v3 e0 on h2 cpus 0"},
+		},
+		{
+			name: "draining host: its dyno goes once the new one is up and routed",
+			f: newFixture().scale("web", 1).assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 7, t0).
+				router("r1", 7, t0).drain("h1"),
+			want: []string{"delete web.1 d1 (replaced by new)"},
+		},
+		{
+			name:     "draining host: with nowhere to go, its dynos stay",
+			f:        newFixture().scale("web", 1).assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).drain("h1").drain("h2"),
+			unplaced: []string{"web.1: no live hosts"},
 		},
 	}
 	for _, tt := range tests {
@@ -224,7 +383,11 @@ func TestReconcile(t *testing.T) {
 			if at.IsZero() {
 				at = now
 			}
-			d := decide(tt.f.v, at)
+			var opts []func(*policy)
+			if tt.policy != nil {
+				opts = append(opts, tt.policy)
+			}
+			d := decide(tt.f.v, at, opts...)
 			var got, unplaced []string
 			for _, a := range d.Actions {
 				got = append(got, a.String())
@@ -237,6 +400,9 @@ func TestReconcile(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.unplaced, unplaced); diff != "" {
 				t.Errorf("unplaced (-want +got):\n%s", diff)
+			}
+			if d.Waiting != tt.waiting {
+				t.Errorf("waiting %v, want %v", d.Waiting, tt.waiting)
 			}
 		})
 	}
@@ -251,7 +417,7 @@ func TestReconcileNewAssignment(t *testing.T) {
 	want := grid.Assignment{
 		DynoID: "new1", App: "a", AppID: "app-a", UID: 200001, Host: "h1",
 		Name: "web.1", Type: "web", Command: "bin/web", Size: "standard-1x",
-		Release: 3, Epoch: 0, SlugID: "slug3", Env: map[string]string{"K": "v"}, CreatedAt: t0,
+		Release: 3, Epoch: 0, SlugID: "slug3", Env: map[string]string{"K": "v"}, CPUs: "0", CreatedAt: t0,
 	}
 	if diff := cmp.Diff(want, d.Actions[0].Assignment); diff != "" {
 		t.Errorf("assignment (-want +got):\n%s", diff)
@@ -278,4 +444,10 @@ func TestReconcileConverges(t *testing.T) {
 		}
 	}
 	t.Fatal("no convergence in 5 rounds")
+}
+
+func hostRec(id string) grid.Host { return grid.Host{ID: id, MemoryMB: 65536, Cores: 32} }
+
+func dynoOf(a grid.Assignment, id string) grid.Dyno {
+	return grid.Dyno{ID: id, App: a.App, Name: a.Name, Type: a.Type, Host: a.Host, Release: a.Release, State: grid.DynoUp}
 }
