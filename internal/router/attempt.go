@@ -6,115 +6,103 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// newTransport is the keep-alive pool to dynos, shared by every app.
-func newTransport(connectTimeout time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+// newTransport is one dyno's keep-alive pool (see endpoint.transport).
+func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 	return &http.Transport{
-		Proxy: nil, // never an environment proxy between router and dynos
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, &dialError{err}
-			}
-			return c, nil
-		},
-		MaxIdleConns:        4096,
+		Proxy:               nil, // never an environment proxy between router and dynos
+		DialContext:         dial,
+		MaxIdleConns:        64,
 		MaxIdleConnsPerHost: 64,               // Heroku allows 50 concurrent requests per dyno
 		IdleConnTimeout:     30 * time.Second, // a dyno's close of an idle connection is noticed at once anyway
 		DisableCompression:  true,             // pass bodies through untouched
 		// Heroku rejects response header lines over 512 KiB (H25).
 		MaxResponseHeaderBytes: 512 << 10,
-		WriteBufferSize:        32 << 10,
+		WriteBufferSize:        replayLimit, // see replayLimit
 		ReadBufferSize:         32 << 10,
 	}
 }
 
-// upstream is a dyno's response on its way to the client.
+// dial connects to a dyno. Every error is wrapped in dialError, so the
+// classifier can tell "never reached the dyno" from everything after.
+func (r *Router) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	tcp, err := r.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, &dialError{err}
+	}
+	c := tcp
+	if r.wrapConn != nil {
+		c = r.wrapConn(addr, c)
+	}
+	return newDynoConn(c, tcp), nil
+}
+
+// newEndpoint is a routable dyno with its own connection pool.
+func (r *Router) newEndpoint(dyno, addr string) *endpoint {
+	return &endpoint{dyno: dyno, addr: addr, transport: newTransport(r.dial)}
+}
+
+// upstream is one attempt at one dyno and, once it succeeded, the dyno's
+// response on its way to the client. It holds all of an attempt's
+// bookkeeping, so an attempt costs one allocation of its own.
 type upstream struct {
 	res    *http.Response
 	body   io.ReadCloser // res.Body as received
 	ep     *endpoint
 	start  time.Time // of the attempt
 	cancel context.CancelCauseFunc
+
+	connect time.Duration // until a connection was had
+	conn    connUse
+	timer   firstByteTimer
+	trace   httptrace.ClientTrace
+	url     url.URL // the request's, with the dyno's address
 }
 
 // close releases everything the attempt holds.
 func (u *upstream) close() {
 	u.body.Close()
 	u.cancel(nil)
-	u.ep.inflight.Add(-1)
+	u.ep.release()
 }
 
 // attempt sends the request to ep and waits for the response headers.
 // On failure everything is released and the failure named.
 func (r *Router) attempt(x *exchange, ep *endpoint) (*upstream, failure) {
-	ep.inflight.Add(1)
-	start := r.cfg.Now()
+	ep.acquire()
 	x.rec.dyno = ep.dyno
+	u := &upstream{ep: ep, start: r.cfg.Now()}
 	ctx, cancel := context.WithCancelCause(x.req.Context())
-	timer := &firstByteTimer{d: r.cfg.RequestTimeout, fire: func() { cancel(errRequestTimeout) }}
-	var connect atomic.Int64
-	trace := &httptrace.ClientTrace{
-		GotConn:      func(httptrace.GotConnInfo) { connect.Store(int64(r.cfg.Now().Sub(start))) },
-		WroteRequest: func(httptrace.WroteRequestInfo) { timer.start() },
+	u.cancel = cancel
+	u.timer.d, u.timer.fire = r.cfg.RequestTimeout, func() { cancel(errRequestTimeout) }
+	u.trace.GotConn = func(info httptrace.GotConnInfo) { // in RoundTrip's goroutine (HTTP/1)
+		u.connect = r.cfg.Now().Sub(u.start)
+		u.conn.got(info.Conn)
 	}
-	out := x.out.WithContext(httptrace.WithClientTrace(ctx, trace))
-	u := *x.out.URL
-	u.Host = ep.addr
-	out.URL = &u
-	res, err := r.transport.RoundTrip(out)
-	if timer.stop() && err == nil {
+	u.trace.WroteRequest = func(httptrace.WroteRequestInfo) { u.timer.start() } // in the Transport's writer
+	out := x.out.WithContext(httptrace.WithClientTrace(ctx, &u.trace))
+	u.url = *x.out.URL
+	u.url.Scheme, u.url.Host = "http", ep.addr
+	out.URL = &u.url
+	res, err := ep.transport.RoundTrip(out)
+	if u.timer.stop() && err == nil {
 		res.Body.Close()
 		err = errRequestTimeout
 	}
-	x.rec.connect = time.Duration(connect.Load())
+	x.rec.connect = u.connect
 	if err != nil {
-		x.rec.service = r.cfg.Now().Sub(start) - x.rec.connect
-		f := classify(err, ctx, x.req.Context(), x.body.err())
+		x.rec.service = r.cfg.Now().Sub(u.start) - x.rec.connect
+		f := classify(attemptEnd{err: err, ctx: ctx, client: x.req.Context(), bodyFailed: x.body.err(), conn: u.conn})
 		cancel(nil)
-		ep.inflight.Add(-1)
+		ep.release()
 		return nil, f
 	}
-	return &upstream{res: res, body: res.Body, ep: ep, start: start, cancel: cancel}, 0
-}
-
-// clientBody is the client's request body as given to dynos. Close does
-// nothing: net/http's Transport closes the body of a failed attempt, but
-// after a dial failure the body is still unread and must go to the next
-// dyno (the server closes the real body when the handler returns). It
-// remembers a read error, so that a client breaking off its upload is not
-// blamed on the dyno.
-type clientBody struct {
-	r    io.Reader
-	mu   sync.Mutex
-	rerr error
-}
-
-func (b *clientBody) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF {
-		b.mu.Lock()
-		b.rerr = err
-		b.mu.Unlock()
-	}
-	return n, err
-}
-
-func (b *clientBody) Close() error { return nil }
-
-// err is the body's read error; nil-safe.
-func (b *clientBody) err() error {
-	if b == nil {
-		return nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.rerr
+	u.res, u.body = res, res.Body
+	return u, 0
 }
 
 // firstByteTimer is the H12 clock. It starts once the whole request has

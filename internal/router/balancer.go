@@ -1,6 +1,7 @@
 package router
 
 import (
+	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -8,13 +9,54 @@ import (
 
 // endpoint is one routable web dyno as this router sees it. The counters
 // are this router's alone (routers do not coordinate, as on Heroku).
+//
+//	builder: new ─► in the table ─► left the table: retire
+//	                                  (idle connections closed now, busy ones
+//	                                   when the last request on it ends)
 type endpoint struct {
 	dyno string // "web.1"
 	addr string // host:port
+	// transport is this dyno's own keep-alive pool, so a dyno's pooled
+	// connections are never handed to a process that reuses its address,
+	// and can be closed when it leaves the table. Nil only in tests that
+	// never send requests.
+	transport *http.Transport
 	// inflight counts requests (and upgraded connections) on this dyno now.
 	inflight atomic.Int64
 	// until is when a quarantine ends, in Unix nanoseconds; 0: none.
 	until atomic.Int64
+	// retired is set once the endpoint has left the published table.
+	retired atomic.Bool
+}
+
+// retire closes the endpoint's idle pooled connections once it has left
+// the table, so a dyno about to be stopped does not have to close them
+// under a request the router is just sending. Connections still busy are
+// closed when their requests end: the Transport closes connections that
+// become idle after CloseIdleConnections until it is next asked for one,
+// and release closes the pool again when the last request on the endpoint
+// ends (a request holding an older table may still pick it).
+func (e *endpoint) retire() {
+	e.retired.Store(true)
+	e.closeIdle()
+}
+
+// acquire and release count a request (or upgraded connection) on the
+// endpoint. The last one out of a retired endpoint closes its idle pool:
+// a connection finished with has been returned to the pool before release
+// is called (the response body was read to its end or closed).
+func (e *endpoint) acquire() { e.inflight.Add(1) }
+
+func (e *endpoint) release() {
+	if e.inflight.Add(-1) == 0 && e.retired.Load() {
+		e.closeIdle()
+	}
+}
+
+func (e *endpoint) closeIdle() {
+	if e.transport != nil {
+		e.transport.CloseIdleConnections()
+	}
 }
 
 func (e *endpoint) quarantine(now time.Time, d time.Duration) {

@@ -4,8 +4,41 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"syscall"
 )
+
+// Retrying a request is decided in two layers, each a named rule with its
+// reason. Both retry only what the dyno cannot have acted on, or what is
+// safe to repeat.
+//
+//  1. The Transport's reused-connection rule (net/http, Go's
+//     persistConn.shouldRetryRequest), applied to the same dyno over
+//     another connection. A pooled keep-alive connection can be closed by
+//     the dyno at the instant the router reuses it: its keep-alive
+//     timeout (dynoConn catches most of these before a byte goes out), or
+//     a graceful shutdown closing idle connections (the router closes a
+//     dyno's pool when it leaves the table, before the host stops it). The
+//     Transport sends the request again when
+//     - nothing of it was written to the connection (any method), or
+//     - the connection was closed before the first response byte and the
+//     request is replayable (see replayable).
+//     A request with a body qualifies only because the router gives it
+//     GetBody (clientBody.rewind).
+//  2. The router's rule (failure.retriable), applied to another dyno:
+//     - dial: no connection was made (refused, timed out: a dyno that
+//     stopped listening, or crashed), or
+//     - notSent: a connection was made but took no byte of the request
+//     (reset before the first write: a connection the dyno's kernel
+//     accepted just before the dyno closed its listener);
+//     safe for any request, since the dyno saw nothing; and
+//     - unanswered: the request went out and the connection closed
+//     before a byte of response; only when replayable, and once per
+//     request (what rule 1 does on a reused connection, here also on a
+//     fresh one, which the Transport never retries).
+//
+// Anything else is never retried: the dyno may have acted on it (a POST
+// charged twice), or is slow rather than gone (our timeout, H12).
 
 // dialError marks a failure to connect to a dyno. The transport's dialer
 // wraps every error in it, so the classifier can tell "never reached the
@@ -27,33 +60,58 @@ const (
 	dialRefused failure = iota + 1 // connection refused: nothing listens on the port
 	dialTimeout                    // no connection within ConnectTimeout
 	dialFailed                     // any other error before a connection was made
+	notSent                        // connected, but no byte of the request went out
 
-	// The request was, or may have been, delivered: never retried, since
-	// the dyno may have acted on it (a POST charged twice).
+	// The request went out and the connection closed before any response
+	// byte: retried when replayable, once.
+	unanswered
+
+	// The request was, or may have been, acted on: never retried.
 	responseTimeout // no response headers within RequestTimeout
-	noResponse      // the dyno closed the connection without a response
+	noResponse      // the dyno broke off its response (or sent a malformed one)
 	clientGone      // the client went away or broke its request body
+
+	// The request should go out again, but more of its body was read than
+	// the router keeps to replay it.
+	bodyLost
 )
 
-// classify names why an attempt failed. ctx is the attempt's context,
-// client the client request's; bodyErr is a read error of the client's
-// body, if any. Order matters: our own timeout and the client's departure
-// also surface as dial or transport errors.
-func classify(err error, ctx, client context.Context, bodyErr error) failure {
+// attemptEnd is what the router saw of a failed attempt.
+type attemptEnd struct {
+	err        error
+	ctx        context.Context // the attempt's
+	client     context.Context // the client request's
+	bodyFailed bool            // reading the client's body failed
+	conn       connUse
+}
+
+// classify names why an attempt failed. Order matters: our own timeout
+// and the client's departure also surface as dial or transport errors.
+func classify(e attemptEnd) failure {
 	var dial *dialError
 	switch {
-	case context.Cause(ctx) == errRequestTimeout:
+	case context.Cause(e.ctx) == errRequestTimeout:
 		return responseTimeout
-	case client.Err() != nil || bodyErr != nil:
+	case e.client.Err() != nil || e.bodyFailed:
 		return clientGone
-	case !errors.As(err, &dial):
-		return noResponse
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return dialRefused
-	case isTimeout(err):
-		return dialTimeout
+	case errors.Is(e.err, errBodyLost):
+		return bodyLost // from GetBody, in the Transport's retry
+	case errors.As(e.err, &dial):
+		switch {
+		case errors.Is(e.err, syscall.ECONNREFUSED):
+			return dialRefused
+		case isTimeout(e.err):
+			return dialTimeout
+		}
+		return dialFailed
+	case !e.conn.made():
+		return noResponse // failed before a connection: no telling why
+	case !e.conn.sent():
+		return notSent
+	case !e.conn.answered():
+		return unanswered
 	}
-	return dialFailed
+	return noResponse
 }
 
 func isTimeout(err error) bool {
@@ -61,11 +119,34 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// retriable is the retry decision: only when the dyno cannot have seen
-// the request, which makes a retry safe for any method, with any body
-// (the body is still unread).
-func (f failure) retriable() bool {
-	return f == dialRefused || f == dialTimeout || f == dialFailed
+// dial reports whether no connection was made: the dyno is quarantined.
+func (f failure) dial() bool { return f == dialRefused || f == dialTimeout || f == dialFailed }
+
+// retriable is the router's rule (rule 2). replayable is the request's;
+// resent says it has already been sent again after going out once.
+func (f failure) retriable(replayable, resent bool) bool {
+	switch {
+	case f.dial(), f == notSent:
+		return true
+	case f == unanswered:
+		return replayable && !resent
+	}
+	return false
+}
+
+// replayable is Go's rule (Request.isReplayable) for requests that may be
+// sent again after they went out: safe methods, or a client-supplied
+// idempotency key. (PUT and DELETE are idempotent by the letter of HTTP,
+// but a repeated one can still act twice, as when a resource was
+// re-created in between.)
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
 }
 
 // hError is the answer when f ends the request: at once when it is not
@@ -78,7 +159,7 @@ func (f failure) hError() *hError {
 		return errH19
 	case responseTimeout:
 		return errH12
-	case noResponse:
+	case notSent, unanswered, noResponse, bodyLost:
 		return errH13
 	case clientGone:
 		return errH27

@@ -22,29 +22,59 @@ import (
 
 // harness is a router serving on a loopback port with a real store and
 // log stream, and a client that sends every request to it whatever the
-// URL's host (so URLs read like "http://hello.localhost/").
+// URL's host (so URLs read like "http://hello.localhost/"). The router
+// runs with a router's credentials, as in production, so a permission
+// mistake fails the tests; fixtures are written with a server's.
 type harness struct {
 	t      testing.TB
-	st     *store.Store
-	logs   *logs.Log
+	st     *store.Store // server role: fixtures, reading logs and router records
+	rst    *store.Store // the router's own connection (role router.r1)
+	logs   *logs.Log    // read side, on st
 	r      *Router
 	addr   string // the router's listener
 	client *http.Client
 }
 
+var (
+	serverRole = store.Role{Kind: store.RoleServer, ID: "s"}
+	routerRole = store.Role{Kind: store.RoleRouter, ID: "r1"}
+)
+
 func startRouter(t testing.TB, tune func(*Config)) *harness {
 	t.Helper()
-	st := storetest.Start(t)
-	lg, err := logs.Open(context.Background(), st)
+	return startRouterWith(t, tune, nil)
+}
+
+// startRouterWith is startRouter with prep to adjust the router before it
+// runs.
+func startRouterWith(t testing.TB, tune func(*Config), prep func(*Router)) *harness {
+	t.Helper()
+	srv := storetest.NewServer(t)
+	return startRouterOn(t, srv.As(t, serverRole), srv.As(t, routerRole), tune, prep)
+}
+
+// startRouterOn starts a router on rst, with fixtures on admin. prep, if
+// set, may adjust the router before it runs.
+func startRouterOn(t testing.TB, admin, rst *store.Store, tune func(*Config), prep func(*Router)) *harness {
+	t.Helper()
+	lg, err := logs.Open(context.Background(), admin) // creates the stream
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(lg.Close)
-	cfg := Config{Store: st, Logs: lg, Domain: "localhost", Logger: testLogger(t)}
+	rlg, err := logs.Open(context.Background(), rst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rlg.Close)
+	cfg := Config{Store: rst, Logs: rlg, Domain: "localhost", Logger: testLogger(t)}
 	if tune != nil {
 		tune(&cfg)
 	}
 	r := New(cfg)
+	if prep != nil {
+		prep(r)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +84,7 @@ func startRouter(t testing.TB, tune func(*Config)) *harness {
 	wg.Add(2)
 	go func() { defer wg.Done(); r.Run(ctx) }()
 	go func() { defer wg.Done(); r.Serve(ctx, ln) }()
-	h := &harness{t: t, st: st, logs: lg, r: r, addr: ln.Addr().String()}
+	h := &harness{t: t, st: admin, rst: rst, logs: lg, r: r, addr: ln.Addr().String()}
 	h.client = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", h.addr)
@@ -212,8 +242,15 @@ type backend struct {
 
 func newBackend(t testing.TB, name string, h http.HandlerFunc) *backend {
 	t.Helper()
+	return newBackendWith(t, name, h, nil)
+}
+
+// newBackendWith is newBackend with config to adjust its server before it
+// starts.
+func newBackendWith(t testing.TB, name string, h http.HandlerFunc, config func(*http.Server)) *backend {
+	t.Helper()
 	b := &backend{name: name}
-	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.hits.Add(1)
 		b.last.Store(r.Clone(context.Background()))
 		if h != nil {
@@ -223,6 +260,10 @@ func newBackend(t testing.TB, name string, h http.HandlerFunc) *backend {
 		body, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s:%s", name, body)
 	}))
+	if config != nil {
+		config(b.Config)
+	}
+	b.Start()
 	t.Cleanup(b.Close)
 	return b
 }

@@ -2,13 +2,14 @@ package router
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/textproto"
 	"strconv"
 	"strings"
-
-	"github.com/dynogrid/grid/internal/store"
 )
 
 // via is this router's Via entry, on requests to dynos and responses.
@@ -30,7 +31,8 @@ func appFor(host, domain string) (app string, ok bool) {
 }
 
 // hopHeaders are meaningful for one connection only and are never passed
-// on (RFC 9110 §7.6.1), in either direction.
+// on (RFC 9110 §7.6.1), in either direction. Canonical, as net/http keys
+// parsed headers.
 var hopHeaders = []string{
 	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
@@ -40,14 +42,14 @@ var hopHeaders = []string{
 // Connection header names.
 func removeHopHeaders(h http.Header) {
 	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
+		for name := range strings.SplitSeq(v, ",") {
 			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
+				delete(h, textproto.CanonicalMIMEHeaderKey(name))
 			}
 		}
 	}
 	for _, name := range hopHeaders {
-		h.Del(name)
+		delete(h, name)
 	}
 }
 
@@ -84,7 +86,30 @@ func requestID(h http.Header) string {
 	if id := h.Get("X-Request-Id"); validRequestID(id) {
 		return id
 	}
-	return store.NewID()
+	return newRequestID()
+}
+
+// newRequestID is a random (version 4) UUID. Request IDs need to be
+// unique, not secret, so they come from math/rand/v2's per-thread
+// generator (itself seeded from the system's) without a system call per
+// request.
+func newRequestID() string {
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(u[8:], rand.Uint64())
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // variant RFC 9562
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], u[10:])
+	return string(b[:])
 }
 
 // appendForwardedFor returns X-Forwarded-For with the client's IP added
@@ -107,7 +132,10 @@ func appendForwardedFor(prior []string, remoteAddr string) string {
 // forwardedPort is the port the client connected to, from the server's
 // local address; 80 or 443 when unknown.
 func forwardedPort(ctx context.Context, tls bool) string {
-	if addr, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr); ok {
+	switch addr := ctx.Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		return strconv.Itoa(addr.Port)
+	case net.Addr:
 		if _, port, err := net.SplitHostPort(addr.String()); err == nil {
 			return port
 		}
@@ -126,33 +154,50 @@ func proto(req *http.Request) string {
 	return "http"
 }
 
+// Header values the router sets, shared by every request (net/http never
+// modifies header values it is given).
+var (
+	teTrailers = []string{"trailers"}
+	noAgent    = []string{""} // an absent User-Agent stays absent (net/http would add its own)
+	viaOnly    = []string{via}
+)
+
 // outbound is the request for dynos, built once per client request: a
-// copy with hop-by-hop headers removed and the router's headers set. Only
-// its URL host changes between attempts.
+// shallow copy (the client's body, trailers, URL and context) with its own
+// header map, hop-by-hop headers removed and the router's headers set.
+// Only its URL host changes between attempts (attempt copies the URL).
 func outbound(req *http.Request, id, fwd string, startMs int64) *http.Request {
-	out := req.Clone(req.Context())
+	out := new(http.Request)
+	*out = *req
 	out.RequestURI = ""
-	out.URL.Scheme = "http"
 	out.Close = false
-	up := upgradeType(req.Header)
-	h := out.Header
+	h := make(http.Header, len(req.Header)+6)
+	for k, vv := range req.Header {
+		h[k] = vv // shared: never modified in place below
+	}
 	removeHopHeaders(h)
 	if strings.Contains(strings.ToLower(strings.Join(req.Header["Te"], ",")), "trailers") {
-		h.Set("Te", "trailers")
+		h["Te"] = teTrailers
 	}
-	if up != "" {
-		h.Set("Connection", "Upgrade")
-		h.Set("Upgrade", up)
+	if up := upgradeType(req.Header); up != "" {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{up}
 	}
 	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{""} // or net/http would add its own
+		h["User-Agent"] = noAgent
 	}
-	h.Set("X-Forwarded-For", fwd)
-	h.Set("X-Forwarded-Proto", proto(req))
-	h.Set("X-Forwarded-Port", forwardedPort(req.Context(), req.TLS != nil))
-	h.Set("X-Request-Start", strconv.FormatInt(startMs, 10))
-	h.Set("X-Request-Id", id)
-	h.Add("Via", via)
+	v := []string{fwd, proto(req), forwardedPort(req.Context(), req.TLS != nil), strconv.FormatInt(startMs, 10), id}
+	h["X-Forwarded-For"] = v[0:1:1]
+	h["X-Forwarded-Proto"] = v[1:2:2]
+	h["X-Forwarded-Port"] = v[2:3:3]
+	h["X-Request-Start"] = v[3:4:4]
+	h["X-Request-Id"] = v[4:5:5]
+	if prior := h["Via"]; len(prior) > 0 {
+		h["Via"] = append(prior[:len(prior):len(prior)], via) // a copy: the client's stays as it was
+	} else {
+		h["Via"] = viaOnly
+	}
+	out.Header = h
 	return out
 }
 
@@ -163,7 +208,7 @@ func copyResponseHeader(dst, src http.Header) {
 	for k, vv := range src {
 		dst[k] = vv
 	}
-	dst.Add("Via", via)
+	dst["Via"] = append(dst["Via"], via)
 	if _, ok := dst["Content-Type"]; !ok {
 		dst["Content-Type"] = nil // pass through as absent; net/http would sniff one
 	}

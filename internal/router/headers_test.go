@@ -70,6 +70,14 @@ func TestValidRequestID(t *testing.T) {
 	if id := requestID(http.Header{"X-Request-Id": {"short"}}); !uuid.MatchString(id) {
 		t.Errorf("replacement id %q is not a UUID", id)
 	}
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := newRequestID()
+		if !uuid.MatchString(id) || seen[id] {
+			t.Fatalf("new id %q: not a UUID, or repeated", id)
+		}
+		seen[id] = true
+	}
 	keep := strings.Repeat("k", 30)
 	if id := requestID(http.Header{"X-Request-Id": {keep}}); id != keep {
 		t.Errorf("valid id replaced by %q", id)

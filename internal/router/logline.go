@@ -2,6 +2,7 @@ package router
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/dynogrid/grid/internal/logs"
@@ -32,7 +33,20 @@ type logRecord struct {
 //
 // connect and service are empty when no dyno was reached.
 func (l *logRecord) String() string {
-	b := make([]byte, 0, 256+len(l.path))
+	bp := lineBufs.Get().(*[]byte)
+	b := l.append((*bp)[:0])
+	s := string(b)
+	if cap(b) <= 4<<10 { // a huge path is not worth keeping
+		*bp = b
+		lineBufs.Put(bp)
+	}
+	return s
+}
+
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// append renders the line onto b.
+func (l *logRecord) append(b []byte) []byte {
 	at := "info"
 	if l.fail != nil {
 		if s := l.fail.sock(); s != "" {
@@ -61,8 +75,7 @@ func (l *logRecord) String() string {
 	}
 	b = strconv.AppendInt(append(b, " status="...), int64(l.status), 10)
 	b = strconv.AppendInt(append(b, " bytes="...), l.bytes, 10)
-	b = append(append(b, " protocol="...), l.protocol...)
-	return string(b)
+	return append(append(b, " protocol="...), l.protocol...)
 }
 
 // logLine writes the record for app to the log stream. Never blocks.

@@ -22,6 +22,9 @@ type exchange struct {
 	body  *clientBody   // out's body; nil when there is none
 	rec   logRecord
 	wrote bool // response headers went to the client
+	// replayable: the request may be sent again after it went out
+	// (classify.go); resent: it has been.
+	replayable, resent bool
 }
 
 // ServeHTTP routes one request by its Host header.
@@ -49,7 +52,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Router) newExchange(w http.ResponseWriter, req *http.Request, app string) *exchange {
-	x := &exchange{w: w, req: req, app: app, start: r.cfg.Now()}
+	x := &exchange{w: w, req: req, app: app, start: r.cfg.Now(), replayable: replayable(req)}
 	x.rec = logRecord{
 		method:    req.Method,
 		path:      req.URL.RequestURI(),
@@ -129,7 +132,9 @@ func (r *Router) awaitReady(ctx context.Context) bool {
 }
 
 // forward sends the request to one of the route's dynos, retrying on
-// others while the classifier allows.
+// others while the classifier allows. When every dyno of the route as the
+// request found it has failed, it looks again: the table may have moved
+// on meanwhile (a new dyno up, the failed ones on their way out).
 func (r *Router) forward(x *exchange, rt *route) {
 	x.buildOutbound()
 	var buf [maxAttempts]*endpoint
@@ -138,7 +143,13 @@ func (r *Router) forward(x *exchange, rt *route) {
 	for len(tried) < maxAttempts {
 		ep := pick(rt.endpoints, tried, r.cfg.Now(), r.cfg.Rand)
 		if ep == nil {
-			break
+			if rt = r.newerRoute(x.app, rt); rt == nil {
+				break
+			}
+			continue
+		}
+		if len(tried) > 0 && !x.rewind() {
+			break // the body went out in part and cannot go again
 		}
 		tried = append(tried, ep)
 		up, f := r.attempt(x, ep)
@@ -146,14 +157,32 @@ func (r *Router) forward(x *exchange, rt *route) {
 			r.relay(x, up)
 			return
 		}
-		if !f.retriable() {
+		if !f.retriable(x.replayable, x.resent) {
 			r.fail(x, f.hError())
 			return
 		}
-		ep.quarantine(r.cfg.Now(), r.cfg.Quarantine)
+		if f == unanswered {
+			x.resent = true
+		}
+		if f.dial() {
+			ep.quarantine(r.cfg.Now(), r.cfg.Quarantine)
+		}
 		last = f
 	}
 	r.fail(x, last.hError())
+}
+
+// newerRoute returns the app's route in the current table if it is not
+// rt and has dynos to proxy to; else nil.
+func (r *Router) newerRoute(app string, rt *route) *route {
+	cur := r.table.Load().routes[app]
+	if cur == nil || cur == rt {
+		return nil
+	}
+	if fail, wait := cur.decide(); fail != nil || wait {
+		return nil
+	}
+	return cur
 }
 
 func (x *exchange) buildOutbound() {
@@ -162,8 +191,23 @@ func (x *exchange) buildOutbound() {
 		x.out.Body = nil // none (a GET); net/http would probe an unknown one
 		return
 	}
-	x.body = &clientBody{r: x.req.Body}
-	x.out.Body = x.body
+	x.body = newClientBody(x.req.Body)
+	x.out.Body = x.body.first()
+	x.out.GetBody = x.body.rewind // lets the Transport replay it (classify.go)
+}
+
+// rewind readies the request body for another attempt; false when it
+// cannot be replayed.
+func (x *exchange) rewind() bool {
+	if x.body == nil {
+		return true
+	}
+	body, err := x.body.rewind()
+	if err != nil {
+		return false
+	}
+	x.out.Body = body
+	return true
 }
 
 // relay streams the dyno's response to the client.

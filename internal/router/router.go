@@ -4,10 +4,16 @@
 // and protocol upgrades to it, answers with Heroku's H-codes when it
 // cannot, and writes one heroku[router] log line per request.
 //
-// It must never write to the store: routers are many and share nothing,
-// so what one learns (in-flight counts, quarantined dynos) stays in it. It
-// must never buffer whole request or response bodies, and never log
-// request bodies or credentials.
+// It writes one record to the store, its own routers/<id> (which dynos
+// revision its live table includes, and a heartbeat); nothing else:
+// routers are many and share nothing, so what one learns (in-flight
+// counts, quarantined dynos) stays in it. It must never buffer whole
+// request or response bodies (it keeps at most the first 32 KiB of a
+// request body, to replay a request a dyno never saw), and never log
+// request bodies or credentials. It must never drop a route because the
+// store went quiet or away: only on a positive signal (a dyno record
+// changed or gone, read from a complete sync), so when NATS is down it
+// keeps routing on its last table.
 //
 // A request's way through:
 //
@@ -16,8 +22,10 @@
 //	                    │ crashed H10 / starting: wait ≤ BootTimeout, H20
 //	                    ▼
 //	   pick dyno (P2C) ─► dial ─ refused/timeout ─► quarantine, next dyno (≤10)
-//	                    │                            all failed: H21 / H19 / H99
-//	                    ▼ request sent
+//	                    │                            all failed: a newer route?
+//	                    │                            else H21 / H19 / H13 / H99
+//	                    ▼ request sent (or not: pooled connection closed
+//	                    │ under it → same or next dyno, when safe: classify.go)
 //	   response headers ≤ RequestTimeout (H12); closed without one H13
 //	                    ▼
 //	   stream the body (or the upgraded connection) back, log the line
@@ -51,6 +59,12 @@ const (
 	MaxHeaderBytes = 8 << 10
 )
 
+// Defaults for the router's record (report.go).
+const (
+	DefaultAckInterval = 5 * time.Millisecond
+	DefaultHeartbeat   = 1 * time.Second
+)
+
 // Server timeouts for Serve.
 const (
 	readHeaderTimeout = 10 * time.Second // slow clients cannot hold connections
@@ -61,7 +75,8 @@ const (
 
 // Config configures a Router. Only Store and Domain are required.
 type Config struct {
-	// Store is watched for apps, formations and dynos. Required by Run.
+	// Store is watched for app metadata, formations and dynos, and holds
+	// the router's own record, routers/<Store.Role().ID>. Required by Run.
 	Store *store.Store
 	// Logs receives one heroku[router] line per request. Nil means none.
 	Logs *logs.Log
@@ -88,6 +103,13 @@ type Config struct {
 	// Quarantine is how long this router avoids a dyno it could not
 	// connect to. Zero means 5 s.
 	Quarantine time.Duration
+	// AckInterval is the least time between two writes of the router's
+	// record when its table takes in new dyno revisions: changes arriving
+	// faster are reported together. Zero means 5 ms.
+	AckInterval time.Duration
+	// Heartbeat is how often the router's record is rewritten when
+	// nothing changes. Zero means 1 s.
+	Heartbeat time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -104,6 +126,8 @@ func (c Config) withDefaults() Config {
 	c.ConnectTimeout = cmpOr(c.ConnectTimeout, DefaultConnectTimeout)
 	c.BootTimeout = cmpOr(c.BootTimeout, DefaultBootTimeout)
 	c.Quarantine = cmpOr(c.Quarantine, DefaultQuarantine)
+	c.AckInterval = cmpOr(c.AckInterval, DefaultAckInterval)
+	c.Heartbeat = cmpOr(c.Heartbeat, DefaultHeartbeat)
 	c.Domain = strings.Trim(strings.ToLower(c.Domain), ".")
 	return c
 }
@@ -121,18 +145,26 @@ func cmpOr(d, def time.Duration) time.Duration {
 type Router struct {
 	cfg       Config
 	table     atomic.Pointer[table]
-	ready     chan struct{}
+	ready     chan struct{} // closed once the first table is published
 	readyOnce sync.Once
-	transport *http.Transport
+	// revision is the dynos bucket revision the published table includes;
+	// set only after the table is. published is signalled (never blocking)
+	// after each publish, for the reporter.
+	revision  atomic.Uint64
+	published chan struct{}
+	dialer    net.Dialer
 	upgraded  connSet // hijacked client connections, closed on shutdown
+	// wrapConn, when set (by tests, before Run), wraps every new
+	// connection to a dyno, to inject faults.
+	wrapConn func(addr string, c net.Conn) net.Conn
 }
 
 // New returns a router with an empty table. Requests wait (briefly) until
 // Run has loaded the first table.
 func New(cfg Config) *Router {
-	r := &Router{cfg: cfg.withDefaults(), ready: make(chan struct{})}
+	r := &Router{cfg: cfg.withDefaults(), ready: make(chan struct{}), published: make(chan struct{}, 1)}
 	r.table.Store(&table{routes: map[string]*route{}, changed: make(chan struct{})})
-	r.transport = newTransport(r.cfg.ConnectTimeout)
+	r.dialer = net.Dialer{Timeout: r.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	return r
 }
 

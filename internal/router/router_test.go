@@ -612,7 +612,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	h.dyno("grace", 1, grid.DynoUp, b.addr())
 	h.await("grace", endpointsAre(1))
 
-	r2 := New(Config{Store: h.st, Domain: "localhost", Logger: testLogger(t)})
+	r2 := New(Config{Store: h.rst, Domain: "localhost", Logger: testLogger(t)})
 	ctx, cancel := context.WithCancel(bg)
 	defer cancel()
 	runCtx, stopRun := context.WithCancel(bg)

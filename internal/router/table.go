@@ -55,6 +55,9 @@ type state struct {
 	dynos  map[string]map[string]grid.Dyno // app → dyno key → dyno
 	dirty  map[string]struct{}             // apps changed since the last publish
 	synced [3]bool                         // apps, formations, dynos delivered their initial values
+	// rev is the highest dynos bucket revision applied. Watches deliver
+	// in revision order, so the state reflects every dyno change up to it.
+	rev uint64
 }
 
 func newState() *state {
@@ -101,6 +104,7 @@ func (s *state) applyDyno(ev store.Event[grid.Dyno]) {
 		s.synced[2] = true
 		return
 	}
+	s.rev = max(s.rev, ev.Revision)
 	_, app, _, ok := store.ParseDynoKey(ev.Key)
 	if !ok {
 		return
@@ -121,7 +125,7 @@ func (s *state) applyDyno(ev store.Event[grid.Dyno]) {
 	s.dirty[app] = struct{}{}
 }
 
-// allApps marks every app known to any watch dirty, for the first table.
+// allApps marks every app known to any watch dirty, for a fresh table.
 func (s *state) allApps() {
 	for a := range s.apps {
 		s.dirty[a] = struct{}{}
@@ -134,40 +138,63 @@ func (s *state) allApps() {
 	}
 }
 
-// builder turns state into routes, reusing endpoints across tables so that
-// in-flight counts and quarantines survive route changes. Owned by Run.
+// builder turns state into routes, reusing endpoints across tables (and
+// across re-syncs) so that in-flight counts, quarantines and pooled
+// connections survive route changes. Owned by Run's goroutine.
 type builder struct {
-	endpoints map[string]map[string]*endpoint // app → dyno key → endpoint
+	endpoints   map[string]map[string]*endpoint // app → dyno key → endpoint
+	newEndpoint func(dyno, addr string) *endpoint
 }
 
-func newBuilder() *builder { return &builder{endpoints: map[string]map[string]*endpoint{}} }
+func newBuilder(newEndpoint func(dyno, addr string) *endpoint) *builder {
+	return &builder{endpoints: map[string]map[string]*endpoint{}, newEndpoint: newEndpoint}
+}
 
-// forgetExcept drops the endpoints of apps not in keep.
-func (b *builder) forgetExcept(keep map[string]struct{}) {
-	for app := range b.endpoints {
-		if _, ok := keep[app]; !ok {
-			delete(b.endpoints, app)
+// next returns a table with the dirty apps rebuilt, clears the dirty set
+// and returns the endpoints that left the table, for the caller to retire
+// once the table is published. old's routes map is not modified. With old
+// nil the table is built from s alone: that is a fresh sync, which knows
+// nothing of the previous table, so apps s does not know (deleted while
+// the watches were down) are dropped too.
+func (b *builder) next(s *state, old map[string]*route) (routes map[string]*route, gone []*endpoint) {
+	if old == nil {
+		s.allApps()
+		for app, eps := range b.endpoints {
+			if _, ok := s.dirty[app]; !ok {
+				gone = appendEndpoints(gone, eps)
+				delete(b.endpoints, app)
+			}
 		}
 	}
-}
-
-// next returns a table with the dirty apps rebuilt and clears the dirty
-// set. old's routes map is not modified.
-func (b *builder) next(s *state, old map[string]*route) map[string]*route {
-	routes := make(map[string]*route, len(old)+len(s.dirty))
+	routes = make(map[string]*route, len(old)+len(s.dirty))
 	for app, rt := range old {
 		routes[app] = rt
 	}
 	for app := range s.dirty {
-		if rt := b.route(s, app); rt != nil {
+		prev := b.endpoints[app]
+		rt := b.route(s, app)
+		if rt != nil {
 			routes[app] = rt
 		} else {
 			delete(routes, app)
 			delete(b.endpoints, app)
 		}
+		cur := b.endpoints[app]
+		for key, ep := range prev {
+			if cur[key] != ep {
+				gone = append(gone, ep)
+			}
+		}
 	}
 	clear(s.dirty)
-	return routes
+	return routes, gone
+}
+
+func appendEndpoints(dst []*endpoint, eps map[string]*endpoint) []*endpoint {
+	for _, ep := range eps {
+		dst = append(dst, ep)
+	}
+	return dst
 }
 
 // route builds one app's route; nil when there is no such app.
@@ -191,7 +218,7 @@ func (b *builder) route(s *state, app string) *route {
 		case d.State == grid.DynoUp && d.Addr != "":
 			ep := old[key]
 			if ep == nil || ep.addr != d.Addr || ep.dyno != d.Name {
-				ep = &endpoint{dyno: d.Name, addr: d.Addr}
+				ep = b.newEndpoint(d.Name, d.Addr)
 			}
 			fresh[key] = ep
 			rt.endpoints = append(rt.endpoints, ep)

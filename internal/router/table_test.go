@@ -38,7 +38,8 @@ func TestDecide(t *testing.T) {
 
 func TestBuilderRoutes(t *testing.T) {
 	t.Parallel()
-	s, b := newState(), newBuilder()
+	s := newState()
+	b := newBuilder(func(dyno, addr string) *endpoint { return &endpoint{dyno: dyno, addr: addr} })
 	s.applyApp(store.Event[grid.AppMeta]{Key: "shop", Value: grid.AppMeta{Name: "shop", Released: true}})
 	s.applyFormation(store.Event[grid.Formation]{Key: "shop", Value: grid.Formation{Types: map[string]grid.FormationType{"web": {Quantity: 3}}}})
 	dyno := func(id, name, typ string, st grid.DynoState, addr string) {
@@ -56,7 +57,10 @@ func TestBuilderRoutes(t *testing.T) {
 		t.Fatal("loaded before every watch synced")
 	}
 
-	routes := b.next(s, nil)
+	routes, gone := b.next(s, nil)
+	if len(gone) != 0 {
+		t.Errorf("first table retires %d endpoints", len(gone))
+	}
 	rt := routes["shop"]
 	if rt == nil || len(rt.endpoints) != 2 || rt.endpoints[0].dyno != "web.1" || rt.endpoints[1].dyno != "web.2" {
 		t.Fatalf("endpoints %+v", rt)
@@ -70,20 +74,40 @@ func TestBuilderRoutes(t *testing.T) {
 
 	// Endpoints survive rebuilds (their counters matter); an address
 	// change makes a new one; a deleted dyno disappears.
-	web1 := rt.endpoints[0]
+	web1, web2 := rt.endpoints[0], rt.endpoints[1]
 	web1.inflight.Store(7)
 	dyno("a", "web.2", "web", grid.DynoUp, "10.0.0.22:5000")
 	s.applyDyno(store.Event[grid.Dyno]{Key: "h1.shop.c", Deleted: true})
-	next := b.next(s, routes)
+	next, gone := b.next(s, routes)
 	rt2 := next["shop"]
 	if rt2.endpoints[0] != web1 || rt2.endpoints[1].addr != "10.0.0.22:5000" || rt2.starting != 0 {
 		t.Errorf("rebuilt route %+v", rt2)
 	}
+	if len(gone) != 1 || gone[0] != web2 {
+		t.Errorf("retired %v, want the old web.2", gone)
+	}
 	if routes["shop"] != rt {
 		t.Error("old table modified")
 	}
+
+	// A fresh sync (old nil) keeps the endpoints of dynos it still sees.
+	fresh := newState()
+	fresh.applyApp(store.Event[grid.AppMeta]{Key: "shop", Value: grid.AppMeta{Name: "shop", Released: true}})
+	fresh.applyDyno(store.Event[grid.Dyno]{Key: "h1.shop.b", Value: grid.Dyno{ID: "b", App: "shop", Name: "web.1", Type: "web", State: grid.DynoUp, Addr: "10.0.0.1:5000"}})
+	resynced, gone := b.next(fresh, nil)
+	if eps := resynced["shop"].endpoints; len(eps) != 1 || eps[0] != web1 {
+		t.Errorf("re-synced endpoints %v", eps)
+	}
+	if len(gone) != 1 || gone[0] != rt2.endpoints[1] {
+		t.Errorf("re-sync retired %v, want the new web.2", gone)
+	}
+
 	s.applyApp(store.Event[grid.AppMeta]{Key: "shop", Deleted: true})
-	if last := b.next(s, next); last["shop"] != nil {
+	last, gone := b.next(s, next)
+	if last["shop"] != nil {
 		t.Error("deleted app still routed")
+	}
+	if len(gone) != 1 || gone[0] != web1 {
+		t.Errorf("deleting the app retired %v", gone)
 	}
 }

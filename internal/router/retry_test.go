@@ -1,0 +1,217 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"testing/iotest"
+
+	"github.com/dynogrid/grid/internal/grid"
+)
+
+// closingConn stands for a pooled connection the dyno closes just as the
+// router reuses it: a request after the first on the connection fails
+// before any byte of it is written.
+type closingConn struct {
+	net.Conn
+	answered atomic.Bool
+	failed   *atomic.Int64
+}
+
+func (c *closingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.answered.Store(true)
+	}
+	return n, err
+}
+
+func (c *closingConn) Write(p []byte) (int, error) {
+	if c.answered.Swap(false) {
+		c.failed.Add(1)
+		c.Conn.Close()
+		return 0, syscall.EPIPE
+	}
+	return c.Conn.Write(p)
+}
+
+// closeReused makes every connection to addr a closingConn.
+func closeReused(addr string, failed *atomic.Int64) func(*Router) {
+	return func(r *Router) {
+		r.wrapConn = func(a string, c net.Conn) net.Conn {
+			if a != addr {
+				return c
+			}
+			return &closingConn{Conn: c, failed: failed}
+		}
+	}
+}
+
+// A request that never reached the dyno, because the pooled connection it
+// was to go out on had just been closed, is sent again, whatever its
+// method, with its body: on the same dyno over a new connection
+// (the Transport's rule), or on another dyno when that one no longer
+// listens (the router's).
+func TestRequestOnClosedPooledConnIsRetried(t *testing.T) {
+	t.Parallel()
+	t.Run("same dyno", func(t *testing.T) {
+		t.Parallel()
+		a := newBackend(t, "web.1", nil)
+		var failed atomic.Int64
+		h := startRouterWith(t, nil, closeReused(a.addr(), &failed))
+		h.app("reuse", 1)
+		h.dyno("reuse", 1, grid.DynoUp, a.addr())
+		h.await("reuse", endpointsAre(1))
+		for i := 0; i < 20; i++ {
+			payload := fmt.Sprint("payload-", i, strings.Repeat(".", i*1000))
+			res, body := h.do(mustRequest(t, "POST", "http://reuse.localhost/", strings.NewReader(payload)))
+			if res.StatusCode != 200 || body != "web.1:"+payload {
+				t.Fatalf("request %d: %d %.40q", i, res.StatusCode, body)
+			}
+		}
+		if failed.Load() == 0 || a.hits.Load() != 20 {
+			t.Errorf("%d writes failed, dyno saw %d requests; want some, and 20", failed.Load(), a.hits.Load())
+		}
+	})
+	t.Run("another dyno", func(t *testing.T) {
+		t.Parallel()
+		a, b := newBackend(t, "web.1", nil), newBackend(t, "web.2", nil)
+		var failed atomic.Int64
+		h := startRouterWith(t, func(c *Config) { c.Rand = func(int) int { return 0 } }, closeReused(a.addr(), &failed))
+		h.app("moved", 2)
+		h.dyno("moved", 1, grid.DynoUp, a.addr())
+		h.await("moved", endpointsAre(1))
+		if res, _ := h.do(mustRequest(t, "POST", "http://moved.localhost/", strings.NewReader("first"))); res.StatusCode != 200 {
+			t.Fatalf("first request: %d", res.StatusCode)
+		}
+		a.Listener.Close() // shutting down: its pooled connection is still open
+		h.dyno("moved", 2, grid.DynoUp, b.addr())
+		h.await("moved", endpointsAre(2))
+		res, body := h.do(mustRequest(t, "POST", "http://moved.localhost/", strings.NewReader("second")))
+		if res.StatusCode != 200 || body != "web.2:second" {
+			t.Errorf("%d %q", res.StatusCode, body)
+		}
+		if failed.Load() != 1 || a.hits.Load() != 1 || b.hits.Load() != 1 {
+			t.Errorf("failed writes %d, hits %d and %d; want 1, 1, 1", failed.Load(), a.hits.Load(), b.hits.Load())
+		}
+	})
+}
+
+// A request that did go out, on a reused connection the dyno then closed
+// without a response byte, is sent again only when it is replayable by
+// Go's rules (GET, HEAD, OPTIONS, TRACE, or an Idempotency-Key): the dyno
+// may have acted on it.
+func TestWrittenRequestRetriedOnlyWhenIdempotent(t *testing.T) {
+	t.Parallel()
+	type connKey struct{}
+	var seen atomic.Int64
+	// Every second request on a connection is read in full, then the
+	// connection is closed without a response.
+	rude := newBackendWith(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		seen.Add(1)
+		if n := r.Context().Value(connKey{}).(*atomic.Int64); n.Add(1)%2 == 0 {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		io.WriteString(w, "ok")
+	}, func(s *http.Server) {
+		s.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, new(atomic.Int64))
+		}
+	})
+	h := startRouter(t, nil)
+	h.app("rude", 1)
+	h.dyno("rude", 1, grid.DynoUp, rude.addr())
+	h.await("rude", endpointsAre(1))
+	cases := []struct {
+		name   string
+		method string
+		key    string
+		status int
+		sent   int64 // times the dyno saw it
+	}{
+		{"GET", "GET", "", 200, 2},
+		{"POST", "POST", "", 503, 1},
+		{"POST with Idempotency-Key", "POST", "k-123", 200, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// A first request leaves a pooled connection; the second goes
+			// out on it and is dropped.
+			for i := 0; i < 2; i++ {
+				req := mustRequest(t, tc.method, "http://rude.localhost/", strings.NewReader("body"))
+				if tc.key != "" {
+					req.Header.Set("Idempotency-Key", tc.key)
+				}
+				before := seen.Load()
+				res, _ := h.do(req)
+				if i == 0 {
+					continue
+				}
+				if res.StatusCode != tc.status || seen.Load()-before != tc.sent {
+					t.Errorf("%d, dyno saw it %d times; want %d, %d", res.StatusCode, seen.Load()-before, tc.status, tc.sent)
+				}
+			}
+			h.r.table.Load().routes["rude"].endpoints[0].closeIdle()
+		})
+	}
+}
+
+func TestClientBodyReplays(t *testing.T) {
+	t.Parallel()
+	read := func(r io.Reader) string {
+		t.Helper()
+		b, err := io.ReadAll(iotest.OneByteReader(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	t.Run("whole body, any number of times", func(t *testing.T) {
+		b := newClientBody(strings.NewReader("hello world"))
+		first := b.first()
+		io.ReadFull(first, make([]byte, 5))
+		again, err := b.rewind()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := first.Read(make([]byte, 1)); !errors.Is(err, errBodyRewound) {
+			t.Errorf("abandoned reader read on: %v", err)
+		}
+		if got := read(again); got != "hello world" {
+			t.Errorf("replay %q", got)
+		}
+		third, _ := b.rewind()
+		if got := read(third); got != "hello world" {
+			t.Errorf("second replay %q", got)
+		}
+	})
+	t.Run("more than replayLimit read: lost", func(t *testing.T) {
+		big := bytes.Repeat([]byte("x"), replayLimit+1)
+		b := newClientBody(bytes.NewReader(big))
+		if got := read(b.first()); len(got) != len(big) {
+			t.Fatalf("read %d bytes", len(got))
+		}
+		if _, err := b.rewind(); !errors.Is(err, errBodyLost) {
+			t.Errorf("rewind: %v", err)
+		}
+	})
+	t.Run("read error is the client's", func(t *testing.T) {
+		b := newClientBody(iotest.ErrReader(io.ErrUnexpectedEOF))
+		b.first().Read(make([]byte, 4))
+		if !b.err() {
+			t.Error("read error not remembered")
+		}
+	})
+}
