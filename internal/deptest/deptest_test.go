@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"slug":      {"grid"},
 	"sandbox":   {"grid"},
 	"scheduler": {"grid"},
+	"provider":  {"grid"},
 	"schema":    {},
 	"store":     {"grid"},
 	"logs":      {"grid", "store"},
