@@ -1,13 +1,15 @@
 // Package api serves the subset of the Heroku Platform API v3 that the grid
 // CLI and the Heroku CLI use (apps, config vars, releases and rollback,
 // formation, dynos, log sessions) over the store, in Heroku's paths and
-// JSON shapes (package schema).
+// JSON shapes (package schema), plus the grid's own administrator
+// endpoints for hosts (/hosts).
 //
 // Every request is authenticated with an API key, answered in JSON with a
 // Request-Id, and every error goes through the one category→status table
 // in errors.go. Lists honour Range paging. The package never runs dynos or
 // builds itself: it records what is wanted (releases, formation, restart
-// epochs) and the manager and hosts act on it. It must never log config
+// epochs, draining hosts) and the manager and hosts act on it; new hosts
+// come from the HostProvider it is given. It must never log config
 // var values, API keys or log-session tokens.
 package api
 
@@ -55,6 +57,13 @@ type Config struct {
 	// parts holding per-app files outside the store (git repos, build
 	// caches) remove them. Errors are theirs to log.
 	AppDestroyed func(ctx context.Context, app string)
+	// Hosts adds hosts (POST /hosts) and fails them (POST
+	// /hosts/{id}/actions/fail). Nil means no host provider: those
+	// requests answer 501.
+	Hosts HostProvider
+	// HostPassword returns host id's NATS password, for GET
+	// /hosts/{id}/token. Nil answers 501.
+	HostPassword func(id string) string
 }
 
 // maxBodyBytes caps request bodies.
@@ -70,6 +79,8 @@ type server struct {
 	baseURL      string
 	git          http.Handler
 	appDestroyed func(ctx context.Context, app string)
+	hosts        HostProvider
+	hostPassword func(id string) string
 	mux          *http.ServeMux
 	// now is the clock for log-session expiry and audit lines; tests
 	// replace it.
@@ -93,6 +104,8 @@ func newServer(cfg Config) *server {
 		baseURL:      strings.TrimRight(cfg.BaseURL, "/"),
 		git:          cfg.Git,
 		appDestroyed: cfg.AppDestroyed,
+		hosts:        cfg.Hosts,
+		hostPassword: cfg.HostPassword,
 		mux:          http.NewServeMux(),
 		now:          time.Now,
 	}
@@ -146,6 +159,15 @@ func (s *server) routes() {
 	s.handle("GET /apps/{app}/dynos/{dyno}", s.getDyno)
 	s.handle("DELETE /apps/{app}/dynos/{dyno}", s.restartDyno)
 	s.handle("POST /apps/{app}/dynos/{dyno}/actions/stop", s.stopDyno)
+
+	s.handle("GET /hosts", s.listHosts)
+	s.handle("POST /hosts", s.addHost)
+	s.handle("GET /hosts/{id}", s.getHost)
+	s.handle("POST /hosts/{id}/actions/drain", s.drainHost)
+	s.handle("POST /hosts/{id}/actions/fail", s.failHost)
+	s.handle("POST /hosts/{id}/actions/cut", s.cutHost(true))
+	s.handle("POST /hosts/{id}/actions/heal", s.cutHost(false))
+	s.handle("GET /hosts/{id}/token", s.hostToken)
 
 	s.handle("POST /apps/{app}/log-sessions", s.createLogSession)
 	// The stream is fetched without credentials: the URL is the capability.

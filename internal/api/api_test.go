@@ -37,7 +37,7 @@ type testAPI struct {
 	s     *server
 }
 
-func startAPI(t *testing.T) *testAPI {
+func startAPI(t *testing.T, mods ...func(*Config)) *testAPI {
 	t.Helper()
 	st := storetest.Start(t)
 	if err := st.PutAPIKey(context.Background(), testKey, testEmail); err != nil {
@@ -51,7 +51,11 @@ func startAPI(t *testing.T) *testAPI {
 	ta := &testAPI{t: t, store: st, logs: lg}
 	ta.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ta.s.ServeHTTP(w, r) }))
 	t.Cleanup(ta.srv.Close)
-	ta.s = newServer(Config{Store: st, Domain: "grid.test", BaseURL: ta.srv.URL, Logs: lg, SessionSecret: []byte("secret"), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	cfg := Config{Store: st, Domain: "grid.test", BaseURL: ta.srv.URL, Logs: lg, SessionSecret: []byte("secret"), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	ta.s = newServer(cfg)
 	return ta
 }
 
@@ -369,7 +373,7 @@ func TestDynos(t *testing.T) {
 		{ID: "d1", Host: "h1", App: "hello", Name: "web.1", Type: "web", Command: "./server", Size: "basic", Release: 1, Epoch: 0, State: grid.DynoUp, CreatedAt: now.Add(-time.Hour), UpdatedAt: now},
 		{ID: "d2", Host: "h1", App: "hello", Name: "web.1", Type: "web", Command: "./server", Size: "basic", Release: 1, Epoch: 1, State: grid.DynoStarting, CreatedAt: now, UpdatedAt: now},
 		{ID: "d10", Host: "h1", App: "hello", Name: "web.10", Type: "web", Command: "./server", Size: "basic", Release: 1, State: grid.DynoCrashed, CreatedAt: now, UpdatedAt: now},
-		{ID: "d3", Host: "h1", App: "hello", Name: "web.2", Type: "web", Command: "./server", Size: "basic", Release: 1, State: grid.DynoUp, CreatedAt: now, UpdatedAt: now},
+		{ID: "d3", Host: "h2", App: "hello", Name: "web.2", Type: "web", Command: "./server", Size: "basic", Release: 1, State: grid.DynoUp, CreatedAt: now, UpdatedAt: now},
 	} {
 		if err := ta.store.PutDyno(ctx, d); err != nil {
 			t.Fatal(err)
@@ -382,9 +386,9 @@ func TestDynos(t *testing.T) {
 	rel1 := schema.ReleaseRef{ID: v1.ID, Version: 1}
 	appRef := schema.Ref{ID: app.ID, Name: "hello"}
 	want := []schema.Dyno{
-		{ID: "d2", Name: "web.1", Type: "web", State: "starting", Command: "./server", Size: "Basic", Release: rel1, App: appRef},
-		{ID: "d3", Name: "web.2", Type: "web", State: "up", Command: "./server", Size: "Basic", Release: rel1, App: appRef},
-		{ID: "d10", Name: "web.10", Type: "web", State: "crashed", Command: "./server", Size: "Basic", Release: rel1, App: appRef},
+		{ID: "d2", Name: "web.1", Type: "web", State: "starting", Command: "./server", Size: "Basic", Release: rel1, App: appRef, Host: &schema.Ref{ID: "h1", Name: "h1"}},
+		{ID: "d3", Name: "web.2", Type: "web", State: "up", Command: "./server", Size: "Basic", Release: rel1, App: appRef, Host: &schema.Ref{ID: "h2", Name: "h2"}},
+		{ID: "d10", Name: "web.10", Type: "web", State: "crashed", Command: "./server", Size: "Basic", Release: rel1, App: appRef, Host: &schema.Ref{ID: "h1", Name: "h1"}},
 	}
 	if diff := cmp.Diff(want, ds, cmpopts.IgnoreFields(schema.Dyno{}, "CreatedAt", "UpdatedAt")); diff != "" {
 		t.Errorf("dynos (-want +got):\n%s", diff)

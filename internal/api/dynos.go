@@ -80,11 +80,20 @@ func (s *server) dynoViews(ctx context.Context, a grid.App, ds []grid.Dyno) []sc
 			Size:      sizeName(d.Size),
 			Release:   schema.ReleaseRef{ID: id, Version: d.Release},
 			App:       schema.Ref{ID: a.ID, Name: a.Name},
+			Host:      hostRef(d.Host),
 			CreatedAt: apiTime(d.CreatedAt),
 			UpdatedAt: apiTime(d.UpdatedAt),
 		})
 	}
 	return views
+}
+
+// hostRef points at the host a dyno runs on; nil if unknown.
+func hostRef(id string) *schema.Ref {
+	if id == "" {
+		return nil
+	}
+	return &schema.Ref{ID: id, Name: id}
 }
 
 func (s *server) listDynos(w http.ResponseWriter, r *http.Request, user string) error {

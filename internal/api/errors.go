@@ -17,6 +17,9 @@ var (
 	errBadRequest    = errors.New("bad request")
 	errNotAcceptable = errors.New("not acceptable")
 	errBadRange      = errors.New("requested range not satisfiable")
+	// errNotImplemented: this grid lacks the part the request needs (a
+	// host provider).
+	errNotImplemented = errors.New("not implemented")
 )
 
 // errorTable is the one mapping from error category to HTTP status and
@@ -37,6 +40,7 @@ var errorTable = []struct {
 	{errBadRequest, http.StatusBadRequest, "bad_request"},
 	{errNotAcceptable, http.StatusNotAcceptable, "not_acceptable"},
 	{errBadRange, http.StatusRequestedRangeNotSatisfiable, "requested_range_not_satisfiable"},
+	{errNotImplemented, http.StatusNotImplemented, "not_implemented"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable"},
 }
 

@@ -37,6 +37,7 @@ func init() {
 		releasesCmd, rollbackCmd,
 		psCmd, psScaleCmd, psRestartCmd, psStopCmd,
 		logsCmd,
+		hostsCmd, hostsAddCmd, hostsDrainCmd, hostsFailCmd, hostsCutCmd, hostsHealCmd, hostsTokenCmd,
 		loginCmd, logoutCmd, whoamiCmd,
 	}
 }

@@ -64,7 +64,11 @@ func runPs(c *call) error {
 		}
 		header(out, fmt.Sprintf("%s (%d)", g.title, len(g.dynos)))
 		for _, d := range g.dynos {
-			fmt.Fprintf(out, "%s: %s %s\n", d.Name, d.State, clk.format(d.UpdatedAt))
+			line := fmt.Sprintf("%s: %s %s", d.Name, d.State, clk.format(d.UpdatedAt))
+			if d.Host != nil {
+				line += " on " + d.Host.Name
+			}
+			fmt.Fprintln(out, line)
 		}
 	}
 	return nil

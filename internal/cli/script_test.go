@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,10 @@ const (
 //	seed-log APP SOURCE DYNO TEXT...    a log line
 //	formation APP                       print TYPE qty SIZE epoch=N lines
 //	assignments APP                     print the app's assigned dyno names
+//	seed-host ID MEMORY_MB [lost]       a host record (heartbeat now, or 1m ago)
+//	host-control ID                     print a host's control record
+//
+// The API's host provider (hosts:add, hosts:fail) is scriptHosts.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:   "testdata/script",
@@ -65,6 +70,8 @@ func TestScripts(t *testing.T) {
 			"seed-log":        seedLog,
 			"formation":       printFormation,
 			"assignments":     printAssignments,
+			"seed-host":       seedHost,
+			"host-control":    printHostControl,
 		},
 	})
 }
@@ -107,6 +114,8 @@ func setupGrid(env *testscript.Env) error {
 		Store: st, Logs: lg, Domain: "grid.test", BaseURL: url,
 		SessionSecret: []byte("secret"),
 		Logger:        slog.New(slog.DiscardHandler),
+		Hosts:         &scriptHosts{st: st},
+		HostPassword:  func(id string) string { return "pw-" + id },
 	})
 	h.Start()
 	env.Defer(h.Close)
@@ -215,4 +224,71 @@ func printAssignments(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	slices.Sort(names)
 	fmt.Fprintln(ts.Stdout(), strings.Join(names, " "))
+}
+
+// scriptHosts is a host provider as cmd/grid wires one: Add records the
+// control record of a new netns host (h100, h101, ...), Fail accepts
+// netns hosts only.
+type scriptHosts struct {
+	st *store.Store
+	n  int
+}
+
+func (h *scriptHosts) Add(ctx context.Context) (grid.HostControl, error) {
+	id := fmt.Sprintf("h%d", 100+h.n)
+	h.n++
+	return h.st.UpdateHostControl(ctx, id, func(c *grid.HostControl) error {
+		c.Provider, c.Handle, c.Since = "netns", "gridh"+id[1:], time.Now().UTC()
+		return nil
+	})
+}
+
+func (h *scriptHosts) Fail(ctx context.Context, id string) error { return h.netns(ctx, id, "fail") }
+
+func (h *scriptHosts) Cut(ctx context.Context, id string, cut bool) error {
+	return h.netns(ctx, id, "be cut off")
+}
+
+func (h *scriptHosts) netns(ctx context.Context, id, what string) error {
+	ctls, err := h.st.HostControls(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range ctls {
+		if c.ID == id && c.Provider == "netns" {
+			return nil
+		}
+		if c.ID == id {
+			return fmt.Errorf("host %s was not made by the netns provider; only netns hosts can %s: %w", id, what, grid.ErrInvalid)
+		}
+	}
+	return fmt.Errorf("host %s: %w", id, grid.ErrNotFound)
+}
+
+func seedHost(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: seed-host ID MEMORY_MB [lost]")
+	}
+	mem, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	now := time.Now().UTC()
+	beat := now
+	if len(args) > 2 && args[2] == "lost" {
+		beat = now.Add(-time.Minute)
+	}
+	n, _ := strconv.Atoi(strings.TrimPrefix(args[0], "h"))
+	ts.Check(gridOf(ts).store.PutHost(context.Background(), grid.Host{
+		ID: args[0], Addr: fmt.Sprintf("10.199.0.%d", n+1), Subnet: "10.208.0.0/20", Cores: 2, MemoryMB: mem,
+		StartedAt: now.Add(-time.Hour), HeartbeatAt: beat,
+	}))
+}
+
+func printHostControl(ts *testscript.TestScript, neg bool, args []string) {
+	ctls, err := gridOf(ts).store.HostControls(context.Background())
+	ts.Check(err)
+	for _, c := range ctls {
+		if c.ID == args[0] {
+			fmt.Fprintf(ts.Stdout(), "%s draining=%v provider=%s handle=%s\n", c.ID, c.Draining, c.Provider, c.Handle)
+		}
+	}
 }

@@ -13,6 +13,7 @@ type Dyno struct {
 	AttachURL *string    `json:"attach_url"` // always null: no one-off dynos
 	Release   ReleaseRef `json:"release"`
 	App       Ref        `json:"app"`
+	Host      *Ref       `json:"host,omitempty"` // where it runs; id and name are the host id
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"` // last state change
 }
