@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,38 +214,4 @@ func TestWalkingSkeleton(t *testing.T) {
 		})
 		g.WaitBody("nodeapp", "/", "node says hi", 10*time.Second)
 	})
-}
-
-// hammer requests app through the router until stop is called, and
-// reports how many requests were made and how many failed.
-func hammer(g *gridtest.Grid, app string) (stop func() (n, failed int64), failures func() []string) {
-	var n, failed atomic.Int64
-	var mu sync.Mutex
-	var errs []string
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			code, body, _, err := g.Get(app, "/")
-			n.Add(1)
-			if err != nil || code != 200 {
-				failed.Add(1)
-				mu.Lock()
-				if len(errs) < 10 {
-					errs = append(errs, fmt.Sprintf("%d %v %.100s", code, err, body))
-				}
-				mu.Unlock()
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	return func() (int64, int64) { close(done); wg.Wait(); return n.Load(), failed.Load() },
-		func() []string { mu.Lock(); defer mu.Unlock(); return errs }
 }

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dynogrid/grid/internal/host"
@@ -23,6 +25,15 @@ type hostConfig struct {
 	subnet      string
 	bootTimeout time.Duration
 	stopGrace   time.Duration
+	// cgroupParent is where this host's sandboxes' cgroups go; hosts that
+	// share a machine's cgroup tree (netns hosts) each need their own.
+	cgroupParent string
+	// keepDynos leaves dynos running when the agent stops, for the next
+	// agent of this host to adopt (an agent upgrade).
+	keepDynos bool
+	// internal and routers are the sandbox firewall's lists (see
+	// sandbox.Config): comma-separated prefixes.
+	internal, routers string
 }
 
 func (c *hostConfig) register(fs *flag.FlagSet) {
@@ -37,6 +48,10 @@ func hostFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 	fs.StringVar(&c.data, "data", defaultDataDir(), "data directory (sandboxes, unpacked slugs)")
 	fs.StringVar(&c.addr, "addr", "", "this server's address, through which routers reach its dynos")
 	fs.DurationVar(&c.bootTimeout, "boot-timeout", 60*time.Second, "how long a web process may take to bind $PORT")
+	fs.StringVar(&c.cgroupParent, "cgroup-parent", "grid", "cgroup of this host's dynos, relative to each hierarchy's root (unique per host on one machine)")
+	fs.BoolVar(&c.keepDynos, "keep-dynos", false, "leave dynos running when the agent stops, for the next agent of this host to adopt")
+	fs.StringVar(&c.internal, "internal", "", "comma-separated networks dynos must never reach (the servers' network, other hosts' dyno subnets), e.g. 10.0.0.0/8")
+	fs.StringVar(&c.routers, "routers", "", "comma-separated networks of the routers, the only other machines that may reach dynos (empty: any)")
 	return func(ctx context.Context, logger *slog.Logger) error {
 		if err := needRoot("grid host"); err != nil {
 			return err
@@ -56,10 +71,40 @@ func hostFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 }
 
 func newSandboxes(c hostConfig, logger *slog.Logger) (*sandbox.Manager, error) {
+	internal, err := prefixList("--internal", c.internal)
+	if err != nil {
+		return nil, err
+	}
+	routers, err := prefixList("--routers", c.routers)
+	if err != nil {
+		return nil, err
+	}
 	return sandbox.New(sandbox.Config{
 		StateDir: filepath.Join(c.data, "sandboxes"), Subnet: mustPrefix(c.subnet),
+		CgroupParent: c.cgroupParent, Internal: internal, Routers: routers,
 		Logger: logger.With("part", "sandbox"),
 	})
+}
+
+// prefixList parses a flag's comma-separated networks (a bare address is
+// a /32).
+func prefixList(flag, s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("%s: %q is not a network like 10.0.0.0/8", flag, f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // runHost runs the host agent on st until ctx ends, then stops its dynos.
@@ -72,7 +117,7 @@ func runHost(ctx context.Context, c hostConfig, st *store.Store, sb *sandbox.Man
 	agent, err := host.New(host.Config{
 		ID: st.Role().ID, Addr: c.addr, Subnet: c.subnet, Store: st, Logs: lg, Sandboxes: sb,
 		Slugs:       &slug.Cache{Dir: filepath.Join(c.data, "slugs")},
-		BootTimeout: c.bootTimeout, StopGrace: c.stopGrace,
+		BootTimeout: c.bootTimeout, StopGrace: c.stopGrace, StopDynosOnExit: !c.keepDynos,
 		Logger: logger.With("part", "host"),
 	})
 	if err != nil {

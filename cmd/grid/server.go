@@ -43,6 +43,9 @@ type serverConfig struct {
 	bootTimeout time.Duration
 	buildSubnet string
 	noLogin     bool
+	provider    string // "", "netns" or "exec:/path"
+	headroom    int    // MB of free memory to keep; 0: the largest host's
+	emptyGrace  time.Duration
 }
 
 func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
@@ -52,6 +55,8 @@ func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
 	fs.StringVar(&c.domain, "domain", "localhost", "apps are served at <app>.<domain>")
 	fs.DurationVar(&c.bootTimeout, "boot-timeout", 60*time.Second, "how long a web process may take to bind $PORT")
 	fs.BoolVar(&c.noLogin, "no-login", false, "do not write the CLI credentials file")
+	fs.IntVar(&c.headroom, "headroom", 0, "free memory (MB) to keep across hosts; below it the provider adds a host (0: the largest host's memory)")
+	fs.DurationVar(&c.emptyGrace, "empty-grace", 5*time.Minute, "how long a provisioned host may sit empty before it is drained and released")
 	fs.StringVar(&c.secretFile, "secret-file", "", "cluster secret shared by all servers (default: DATA/cluster-secret, created if missing)")
 }
 
@@ -63,6 +68,7 @@ func serverFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 	fs.StringVar(&c.name, "name", "", "this server's name, unique in the cluster (default: the host name)")
 	fs.StringVar(&c.routerPort, "router-port", "8080", "port the routers serve apps on, for app URLs")
 	fs.StringVar(&c.buildSubnet, "build-subnet", "10.230.0.0/16", "addresses of build sandboxes on this server")
+	fs.StringVar(&c.provider, "provider", "", "host provider for hosts:add and spare capacity: netns (hosts in network namespaces on this machine) or exec:/path/to/script (docs/hosts.md)")
 	return func(ctx context.Context, logger *slog.Logger) error {
 		if err := needRoot("grid server"); err != nil {
 			return err
@@ -72,6 +78,11 @@ func serverFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			return err
 		}
 		defer n.srv.Shutdown()
+		hp, err := openProvider(ctx, c.provider, n, c.data, 0, c.bootTimeout, logger)
+		if err != nil {
+			return err
+		}
+		defer hp.close()
 		sb, err := sandbox.New(sandbox.Config{
 			StateDir: filepath.Join(c.data, "build-sandboxes"), Subnet: mustPrefix(c.buildSubnet),
 			CgroupParent: "grid-build", Logger: logger.With("part", "sandbox"),
@@ -80,11 +91,16 @@ func serverFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			return err
 		}
 		defer sb.Close()
+		// Build sandboxes a previous run of this server left behind are
+		// never resumed.
+		if _, err := sb.CollectGarbage(); err != nil {
+			logger.Warn("removing leftover build sandboxes", "err", err)
+		}
 		apiLn, err := net.Listen("tcp", c.apiAddr)
 		if err != nil {
 			return fmt.Errorf("API listen: %w", err)
 		}
-		cp, err := newControlPlane(ctx, c, n, sb, apiLn, logger)
+		cp, err := newControlPlane(ctx, c, n, sb, apiLn, hp, logger)
 		if err != nil {
 			apiLn.Close()
 			return err
@@ -154,15 +170,20 @@ type controlPlane struct {
 	handler http.Handler
 	urls    urls
 	data    string
-	logger  *slog.Logger
+	hp      *hostProvider // nil without a host provider
+	// headroom and emptyGrace are the manager's spare-capacity settings.
+	headroom   int
+	emptyGrace time.Duration
+	logger     *slog.Logger
 }
 
-func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbox.Manager, apiLn net.Listener, logger *slog.Logger) (*controlPlane, error) {
+func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbox.Manager, apiLn net.Listener, hp *hostProvider, logger *slog.Logger) (*controlPlane, error) {
 	st, err := n.open(ctx, store.Role{Kind: store.RoleServer, ID: n.name}, logger)
 	if err != nil {
 		return nil, err
 	}
-	cp := &controlPlane{n: n, st: st, api: apiLn, data: c.data, logger: logger}
+	cp := &controlPlane{n: n, st: st, api: apiLn, data: c.data, hp: hp, headroom: c.headroom, emptyGrace: c.emptyGrace, logger: logger}
+	hp.bind(st)
 	if err := st.RepairAppMeta(ctx); err != nil {
 		cp.close()
 		return nil, err
@@ -233,6 +254,8 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 		Store: st, Logs: lg, Logger: logger.With("part", "api"),
 		Domain: c.domain, WebURL: cp.urls.web, GitURL: cp.urls.git, BaseURL: cp.urls.api,
 		SessionSecret: []byte(sessionSecret), Git: git,
+		Hosts:        cp.hp.api(),
+		HostPassword: func(id string) string { return store.Role{Kind: store.RoleHost, ID: id}.Password(cp.n.secret) },
 		AppDestroyed: func(ctx context.Context, app string) {
 			if err := git.RemoveRepo(app); err != nil {
 				logger.Warn("could not remove git repo", "app", app, "err", err)
@@ -273,7 +296,11 @@ func (cp *controlPlane) lead(ctx context.Context) error {
 			continue
 		}
 		cp.logger.Info("leading: running the dyno manager", "server", cp.n.name)
-		mgr := manager.New(manager.Config{Store: cp.st, Logger: cp.logger.With("part", "manager")})
+		mgr := manager.New(manager.Config{
+			Store: cp.st, Provider: cp.hp.manager(), MinHosts: cp.hp.minimum(),
+			Headroom: cp.headroom, EmptyGrace: cp.emptyGrace,
+			Logger: cp.logger.With("part", "manager"),
+		})
 		if err := mgr.Run(lctx); err != nil && !errors.Is(err, context.Canceled) {
 			cp.logger.Error("dyno manager stopped", "err", err)
 		}

@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -24,6 +26,26 @@ func main() {
 	})
 	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
 		r.Header.Write(w)
+	})
+	// /cpus says which cores this dyno may run on (its cpuset).
+	mux.HandleFunc("/cpus", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := os.ReadFile("/proc/self/status")
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				fmt.Fprintf(w, "%s %s\n", os.Getenv("DYNO"), strings.TrimSpace(v))
+			}
+		}
+	})
+	// /dial?addr=host:port ($PORT expanded) tries a TCP connection, as a hostile tenant
+	// probing its neighbours would: "open" or the error.
+	mux.HandleFunc("/dial", func(w http.ResponseWriter, r *http.Request) {
+		c, err := net.DialTimeout("tcp", os.ExpandEnv(r.URL.Query().Get("addr")), 2*time.Second)
+		if err != nil {
+			fmt.Fprintf(w, "%s %v\n", os.Getenv("DYNO"), err)
+			return
+		}
+		c.Close()
+		fmt.Fprintf(w, "%s open\n", os.Getenv("DYNO"))
 	})
 	srv := &http.Server{Addr: ":" + os.Getenv("PORT"), Handler: mux}
 	go func() {
