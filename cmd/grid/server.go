@@ -255,7 +255,7 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 		Domain: c.domain, WebURL: cp.urls.web, GitURL: cp.urls.git, BaseURL: cp.urls.api,
 		SessionSecret: []byte(sessionSecret), Git: git,
 		Hosts:        cp.hp.api(),
-		HostPassword: func(id string) string { return store.Role{Kind: store.RoleHost, ID: id}.Password(cp.n.secret) },
+		RolePassword: func(r store.Role) string { return r.Password(cp.n.secret) },
 		AppDestroyed: func(ctx context.Context, app string) {
 			if err := git.RemoveRepo(app); err != nil {
 				logger.Warn("could not remove git repo", "app", app, "err", err)

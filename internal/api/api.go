@@ -61,9 +61,9 @@ type Config struct {
 	// /hosts/{id}/actions/fail). Nil means no host provider: those
 	// requests answer 501.
 	Hosts HostProvider
-	// HostPassword returns host id's NATS password, for GET
-	// /hosts/{id}/token. Nil answers 501.
-	HostPassword func(id string) string
+	// RolePassword returns a host's or router's NATS password, for GET
+	// /hosts/{id}/token and /routers/{id}/token. Nil answers 501.
+	RolePassword func(store.Role) string
 }
 
 // maxBodyBytes caps request bodies.
@@ -80,7 +80,7 @@ type server struct {
 	git          http.Handler
 	appDestroyed func(ctx context.Context, app string)
 	hosts        HostProvider
-	hostPassword func(id string) string
+	rolePassword func(store.Role) string
 	mux          *http.ServeMux
 	// now is the clock for log-session expiry and audit lines; tests
 	// replace it.
@@ -105,7 +105,7 @@ func newServer(cfg Config) *server {
 		git:          cfg.Git,
 		appDestroyed: cfg.AppDestroyed,
 		hosts:        cfg.Hosts,
-		hostPassword: cfg.HostPassword,
+		rolePassword: cfg.RolePassword,
 		mux:          http.NewServeMux(),
 		now:          time.Now,
 	}
@@ -167,7 +167,8 @@ func (s *server) routes() {
 	s.handle("POST /hosts/{id}/actions/fail", s.failHost)
 	s.handle("POST /hosts/{id}/actions/cut", s.cutHost(true))
 	s.handle("POST /hosts/{id}/actions/heal", s.cutHost(false))
-	s.handle("GET /hosts/{id}/token", s.hostToken)
+	s.handle("GET /hosts/{id}/token", s.roleToken(store.RoleHost))
+	s.handle("GET /routers/{id}/token", s.roleToken(store.RoleRouter))
 
 	s.handle("POST /apps/{app}/log-sessions", s.createLogSession)
 	// The stream is fetched without credentials: the URL is the capability.

@@ -230,19 +230,21 @@ func (s *server) cutHost(cut bool) func(http.ResponseWriter, *http.Request, stri
 	}
 }
 
-// hostToken is GET /hosts/{id}/token: the password to join a host by
-// hand. The host need not exist yet.
-func (s *server) hostToken(w http.ResponseWriter, r *http.Request, user string) error {
-	if s.hostPassword == nil {
-		return &userError{msg: "this API cannot hand out host passwords; read the cluster secret on a server", err: errNotImplemented}
+// roleToken is GET /hosts/{id}/token and /routers/{id}/token: the
+// password to join a host or router by hand. It need not exist yet.
+func (s *server) roleToken(kind store.RoleKind) func(http.ResponseWriter, *http.Request, string) error {
+	return func(w http.ResponseWriter, r *http.Request, user string) error {
+		if s.rolePassword == nil {
+			return &userError{msg: "this API cannot hand out join passwords; read the cluster secret on a server", err: errNotImplemented}
+		}
+		id := r.PathValue("id")
+		if err := store.ValidateRoleID(id); err != nil {
+			return invalid(grid.Message(err) + ".")
+		}
+		s.logger.Info("join token issued", "role", string(kind), "id", id, "user", user)
+		writeJSON(w, http.StatusOK, schema.HostToken{Password: s.rolePassword(store.Role{Kind: kind, ID: id})})
+		return nil
 	}
-	id := r.PathValue("id")
-	if err := store.ValidateRoleID(id); err != nil {
-		return invalid(grid.Message(err) + ".")
-	}
-	s.logger.Info("host token issued", "host", id, "user", user)
-	writeJSON(w, http.StatusOK, schema.HostToken{Password: s.hostPassword(id)})
-	return nil
 }
 
 // hostError keeps a provider's category and says what failed; errors

@@ -72,7 +72,7 @@ func TestHostsWithoutProvider(t *testing.T) {
 	const msg = `^no host provider configured; start grid with --hosts or --provider$`
 	ta.do("POST", "/hosts", nil).wantError(t, 501, "not_implemented", msg)
 	ta.do("POST", "/hosts/h1/actions/fail", nil).wantError(t, 501, "not_implemented", msg)
-	ta.do("GET", "/hosts/h1/token", nil).wantError(t, 501, "not_implemented", "cannot hand out host passwords")
+	ta.do("GET", "/hosts/h1/token", nil).wantError(t, 501, "not_implemented", "cannot hand out join passwords")
 	ta.do("GET", "/hosts/h1", nil).wantError(t, 404, "not_found", "^Couldn't find that host.$")
 }
 
@@ -80,7 +80,7 @@ func TestHosts(t *testing.T) {
 	prov := &testHosts{}
 	ta := startAPI(t, func(c *Config) {
 		c.Hosts = prov
-		c.HostPassword = func(id string) string { return "password-of-" + id }
+		c.RolePassword = func(r store.Role) string { return "password-of-" + string(r.Kind) + "-" + r.ID }
 	})
 	prov.st = ta.store
 	ctx := context.Background()
@@ -178,8 +178,12 @@ func TestHosts(t *testing.T) {
 	// hosts:token
 	var tok schema.HostToken
 	ta.do("GET", "/hosts/h7/token", nil).want(t, 200, &tok)
-	if tok.Password != "password-of-h7" {
+	if tok.Password != "password-of-host-h7" {
 		t.Errorf("token %+v", tok)
+	}
+	ta.do("GET", "/routers/r2/token", nil).want(t, 200, &tok)
+	if tok.Password != "password-of-router-r2" {
+		t.Errorf("router token %+v", tok)
 	}
 	ta.do("GET", "/hosts/a.b/token", nil).wantError(t, 422, "invalid_params", `id "a.b" must be`)
 }

@@ -37,7 +37,7 @@ func init() {
 		releasesCmd, rollbackCmd,
 		psCmd, psScaleCmd, psRestartCmd, psStopCmd,
 		logsCmd,
-		hostsCmd, hostsAddCmd, hostsDrainCmd, hostsFailCmd, hostsCutCmd, hostsHealCmd, hostsTokenCmd,
+		hostsCmd, hostsAddCmd, hostsDrainCmd, hostsFailCmd, hostsCutCmd, hostsHealCmd, hostsTokenCmd, routersTokenCmd,
 		loginCmd, logoutCmd, whoamiCmd,
 	}
 }

@@ -132,16 +132,25 @@ var hostsTokenCmd = &command{
 	name:    "hosts:token",
 	args:    "ID",
 	summary: "print the password a host joins with (grid host --id ID --password-file FILE)",
-	run:     runHostsToken,
+	run:     func(c *call) error { return printToken(c, "/hosts/", c.hostArg) },
 }
 
-func runHostsToken(c *call) error {
-	id, api, err := c.hostArg()
+var routersTokenCmd = &command{
+	name:    "routers:token",
+	args:    "ID",
+	summary: "print the password a router joins with (grid router --id ID --password-file FILE)",
+	run:     func(c *call) error { return printToken(c, "/routers/", c.roleArg) },
+}
+
+// printToken prints the join password of the host or router the argument
+// names, alone on a line, for a file.
+func printToken(c *call, under string, arg func() (string, *client, error)) error {
+	id, api, err := arg()
 	if err != nil {
 		return err
 	}
 	var tok schema.HostToken
-	if err := api.get(c.ctx, "/hosts/"+url.PathEscape(id)+"/token", &tok); err != nil {
+	if err := api.get(c.ctx, under+url.PathEscape(id)+"/token", &tok); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.env.Stdout, tok.Password)
@@ -155,8 +164,16 @@ func (c *call) hostArg() (string, *client, error) {
 	if len(c.args) != 1 {
 		return "", nil, c.usageErr("Say which host: grid %s ID (grid hosts lists them).", c.cmd.name)
 	}
+	return c.roleArg()
+}
+
+// roleArg is the one host or router id a command takes.
+func (c *call) roleArg() (string, *client, error) {
+	if len(c.args) != 1 {
+		return "", nil, c.usageErr("Say which one: grid %s ID.", c.cmd.name)
+	}
 	if !hostIDRE.MatchString(c.args[0]) {
-		return "", nil, c.usageErr("%s is not a host id: letters, digits, '-' and '_' only.", c.args[0])
+		return "", nil, c.usageErr("%s is not an id: letters, digits, '-' and '_' only.", c.args[0])
 	}
 	api, err := c.client()
 	return c.args[0], api, err

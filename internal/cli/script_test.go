@@ -115,7 +115,7 @@ func setupGrid(env *testscript.Env) error {
 		SessionSecret: []byte("secret"),
 		Logger:        slog.New(slog.DiscardHandler),
 		Hosts:         &scriptHosts{st: st},
-		HostPassword:  func(id string) string { return "pw-" + id },
+		RolePassword:  func(r store.Role) string { return "pw-" + string(r.Kind) + "-" + r.ID },
 	})
 	h.Start()
 	env.Defer(h.Close)
