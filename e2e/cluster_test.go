@@ -49,8 +49,8 @@ func TestCluster(t *testing.T) {
 		g.MustCLI("rollback", "-a", "hello") // to GREETING=one
 		g.WaitBody("hello", "/", `greeting="one"`, time.Minute)
 		waitSettled(t, g, "hello", 2)
-		n, failed := stop()
-		t.Logf("%d requests during 4 deploys (config, push, config, rollback), %d failed", n, failed)
+		n, failed, slowest := stop()
+		t.Logf("%d requests during 4 deploys (config, push, config, rollback), %d failed, slowest %v", n, failed, slowest)
 		if failed > 0 {
 			t.Errorf("%d of %d requests failed during deploys: %v", failed, n, failures())
 		}
@@ -96,8 +96,8 @@ func TestCluster(t *testing.T) {
 			c.Kill(s)
 		}
 		time.Sleep(5 * time.Second) // traffic flows through the outage window
-		n, failed := stop()
-		t.Logf("%d requests with every server down, %d failed", n, failed)
+		n, failed, slowest := stop()
+		t.Logf("%d requests with every server down, %d failed, slowest %v", n, failed, slowest)
 		if failed > 0 {
 			t.Errorf("%d of %d requests failed with the control plane down: %v", failed, n, failures())
 		}

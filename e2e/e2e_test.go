@@ -150,7 +150,7 @@ func TestWalkingSkeleton(t *testing.T) {
 			}
 			t.Logf("%s push output:\n%s", app, out)
 		}
-		n, failed := stop()
+		n, failed, _ := stop()
 		if failed > 0 {
 			t.Errorf("%d of %d requests failed during rejected pushes: %v", failed, n, failures())
 		}

@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,8 +110,8 @@ func TestManyHosts(t *testing.T) {
 	})
 	t.Logf("dynos of %s up elsewhere %v after the cut", victim, time.Since(start).Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // load on the new dynos too (a measurement window)
-	n, failed := stop()
-	t.Logf("%d requests during the power cut, %d failed", n, failed)
+	n, failed, slowest := stop()
+	t.Logf("%d requests during the power cut, %d failed, slowest %v", n, failed, slowest)
 	if failed > 0 {
 		t.Errorf("%d of %d requests failed during the power cut: %v", failed, n, failures())
 	}
@@ -256,5 +258,40 @@ func checkIsolation(t *testing.T, g *gridtest.Grid) {
 				break
 			}
 		}
+	}
+}
+
+// TestSpareCapacity: with a headroom of one and a half hosts' memory, the
+// manager asks the netns provider for exactly one more host, which joins
+// by itself.
+func TestSpareCapacity(t *testing.T) {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		t.Fatal(err)
+	}
+	hostMB := int(uint64(si.Totalram) * uint64(si.Unit) >> 20)
+	g := gridtest.Start(t, "--hosts", "1", "--headroom", strconv.Itoa(hostMB*3/2))
+	up := func() []string {
+		var hs []schema.Host
+		if err := json.Unmarshal([]byte(g.MustCLI("hosts", "--json")), &hs); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, h := range hs {
+			if h.State == "up" || h.State == "starting" {
+				ids = append(ids, h.ID)
+			}
+		}
+		return ids
+	}
+	gridtest.WaitFor(t, 60*time.Second, "a second host provisioned and up", func() error {
+		if ids := up(); len(ids) != 2 {
+			return fmt.Errorf("hosts up: %v", ids)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // a window in which a third host would appear
+	if ids := up(); len(ids) != 2 {
+		t.Errorf("hosts up: %v, want two (the headroom is met)", ids)
 	}
 }

@@ -17,10 +17,10 @@ import (
 const loadWorkers = 4
 
 // hammer sends GETs for app through the router from loadWorkers clients
-// until stop is called, and reports how many were made and how many
-// failed (an error or a status other than 200).
-func hammer(g *gridtest.Grid, app string) (stop func() (n, failed int64), failures func() []string) {
-	var n, failed atomic.Int64
+// until stop is called, and reports how many were made, how many failed
+// (an error or a status other than 200) and the slowest.
+func hammer(g *gridtest.Grid, app string) (stop func() (n, failed int64, slowest time.Duration), failures func() []string) {
+	var n, failed, slow atomic.Int64
 	var mu sync.Mutex
 	var errs []string
 	done := make(chan struct{})
@@ -33,7 +33,11 @@ func hammer(g *gridtest.Grid, app string) (stop func() (n, failed int64), failur
 					return
 				default:
 				}
+				start := time.Now()
 				code, body, _, err := g.Get(app, "/")
+				if d := int64(time.Since(start)); d > slow.Load() {
+					slow.Store(d) // racy max: good enough for a report
+				}
 				n.Add(1)
 				if err != nil || code != 200 {
 					failed.Add(1)
@@ -47,7 +51,11 @@ func hammer(g *gridtest.Grid, app string) (stop func() (n, failed int64), failur
 			}
 		})
 	}
-	return func() (int64, int64) { close(done); wg.Wait(); return n.Load(), failed.Load() },
+	return func() (int64, int64, time.Duration) {
+			close(done)
+			wg.Wait()
+			return n.Load(), failed.Load(), time.Duration(slow.Load())
+		},
 		func() []string { mu.Lock(); defer mu.Unlock(); return errs }
 }
 
