@@ -108,6 +108,10 @@ type HostControl struct {
 	Provider string    `json:"provider,omitempty"`
 	Handle   string    `json:"handle,omitempty"`
 	Since    time.Time `json:"since"`
+	// Lost says the manager holds the host lost (no heartbeat for its host
+	// timeout): routers stop routing to its dynos, which are replaced
+	// elsewhere, until the manager hears from it again and clears it.
+	Lost bool `json:"lost,omitempty"`
 }
 
 // AppMeta is the part of an app routers need: no config vars, no secrets.

@@ -96,6 +96,8 @@ type runState struct {
 	resyncN  int             // apps to mark per tick in this round
 	heard    time.Time       // last live heartbeat from any host; zero if none yet
 	returned time.Time       // last time a lost host was heard from again
+
+	marking map[string]bool // hosts whose Lost mark is being written (markLost)
 }
 
 func newRunState(m *Manager) *runState {
@@ -105,6 +107,7 @@ func newRunState(m *Manager) *runState {
 		unplaced: map[string]string{},
 		short:    map[string]int{},
 		cap:      newCapacity(),
+		marking:  map[string]bool{},
 	}
 }
 
@@ -309,6 +312,7 @@ func (r *runState) tick(bctx context.Context) error {
 		r.live = live
 		r.markAll()
 	}
+	r.markLost(bctx, now)
 	r.resync(now)
 	for app := range r.waiting {
 		r.dirty[app] = true

@@ -148,8 +148,24 @@ func TestManagerLostHost(t *testing.T) {
 	if ds := dynosOn(t, st, "h3"); len(ds) != 2 {
 		t.Errorf("the lost host's records were forgotten early: %d left", len(ds))
 	}
+	lostMark := func(want bool) func() error {
+		return func() error {
+			cs, err := st.HostControls(context.Background())
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				if c.Lost != (c.ID == "h3" && want) {
+					return fmt.Errorf("control records %+v", cs)
+				}
+			}
+			return nil
+		}
+	}
+	waitFor(t, 5*time.Second, "h3 marked lost for routers, and only h3", lostMark(true))
 
 	s.cut("h3", false)
+	waitFor(t, 5*time.Second, "h3's lost mark cleared", lostMark(false))
 	waitFor(t, 5*time.Second, "exactly 6 dyno records", func() error {
 		ds, err := st.Dynos(context.Background(), "hello")
 		if err != nil || len(ds) != 6 {

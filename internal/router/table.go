@@ -53,8 +53,9 @@ type state struct {
 	apps   map[string]grid.AppMeta
 	forms  map[string]grid.Formation
 	dynos  map[string]map[string]grid.Dyno // app → dyno key → dyno
+	lost   map[string]bool                 // hosts the manager holds lost
 	dirty  map[string]struct{}             // apps changed since the last publish
-	synced [3]bool                         // apps, formations, dynos delivered their initial values
+	synced [4]bool                         // apps, formations, dynos, host controls delivered their initial values
 	// rev is the highest dynos bucket revision applied. Watches deliver
 	// in revision order, so the state reflects every dyno change up to it.
 	rev uint64
@@ -65,11 +66,12 @@ func newState() *state {
 		apps:  map[string]grid.AppMeta{},
 		forms: map[string]grid.Formation{},
 		dynos: map[string]map[string]grid.Dyno{},
+		lost:  map[string]bool{},
 		dirty: map[string]struct{}{},
 	}
 }
 
-func (s *state) loaded() bool { return s.synced[0] && s.synced[1] && s.synced[2] }
+func (s *state) loaded() bool { return s.synced[0] && s.synced[1] && s.synced[2] && s.synced[3] }
 
 func (s *state) applyApp(ev store.Event[grid.AppMeta]) {
 	if ev.Synced {
@@ -123,6 +125,33 @@ func (s *state) applyDyno(ev store.Event[grid.Dyno]) {
 		ds[ev.Key] = ev.Value
 	}
 	s.dirty[app] = struct{}{}
+}
+
+// applyHostControl follows the manager's verdict on a host: the dynos of
+// a lost host leave the table (their replacements start elsewhere), and
+// come back if the host is heard from again before they are stopped.
+func (s *state) applyHostControl(ev store.Event[grid.HostControl]) {
+	if ev.Synced {
+		s.synced[3] = true
+		return
+	}
+	lost := !ev.Deleted && ev.Value.Lost
+	if s.lost[ev.Key] == lost {
+		return
+	}
+	if lost {
+		s.lost[ev.Key] = true
+	} else {
+		delete(s.lost, ev.Key)
+	}
+	for app, ds := range s.dynos {
+		for _, d := range ds {
+			if d.Host == ev.Key {
+				s.dirty[app] = struct{}{}
+				break
+			}
+		}
+	}
 }
 
 // allApps marks every app known to any watch dirty, for a fresh table.
@@ -211,7 +240,7 @@ func (b *builder) route(s *state, app string) *route {
 	}
 	old, fresh := b.endpoints[app], map[string]*endpoint{}
 	for key, d := range s.dynos[app] {
-		if d.Type != "web" {
+		if d.Type != "web" || s.lost[d.Host] {
 			continue
 		}
 		switch {

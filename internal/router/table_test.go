@@ -111,3 +111,47 @@ func TestBuilderRoutes(t *testing.T) {
 		t.Errorf("deleting the app retired %v", gone)
 	}
 }
+
+func TestLostHostsLeaveTheTable(t *testing.T) {
+	t.Parallel()
+	s := newState()
+	b := newBuilder(func(dyno, addr string) *endpoint { return &endpoint{dyno: dyno, addr: addr} })
+	s.applyApp(store.Event[grid.AppMeta]{Key: "shop", Value: grid.AppMeta{Name: "shop", Released: true}})
+	s.applyFormation(store.Event[grid.Formation]{Key: "shop", Value: grid.Formation{Types: map[string]grid.FormationType{"web": {Quantity: 2}}}})
+	for _, h := range []string{"h1", "h2"} {
+		s.applyDyno(store.Event[grid.Dyno]{Key: h + ".shop." + h, Value: grid.Dyno{ID: h, App: "shop", Host: h, Name: "web.1", Type: "web", State: grid.DynoUp, Addr: h + ":5000"}})
+	}
+	s.applyHostControl(store.Event[grid.HostControl]{Key: "h2", Value: grid.HostControl{ID: "h2", Lost: true}})
+	s.applyApp(store.Event[grid.AppMeta]{Synced: true})
+	s.applyFormation(store.Event[grid.Formation]{Synced: true})
+	s.applyDyno(store.Event[grid.Dyno]{Synced: true})
+	if s.loaded() {
+		t.Fatal("loaded before the host controls synced")
+	}
+	s.applyHostControl(store.Event[grid.HostControl]{Synced: true})
+	addrs := func(routes map[string]*route) []string {
+		var out []string
+		for _, ep := range routes["shop"].endpoints {
+			out = append(out, ep.addr)
+		}
+		return out
+	}
+	routes, _ := b.next(s, nil)
+	if got := addrs(routes); len(got) != 1 || got[0] != "h1:5000" || routes["shop"].starting != 0 {
+		t.Errorf("with h2 lost: endpoints %v, route %+v", got, routes["shop"])
+	}
+
+	// h1 lost too, h2 back: its dyno is routed again.
+	s.applyHostControl(store.Event[grid.HostControl]{Key: "h1", Value: grid.HostControl{ID: "h1", Lost: true}})
+	s.applyHostControl(store.Event[grid.HostControl]{Key: "h2", Value: grid.HostControl{ID: "h2"}})
+	routes, gone := b.next(s, routes)
+	if got := addrs(routes); len(got) != 1 || got[0] != "h2:5000" || len(gone) != 1 || gone[0].addr != "h1:5000" {
+		t.Errorf("h1 lost, h2 back: endpoints %v, retired %v", got, gone)
+	}
+	// A control record deleted (host released) is not lost.
+	s.applyHostControl(store.Event[grid.HostControl]{Key: "h1", Deleted: true})
+	routes, _ = b.next(s, routes)
+	if got := addrs(routes); len(got) != 2 {
+		t.Errorf("h1's record gone: endpoints %v", got)
+	}
+}

@@ -172,12 +172,13 @@ func causeOr(ctx context.Context, err error) error {
 	return err
 }
 
-// watches are the three streams the table is made from, and the store
+// watches are the four streams the table is made from, and the store
 // connection's state changes.
 type watches struct {
 	apps  <-chan store.Event[grid.AppMeta]
 	forms <-chan store.Event[grid.Formation]
 	dynos <-chan store.Event[grid.Dyno]
+	ctls  <-chan store.Event[grid.HostControl]
 	link  linkEvents
 }
 
@@ -189,7 +190,10 @@ func (r *Router) openWatches(ctx context.Context) (w watches, err error) {
 	if w.forms, err = st.WatchFormations(ctx); err != nil {
 		return w, err
 	}
-	w.dynos, err = st.WatchDynos(ctx)
+	if w.dynos, err = st.WatchDynos(ctx); err != nil {
+		return w, err
+	}
+	w.ctls, err = st.WatchHostControls(ctx)
 	return w, err
 }
 
@@ -218,6 +222,11 @@ func (w watches) next(ctx context.Context, s *state) error {
 			return errWatchEnded
 		}
 		s.applyDyno(ev)
+	case ev, ok := <-w.ctls:
+		if !ok {
+			return errWatchEnded
+		}
+		s.applyHostControl(ev)
 	}
 	return nil
 }
@@ -239,6 +248,11 @@ func (w watches) poll(s *state) bool {
 	case ev, ok := <-w.dynos:
 		if ok {
 			s.applyDyno(ev)
+		}
+		return ok
+	case ev, ok := <-w.ctls:
+		if ok {
+			s.applyHostControl(ev)
 		}
 		return ok
 	default:

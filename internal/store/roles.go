@@ -141,6 +141,7 @@ func permissions(r Role) *server.Permissions {
 		pub = append(pub, watch("appmeta", ">")...)
 		pub = append(pub, watch("formations", ">")...)
 		pub = append(pub, watch("dynos", ">")...)
+		pub = append(pub, watch("hostctl", ">")...)
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
