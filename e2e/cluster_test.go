@@ -78,6 +78,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	step("host agent restart keeps dynos running", func(t *testing.T) {
+		waitSettled(t, g, "hello", 2) // the last deploy's old dynos gone
 		before := dynoStarts(t, g, "hello", 2)
 		c.Kill(c.Host)
 		c.Start(c.Host)
