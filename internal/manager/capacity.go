@@ -66,8 +66,10 @@ func (r *runState) capacity(bctx context.Context, now time.Time) {
 	}
 	for _, c := range d.Release {
 		why := "drained"
-		if _, ok := r.view.hosts[c.ID]; !ok {
+		if h, ok := r.view.hosts[c.ID]; !ok {
 			why = "never joined"
+		} else if lost := now.Sub(h.Seen); lost > r.m.cfg.LostRelease {
+			why = "lost for " + lost.Round(time.Second).String()
 		}
 		r.release(bctx, c, why)
 	}
@@ -106,6 +108,8 @@ func decideCapacity(v *view, c *capacity, now time.Time, cfg Config, unplacedMB 
 		_, registered := v.hosts[id]
 		releasable := hc.Provider != "" && !c.releasing[id] && !now.Before(c.releaseAt[id])
 		switch {
+		case releasable && registered && now.Sub(v.hosts[id].Seen) > cfg.LostRelease:
+			d.Release = append(d.Release, hc) // lost too long: presumed dead
 		case hc.Provider == "" || registered && !hc.Draining:
 		case !registered && !hc.Draining && now.Sub(v.controlSeen[id]) <= cfg.ProvisionTimeout:
 			pending = true // provisioned (by the manager or hosts:add), not joined yet

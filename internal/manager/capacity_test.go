@@ -74,6 +74,9 @@ func TestDecideCapacity(t *testing.T) {
 			f.v.controls["h9"] = grid.HostControl{ID: "h9", Provider: "netns"}
 			f.v.controlSeen["h9"] = t0.Add(grace - 3*time.Minute)
 		}}, want: "release h9"},
+		{name: "a provisioned host lost past LostRelease: release", setup: []func(*fixture){fill(1), spare("h3", "netns"), lostSince("h3", t0)}, want: "release h3"},
+		{name: "a provisioned host lost briefly: kept", setup: []func(*fixture){fill(1), spare("h3", "netns"), lostSince("h3", t0.Add(grace-time.Minute))}},
+		{name: "a host joined by hand, lost long: kept", setup: []func(*fixture){fill(1), spare("h3", ""), lostSince("h3", t0)}},
 		{name: "release in flight", setup: []func(*fixture){fill(1), spare("h3", "netns"), func(f *fixture) { f.drainKeep("h3") }}, cap: func(c *capacity) { c.releasing["h3"] = true }},
 	}
 	for _, tt := range tests {
@@ -91,7 +94,7 @@ func TestDecideCapacity(t *testing.T) {
 			if tt.cap != nil {
 				tt.cap(&c)
 			}
-			cfg := Config{HostTimeout: testTiming.HostTimeout, EmptyGrace: grace, MinHosts: 1, ProvisionTimeout: 2 * time.Minute, Provider: nopProvider{}}
+			cfg := Config{HostTimeout: testTiming.HostTimeout, EmptyGrace: grace, MinHosts: 1, ProvisionTimeout: 2 * time.Minute, LostRelease: 4 * time.Minute, Provider: nopProvider{}}
 			if tt.noProv {
 				cfg.Provider = nil
 			}
@@ -114,6 +117,15 @@ func TestDecideCapacity(t *testing.T) {
 				t.Errorf("decision (-want +got):\n%s\nplan %+v", diff, d.Plan)
 			}
 		})
+	}
+}
+
+// lostSince makes host id last heard from at seen.
+func lostSince(id string, seen time.Time) func(*fixture) {
+	return func(f *fixture) {
+		h := f.v.hosts[id]
+		h.Seen = seen
+		f.v.hosts[id] = h
 	}
 }
 

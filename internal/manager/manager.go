@@ -76,6 +76,11 @@ type Config struct {
 	// (heartbeat) before the manager stops waiting for it and may
 	// provision another. Zero means 2 minutes.
 	ProvisionTimeout time.Duration
+	// LostRelease is how long a provisioned host may stay lost before the
+	// manager presumes it dead and asks the provider to release it (a
+	// machine that is gone still costs money; one that comes back later
+	// joins as a new host). Zero means 10 minutes.
+	LostRelease time.Duration
 
 	// SlugRetention is how many of each app's newest releases keep their
 	// slugs; older releases' slugs are deleted unless a dyno runs them.
@@ -131,6 +136,7 @@ func New(cfg Config) *Manager {
 	def(&m.cfg.RouterWait, 5*time.Second)
 	def(&m.cfg.EmptyGrace, 5*time.Minute)
 	def(&m.cfg.ProvisionTimeout, 2*time.Minute)
+	def(&m.cfg.LostRelease, 10*time.Minute)
 	def(&m.cfg.SlugGCInterval, time.Minute)
 	m.cfg.MinHosts = max(m.cfg.MinHosts, 1)
 	if m.cfg.SlugRetention <= 0 {
