@@ -281,6 +281,9 @@ func TestRollback(t *testing.T) {
 	ta.createApp("hello")
 	ctx := context.Background()
 	ta.do("POST", "/apps/hello/releases", map[string]string{"release": "1"}).wantError(t, 422, "invalid_params", "no code")
+	if err := ta.store.PutSlug(ctx, grid.Slug{ID: "slug-1", App: "hello"}, strings.NewReader("archive")); err != nil {
+		t.Fatal(err)
+	}
 	deploy, err := ta.store.CommitRelease(ctx, "hello", func(cur grid.App) (grid.Release, error) {
 		return grid.Release{Description: grid.DeployDescription("0123456789abcdef"), SlugID: "slug-1", Commit: "0123456789abcdef", Config: map[string]string{"A": "1"}, User: testEmail}, nil
 	})
@@ -309,6 +312,14 @@ func TestRollback(t *testing.T) {
 		t.Errorf("rollback by vN: %+v", rel)
 	}
 	ta.do("POST", "/apps/hello/releases", map[string]string{"release": "42"}).wantError(t, 404, "not_found", "release")
+
+	// A release whose slug was collected cannot come back.
+	if _, err := ta.store.CommitRelease(ctx, "hello", func(cur grid.App) (grid.Release, error) {
+		return grid.Release{Description: grid.DeployDescription("fedcba9876543210"), SlugID: "slug-gone", Commit: "fedcba9876543210", User: testEmail}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ta.do("POST", "/apps/hello/releases", map[string]string{"release": "6"}).wantError(t, 422, "invalid_params", `^Cannot roll back to v6: its slug was deleted \(only the newest releases keep theirs\)\. Push that commit \(fedcba98\) again instead\.$`)
 	ta.do("POST", "/apps/hello/releases", map[string]string{}).wantError(t, 422, "invalid_params", "which release")
 }
 

@@ -134,6 +134,13 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request, user string) e
 	if !rollbackable(target) {
 		return invalid(fmt.Sprintf("Cannot roll back to v%d: it has no code (no slug). Roll back to a release made by a deploy.", target.Version))
 	}
+	// Slugs of releases older than the retention count are deleted; a
+	// release without one would only crash its dynos.
+	if _, err := s.store.Slug(r.Context(), target.SlugID); errors.Is(err, grid.ErrNotFound) {
+		return invalid(fmt.Sprintf("Cannot roll back to v%d: its slug was deleted (only the newest releases keep theirs). Push that commit (%.8s) again instead.", target.Version, target.Commit))
+	} else if err != nil {
+		return err
+	}
 	rel, err := s.store.CommitRelease(r.Context(), a.Name, func(cur grid.App) (grid.Release, error) {
 		a = cur
 		return grid.Release{
