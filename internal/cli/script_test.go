@@ -154,8 +154,10 @@ func seedDeploy(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: seed-deploy APP COMMIT")
 	}
-	_, err := gridOf(ts).store.CommitRelease(context.Background(), args[0], func(cur grid.App) (grid.Release, error) {
-		return grid.Release{Description: grid.DeployDescription(args[1]), SlugID: "slug-" + args[1], Commit: args[1], Config: cur.Release.Config, User: scriptEmail}, nil
+	st, slugID := gridOf(ts).store, "slug-"+args[1]
+	ts.Check(st.PutSlug(context.Background(), grid.Slug{ID: slugID, App: args[0], Commit: args[1]}, strings.NewReader("archive")))
+	_, err := st.CommitRelease(context.Background(), args[0], func(cur grid.App) (grid.Release, error) {
+		return grid.Release{Description: grid.DeployDescription(args[1]), SlugID: slugID, Commit: args[1], Config: cur.Release.Config, User: scriptEmail}, nil
 	})
 	ts.Check(err)
 }
