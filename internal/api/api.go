@@ -1,6 +1,6 @@
 // Package api serves the subset of the Heroku Platform API v3 that the grid
 // CLI and the Heroku CLI use (apps, config vars, releases and rollback,
-// formation, dynos, log sessions) over the store, in Heroku's paths and
+// formation, dynos, log sessions, domains, SNI endpoints) over the store, in Heroku's paths and
 // JSON shapes (package schema), plus the grid's own administrator
 // endpoints for hosts (/hosts).
 //
@@ -10,7 +10,7 @@
 // builds itself: it records what is wanted (releases, formation, restart
 // epochs, draining hosts) and the manager and hosts act on it; new hosts
 // come from the HostProvider it is given. It must never log config
-// var values, API keys or log-session tokens.
+// var values, API keys, log-session tokens or certificates' private keys.
 package api
 
 import (
@@ -81,6 +81,7 @@ type server struct {
 	appDestroyed func(ctx context.Context, app string)
 	hosts        HostProvider
 	rolePassword func(store.Role) string
+	domain       string // apps' parent domain, normalized: <app>.<domain>
 	mux          *http.ServeMux
 	// now is the clock for log-session expiry and audit lines; tests
 	// replace it.
@@ -106,6 +107,7 @@ func newServer(cfg Config) *server {
 		appDestroyed: cfg.AppDestroyed,
 		hosts:        cfg.Hosts,
 		rolePassword: cfg.RolePassword,
+		domain:       strings.Trim(strings.ToLower(cfg.Domain), "."),
 		mux:          http.NewServeMux(),
 		now:          time.Now,
 	}
@@ -153,6 +155,16 @@ func (s *server) routes() {
 	s.handle("PATCH /apps/{app}/formation/{type}", s.updateFormation)
 	s.handle("DELETE /apps/{app}/formations/{type}", s.restartType)
 	s.handle("POST /apps/{app}/formations/{type}/actions/stop", s.stopType)
+
+	s.handle("GET /apps/{app}/domains", s.listDomains)
+	s.handle("POST /apps/{app}/domains", s.createDomain)
+	s.handle("GET /apps/{app}/domains/{domain}", s.getDomain)
+	s.handle("DELETE /apps/{app}/domains/{domain}", s.deleteDomain)
+
+	s.handle("GET /apps/{app}/sni-endpoints", s.listCerts)
+	s.handle("POST /apps/{app}/sni-endpoints", s.createCert)
+	s.handle("GET /apps/{app}/sni-endpoints/{cert}", s.getCert)
+	s.handle("DELETE /apps/{app}/sni-endpoints/{cert}", s.deleteCert)
 
 	s.handle("GET /apps/{app}/dynos", s.listDynos)
 	s.handle("DELETE /apps/{app}/dynos", s.restartAll)

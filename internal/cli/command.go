@@ -37,6 +37,9 @@ func init() {
 		releasesCmd, rollbackCmd,
 		psCmd, psScaleCmd, psRestartCmd, psStopCmd,
 		logsCmd,
+		domainsCmd, domainsAddCmd, domainsRemoveCmd,
+		certsCmd, certsAddCmd, certsRemoveCmd,
+		maintenanceCmd, maintenanceOnCmd, maintenanceOffCmd,
 		hostsCmd, hostsAddCmd, hostsDrainCmd, hostsFailCmd, hostsCutCmd, hostsHealCmd, hostsTokenCmd, routersTokenCmd,
 		loginCmd, logoutCmd, whoamiCmd,
 	}

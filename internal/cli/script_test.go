@@ -17,6 +17,7 @@ import (
 	"github.com/dynogrid/grid/internal/api"
 	"github.com/dynogrid/grid/internal/cli"
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/localca"
 	"github.com/dynogrid/grid/internal/logs"
 	"github.com/dynogrid/grid/internal/store"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -56,6 +57,7 @@ const (
 //	assignments APP                     print the app's assigned dyno names
 //	seed-host ID MEMORY_MB [lost]       a host record (heartbeat now, or 1m ago)
 //	host-control ID                     print a host's control record
+//	issue-cert [-expired] CRT KEY NAME... a certificate for NAMEs from a fresh CA
 //
 // The API's host provider (hosts:add, hosts:fail) is scriptHosts.
 func TestScripts(t *testing.T) {
@@ -72,6 +74,7 @@ func TestScripts(t *testing.T) {
 			"assignments":     printAssignments,
 			"seed-host":       seedHost,
 			"host-control":    printHostControl,
+			"issue-cert":      issueCert,
 		},
 	})
 }
@@ -293,4 +296,20 @@ func printHostControl(ts *testscript.TestScript, neg bool, args []string) {
 			fmt.Fprintf(ts.Stdout(), "%s draining=%v provider=%s handle=%s\n", c.ID, c.Draining, c.Provider, c.Handle)
 		}
 	}
+}
+
+func issueCert(ts *testscript.TestScript, neg bool, args []string) {
+	at := time.Now()
+	if len(args) > 0 && args[0] == "-expired" {
+		at, args = at.Add(-2*localca.LeafValidity), args[1:]
+	}
+	if len(args) < 3 {
+		ts.Fatalf("usage: issue-cert [-expired] CRT KEY NAME...")
+	}
+	ca, err := localca.Ensure(ts.MkAbs("ca-"+filepath.Base(args[0])), at)
+	ts.Check(err)
+	crt, key, err := ca.Issue(args[2:], at)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), crt, 0o644))
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), key, 0o600))
 }

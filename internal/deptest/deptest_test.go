@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"scheduler": {"grid"},
 	"provider":  {"grid"},
 	"schema":    {},
+	"localca":   {},
 	"store":     {"grid"},
 	"logs":      {"grid", "store"},
 	"router":    {"grid", "store", "logs"},

@@ -141,4 +141,17 @@ type RouterState struct {
 	// Revision is the dynos bucket revision the router's table includes.
 	Revision    uint64    `json:"revision"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
+	// Hung lists the dynos the router found hung (they accept connections
+	// but stopped answering) and has not seen answer since. The manager
+	// replaces them, start-before-stop. A router can write only its own
+	// record, so one router can never speak for another.
+	Hung []HungDyno `json:"hung,omitempty"`
+}
+
+// HungDyno is one dyno a router reports hung.
+type HungDyno struct {
+	ID    string    `json:"id"`
+	App   string    `json:"app"`
+	Name  string    `json:"name"`  // web.1, for logs
+	Since time.Time `json:"since"` // when this router found it hung, by its clock
 }

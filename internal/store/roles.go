@@ -142,6 +142,8 @@ func permissions(r Role) *server.Permissions {
 		pub = append(pub, watch("formations", ">")...)
 		pub = append(pub, watch("dynos", ">")...)
 		pub = append(pub, watch("hostctl", ">")...)
+		pub = append(pub, watch("domains", ">")...)
+		pub = append(pub, watch("certs", ">")...) // private keys: routers terminate TLS
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},

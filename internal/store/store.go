@@ -51,6 +51,8 @@ type Store struct {
 	hosts       bucket[grid.Host]
 	keys        bucket[apiKey]
 	meta        bucket[int]
+	domains     bucket[grid.Domain]
+	certs       bucket[grid.Cert] // private keys: servers and routers only
 	blobs       jetstream.ObjectStore
 }
 
@@ -87,6 +89,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.formations.name, s.slugs.name, s.hostctl.name = "formation", "slug", "host control"
 	s.assignments.name, s.dynos.name, s.hosts.name = "assignment", "dyno", "host"
 	s.routers.name, s.keys.name, s.meta.name, s.leases.name = "router", "api key", "counter", "lease"
+	s.domains.name, s.certs.name = "domain", "certificate"
 	if err := s.init(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -151,6 +154,8 @@ func (s *Store) bind(ctx context.Context) error {
 	kv(&s.keys.kv, "apikeys", 0)
 	kv(&s.meta.kv, "meta", 0)
 	kv(&s.leases.kv, "leases", LeaseTTL)
+	kv(&s.domains.kv, "domains", 0)
+	kv(&s.certs.kv, "certs", 0)
 	g.Go(func() (err error) {
 		if s.create {
 			s.blobs, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{

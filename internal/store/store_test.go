@@ -122,6 +122,12 @@ func TestRolePermissions(t *testing.T) {
 	if err := admin.CreateApp(ctx, grid.App{ID: "id", Name: "a", Release: grid.Release{Config: map[string]string{"SECRET": "x"}}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := admin.PutDefaultCert(ctx, grid.Cert{ID: "c", Name: "default", Key: "PRIVATE"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateDomain(ctx, grid.Domain{ID: "d", Hostname: "www.example.com", App: "a"}); err != nil {
+		t.Fatal(err)
+	}
 	// A denied request gets no answer (NATS drops it), so each check has
 	// its own short deadline.
 	allowed := func(what string, f func(context.Context) error) {
@@ -158,6 +164,9 @@ func TestRolePermissions(t *testing.T) {
 		return h1.PutAssignment(ctx, grid.Assignment{Host: "h1", DynoID: "d9"})
 	})
 	allowed("h1 watching app metadata", func(ctx context.Context) error { _, err := h1.WatchAppMeta(ctx); return err })
+	denied("h1 reading certificates (private keys)", func(ctx context.Context) error { _, err := h1.DefaultCert(ctx); return err })
+	denied("h1 watching certificates (private keys)", func(ctx context.Context) error { _, err := h1.WatchCerts(ctx); return err })
+	denied("h1 watching domains", func(ctx context.Context) error { _, err := h1.WatchDomains(ctx); return err })
 
 	r1 := srv.As(t, store.Role{Kind: store.RoleRouter, ID: "r1"})
 	denied("router reading an app record", func(ctx context.Context) error { _, err := r1.App(ctx, "a"); return err })
@@ -168,6 +177,26 @@ func TestRolePermissions(t *testing.T) {
 			return err
 		}
 		if ev := <-w; ev.Value.Name != "a" || ev.Value.ID != "id" {
+			return fmt.Errorf("first event %+v", ev)
+		}
+		return nil
+	})
+	allowed("router watching certificates", func(ctx context.Context) error {
+		w, err := r1.WatchCerts(ctx)
+		if err != nil {
+			return err
+		}
+		if ev := <-w; !store.IsDefaultCertKey(ev.Key) || ev.Value.Key != "PRIVATE" {
+			return fmt.Errorf("first event %+v", ev)
+		}
+		return nil
+	})
+	allowed("router watching domains", func(ctx context.Context) error {
+		w, err := r1.WatchDomains(ctx)
+		if err != nil {
+			return err
+		}
+		if ev := <-w; ev.Value.App != "a" || store.HostnameOfKey(ev.Key) != "www.example.com" {
 			return fmt.Errorf("first event %+v", ev)
 		}
 		return nil
@@ -213,5 +242,36 @@ func TestLeaseHasOneHolder(t *testing.T) {
 	}
 	if h, _ := s.LeaseHolder(ctx, "manager"); h != "b" {
 		t.Errorf("holder %q", h)
+	}
+}
+
+// TestDomains checks that a hostname has one holder and that deleting an
+// app's data releases its domains and certificates.
+func TestDomains(t *testing.T) {
+	s := storetest.Start(t)
+	ctx := context.Background()
+	for _, d := range []grid.Domain{{ID: "1", Hostname: "www.example.com", App: "a"}, {ID: "2", Hostname: "*.example.com", App: "a"}} {
+		if _, err := s.CreateDomain(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holder, err := s.CreateDomain(ctx, grid.Domain{ID: "3", Hostname: "www.example.com", App: "b"})
+	if !errors.Is(err, grid.ErrConflict) || holder.App != "a" {
+		t.Fatalf("second claim: holder %+v, err %v", holder, err)
+	}
+	if d, err := s.Domain(ctx, "*.example.com"); err != nil || d.ID != "2" {
+		t.Fatalf("wildcard: %+v, %v", d, err)
+	}
+	if err := s.CreateCert(ctx, grid.Cert{ID: "c", Name: "one", App: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAppData(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := s.Domains(ctx, ""); err != nil || len(ds) != 0 {
+		t.Errorf("domains after delete: %+v, %v", ds, err)
+	}
+	if cs, err := s.Certs(ctx, "a"); err != nil || len(cs) != 0 {
+		t.Errorf("certs after delete: %+v, %v", cs, err)
 	}
 }
