@@ -109,6 +109,13 @@ type wrkResult struct{ rps, p99 float64 }
 
 func runWrk(b *testing.B, url, host string) wrkResult {
 	b.Helper()
+	return runWrkArgs(b, wrkArgs, url, host)
+}
+
+// runWrkArgs runs wrk with args (threads, connections, duration) against
+// url with the given Host.
+func runWrkArgs(b *testing.B, wrkArgs, url, host string) wrkResult {
+	b.Helper()
 	args := append(strings.Fields(wrkArgs), "--latency", "-H", "Host: "+host, url)
 	out, err := exec.Command("wrk", args...).CombinedOutput()
 	if err != nil {

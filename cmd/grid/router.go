@@ -19,6 +19,7 @@ type routerConfig struct {
 	join   joinFlags
 	data   string
 	listen string
+	tls    string // HTTPS listen address; "" for none
 	domain string
 }
 
@@ -27,6 +28,7 @@ func routerFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 	c.join.register(fs, "router")
 	fs.StringVar(&c.data, "data", defaultDataDir(), "data directory (the router's id)")
 	fs.StringVar(&c.listen, "listen", "0.0.0.0:8080", "listen address for app traffic")
+	fs.StringVar(&c.tls, "listen-tls", "0.0.0.0:8443", "listen address for app traffic over HTTPS (HTTP/2 and HTTP/1.1); empty for none")
 	fs.StringVar(&c.domain, "domain", "localhost", "apps are served at <app>.<domain>")
 	return func(ctx context.Context, logger *slog.Logger) error {
 		st, err := c.join.open(ctx, store.RoleRouter, c.data, logger)
@@ -38,13 +40,35 @@ func routerFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("router listen: %w", err)
 		}
+		tlsLn, err := listenTLS(c.tls)
+		if err != nil {
+			ln.Close()
+			return err
+		}
 		fmt.Printf("grid: router       listening on %s for <app>.%s\n", ln.Addr(), c.domain)
-		return runRouter(ctx, st, ln, c.domain, logger)
+		if tlsLn != nil {
+			fmt.Printf("grid: router       listening on %s for HTTPS\n", tlsLn.Addr())
+		}
+		return runRouter(ctx, st, ln, tlsLn, c.domain, logger)
 	}
 }
 
-// runRouter routes app traffic on ln until ctx ends.
-func runRouter(ctx context.Context, st *store.Store, ln net.Listener, domain string, logger *slog.Logger) error {
+// listenTLS listens for the router's HTTPS traffic; nil for addr "".
+func listenTLS(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("router TLS listen: %w", err)
+	}
+	return ln, nil
+}
+
+// runRouter routes app traffic on ln, and over HTTPS on tlsLn unless it is
+// nil, until ctx ends. Certificates come from the store: app certificates
+// from the API, the default one from the server that leads.
+func runRouter(ctx context.Context, st *store.Store, ln, tlsLn net.Listener, domain string, logger *slog.Logger) error {
 	lg, err := logs.Open(ctx, st)
 	if err != nil {
 		return err
@@ -54,5 +78,8 @@ func runRouter(ctx context.Context, st *store.Store, ln net.Listener, domain str
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rt.Run(gctx) })
 	g.Go(func() error { return rt.Serve(gctx, ln) })
+	if tlsLn != nil {
+		g.Go(func() error { return rt.ServeTLS(gctx, tlsLn) })
+	}
 	return g.Wait()
 }

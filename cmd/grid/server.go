@@ -19,6 +19,7 @@ import (
 	"github.com/dynogrid/grid/internal/build"
 	"github.com/dynogrid/grid/internal/cli"
 	"github.com/dynogrid/grid/internal/gitrecv"
+	"github.com/dynogrid/grid/internal/localca"
 	"github.com/dynogrid/grid/internal/logs"
 	"github.com/dynogrid/grid/internal/manager"
 	"github.com/dynogrid/grid/internal/sandbox"
@@ -174,7 +175,10 @@ type controlPlane struct {
 	// headroom and emptyGrace are the manager's spare-capacity settings.
 	headroom   int
 	emptyGrace time.Duration
-	logger     *slog.Logger
+	// cert keeps the routers' default certificate current while this
+	// server leads (defaultcert.go).
+	cert   *defaultCert
+	logger *slog.Logger
 }
 
 func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbox.Manager, apiLn net.Listener, hp *hostProvider, logger *slog.Logger) (*controlPlane, error) {
@@ -193,6 +197,12 @@ func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbo
 		return nil, err
 	}
 	cp.urls = newURLs(apiLn.Addr().String(), c.routerPort, c.domain)
+	ca, err := localca.Ensure(caDir(c.data), time.Now())
+	if err != nil {
+		cp.close()
+		return nil, err
+	}
+	cp.cert = &defaultCert{st: st, ca: ca, domain: strings.Trim(strings.ToLower(c.domain), "."), apiHost: apiHostOf(apiLn.Addr().String()), logger: logger.With("part", "ca")}
 	key, err := adminKey(ctx, st, c.data)
 	if err != nil {
 		cp.close()
@@ -271,6 +281,7 @@ func (cp *controlPlane) print() {
 	fmt.Printf("grid: API and git  %s  (git push %s/<app>.git main)\n", cp.urls.api, cp.urls.api)
 	fmt.Printf("grid: NATS         %s  (server %s)\n", cp.n.srv.ClientURL(), cp.n.name)
 	fmt.Printf("grid: data         %s  (admin API key in %s)\n", cp.data, filepath.Join(cp.data, "admin-api-key"))
+	fmt.Printf("grid: local CA     %s  (HTTPS clients trust it: curl --cacert %s)\n", filepath.Join(caDir(cp.data), localca.CertFile), filepath.Join(caDir(cp.data), localca.CertFile))
 }
 
 // run serves the API and runs the manager whenever this server holds the
@@ -282,8 +293,9 @@ func (cp *controlPlane) run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// lead runs the dyno manager while this server holds the "manager" lease:
-// exactly one manager acts at a time, and another server takes over
+// lead runs the dyno manager, and keeps the routers' default certificate
+// current, while this server holds the "manager" lease: exactly one
+// manager acts at a time, and another server takes over
 // within store.LeaseTTL when this one dies.
 func (cp *controlPlane) lead(ctx context.Context) error {
 	for ctx.Err() == nil {
@@ -301,9 +313,14 @@ func (cp *controlPlane) lead(ctx context.Context) error {
 			Headroom: cp.headroom, EmptyGrace: cp.emptyGrace,
 			Logger: cp.logger.With("part", "manager"),
 		})
+		cctx, stopCert := context.WithCancel(lctx)
+		certDone := make(chan struct{})
+		go func() { defer close(certDone); cp.cert.run(cctx) }()
 		if err := mgr.Run(lctx); err != nil && !errors.Is(err, context.Canceled) {
 			cp.logger.Error("dyno manager stopped", "err", err)
 		}
+		stopCert()
+		<-certDone
 		if ctx.Err() == nil {
 			cp.logger.Warn("lost the manager lease", "server", cp.n.name)
 		}

@@ -24,11 +24,12 @@ import (
 func upFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 	var s serverConfig
 	var h hostConfig
-	var routerAddr string
+	var routerAddr, routerTLS string
 	var hosts int
 	s.register(fs, "")
 	h.register(fs)
 	fs.StringVar(&routerAddr, "router", "0.0.0.0:8080", "listen address of the HTTP router")
+	fs.StringVar(&routerTLS, "router-tls", "0.0.0.0:8443", "listen address of the router's HTTPS (HTTP/2 and HTTP/1.1); empty for none")
 	fs.IntVar(&hosts, "hosts", 0, "run this many hosts in network namespaces (netns provider) instead of one in this process; NATS then listens on all addresses at the --nats port")
 	return func(ctx context.Context, logger *slog.Logger) error {
 		if err := needRoot("grid up"); err != nil {
@@ -41,7 +42,7 @@ func upFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 		if hosts > 0 {
 			s.natsAddr = wildcardListen(s.natsAddr)
 		}
-		return up(ctx, s, h, routerAddr, hosts, logger)
+		return up(ctx, s, h, routerAddr, routerTLS, hosts, logger)
 	}
 }
 
@@ -58,7 +59,7 @@ func wildcardListen(addr string) string {
 // up runs every role until ctx ends, then stops them in order: the front
 // doors (API, router) and the manager first, then dynos gracefully (netns
 // hosts are released), then NATS.
-func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr string, hosts int, logger *slog.Logger) error {
+func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr, routerTLS string, hosts int, logger *slog.Logger) error {
 	n, err := startNATS(s)
 	if err != nil {
 		return err
@@ -86,6 +87,12 @@ func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr string, ho
 		apiLn.Close()
 		return fmt.Errorf("router listen: %w", err)
 	}
+	tlsLn, err := listenTLS(routerTLS)
+	if err != nil {
+		apiLn.Close()
+		routerLn.Close()
+		return err
+	}
 	_, s.routerPort, _ = net.SplitHostPort(routerLn.Addr().String())
 	cp, err := newControlPlane(ctx, s, n, sb, apiLn, hp, logger)
 	if err != nil {
@@ -104,6 +111,10 @@ func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr string, ho
 
 	cp.print()
 	fmt.Printf("grid: router       %s  (listening on %s)\n", cp.urls.web("<app>"), routerLn.Addr())
+	if tlsLn != nil {
+		_, tlsPort, _ := net.SplitHostPort(tlsLn.Addr().String())
+		fmt.Printf("grid: router       https://<app>.%s:%s/  (listening on %s)\n", s.domain, tlsPort, tlsLn.Addr())
+	}
 
 	// Hosts outlive the front doors, so dynos keep serving while they
 	// close.
@@ -113,7 +124,7 @@ func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr string, ho
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cp.run(gctx) })
-	g.Go(func() error { return runRouter(gctx, routerSt, routerLn, s.domain, logger) })
+	g.Go(func() error { return runRouter(gctx, routerSt, routerLn, tlsLn, s.domain, logger) })
 	err = g.Wait()
 	logger.Info("stopping dynos")
 	stopHosts()

@@ -72,6 +72,7 @@ type Grid struct {
 	Home    string // HOME for the CLI and git
 	APIAddr string // 127.0.0.1:port
 	RtAddr  string // 127.0.0.1:port
+	TLSAddr string // 127.0.0.1:port of the router's HTTPS
 	APIURL  string // http://127.0.0.1:port
 	NATS    string // nats://127.0.0.1:port of the embedded server
 	Key     string // admin API key
@@ -87,7 +88,7 @@ type Grid struct {
 func Start(t testing.TB, args ...string) *Grid {
 	t.Helper()
 	g := &Grid{t: t, Exe: Exe(t), Data: t.TempDir(), Home: t.TempDir(), args: args}
-	g.APIAddr, g.RtAddr = freeAddr(t), freeAddr(t)
+	g.APIAddr, g.RtAddr, g.TLSAddr = freeAddr(t), freeAddr(t), freeAddr(t)
 	g.APIURL = "http://" + g.APIAddr
 	natsAddr := freeAddr(t)
 	g.NATS = "nats://" + natsAddr
@@ -109,7 +110,7 @@ func (g *Grid) start() {
 	if g.out == nil {
 		g.out = &syncBuffer{}
 	}
-	args := append([]string{"up", "--data", g.Data, "--api", g.APIAddr, "--router", g.RtAddr, "--domain", "localhost"}, g.args...)
+	args := append([]string{"up", "--data", g.Data, "--api", g.APIAddr, "--router", g.RtAddr, "--router-tls", g.TLSAddr, "--domain", "localhost"}, g.args...)
 	g.cmd = exec.Command(g.Exe, args...)
 	g.cmd.Env = append(os.Environ(), "HOME="+g.Home, "XDG_CONFIG_HOME="+filepath.Join(g.Home, ".config"))
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out

@@ -98,6 +98,7 @@ type runState struct {
 	returned time.Time       // last time a lost host was heard from again
 
 	marking map[string]bool // hosts whose Lost mark is being written (markLost)
+	hung    hungReplacements
 }
 
 func newRunState(m *Manager) *runState {
@@ -108,6 +109,7 @@ func newRunState(m *Manager) *runState {
 		short:    map[string]int{},
 		cap:      newCapacity(),
 		marking:  map[string]bool{},
+		hung:     newHungReplacements(),
 	}
 }
 
@@ -160,9 +162,12 @@ func (r *runState) loop(ctx, bctx context.Context, w watches) error {
 			err = r.event(wControls, ok, ev.Synced, func() { r.markHost(r.view.applyControl(ev, r.m.now())) })
 		case ev, ok := <-w.routers:
 			err = r.event(wRouters, ok, ev.Synced, func() {
-				r.view.applyRouter(ev, r.m.now())
+				r.view.applyRouter(ev, r.m.now(), !r.synced[wRouters])
 				for app := range r.waiting {
 					r.dirty[app] = true
+				}
+				for _, h := range ev.Value.Hung {
+					r.dirty[h.App] = true
 				}
 			})
 		case fn := <-r.done:
@@ -353,6 +358,7 @@ func (r *runState) reconcileDirty(ctx context.Context) error {
 	if err := r.fresh(now); err != nil {
 		return err
 	}
+	r.takeHung(now)
 	apps := make([]string, 0, len(r.dirty))
 	for app := range r.dirty {
 		apps = append(apps, app)
@@ -362,6 +368,7 @@ func (r *runState) reconcileDirty(ctx context.Context) error {
 	p := newPolicy(r.view, now, r.m.timing(), store.NewID)
 	p.Hold = !r.settled
 	p.HoldLost = !r.returned.IsZero() && now.Sub(r.returned) < r.m.cfg.HostTimeout/2
+	p.Replacing = r.hung.dynos
 	var acts []action
 	for _, app := range apps {
 		d := reconcile(r.view, app, p)

@@ -1,7 +1,8 @@
 // Package manager is the dyno manager: it turns each app's formation and
 // current release into assignments (which host runs which dyno, on which
 // cores), replaces dynos start-before-stop when the release or a type's
-// restart epoch changes, moves dynos off lost and draining hosts, keeps
+// restart epoch changes or routers report them hung (hung.go), moves
+// dynos off lost and draining hosts, keeps
 // spare capacity by asking a host provider for hosts and releasing empty
 // ones, forgets dyno records nobody owns and deletes old releases' slugs.
 //
@@ -59,6 +60,9 @@ type Config struct {
 	// is up, for every live router to confirm it routes to the successor;
 	// then the manager proceeds anyway and logs it. Zero means 5s.
 	RouterWait time.Duration
+	// HungEvery is the least time between two replacements of hung dynos
+	// (reported by routers, hung.go) of one app. Zero means 1 minute.
+	HungEvery time.Duration
 
 	// Provider makes and removes hosts. Nil means hosts only join by hand:
 	// the manager then never provisions, and drained hosts stay drained.
@@ -134,6 +138,7 @@ func New(cfg Config) *Manager {
 	def(&m.cfg.ForgetAfter, 45*time.Second)
 	def(&m.cfg.Resync, 5*time.Second)
 	def(&m.cfg.RouterWait, 5*time.Second)
+	def(&m.cfg.HungEvery, time.Minute)
 	def(&m.cfg.EmptyGrace, 5*time.Minute)
 	def(&m.cfg.ProvisionTimeout, 2*time.Minute)
 	def(&m.cfg.LostRelease, 10*time.Minute)

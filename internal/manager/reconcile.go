@@ -79,6 +79,10 @@ type policy struct {
 	// bucket revision all of them have applied.
 	Routers   int
 	RoutedRev uint64
+	// Replacing holds the IDs of dynos being replaced because routers
+	// found them hung (hung.go): they count as stale, so a successor is
+	// placed and they go once it serves.
+	Replacing map[string]bool
 }
 
 func newPolicy(v *view, now time.Time, t timing, newID func() string) policy {
@@ -192,7 +196,7 @@ func wanted(v *view, name string) (grid.App, []slot) {
 func (d *decision) converge(v *view, s slot, release int, as []grid.Assignment, p policy) bool {
 	var fresh, stale []grid.Assignment
 	for _, a := range as {
-		if a.Release == release && a.Epoch == s.epoch && !a.OneOff && p.state(v, a.Host) == grid.HostUp {
+		if a.Release == release && a.Epoch == s.epoch && !a.OneOff && p.state(v, a.Host) == grid.HostUp && !p.Replacing[a.DynoID] {
 			fresh = append(fresh, a)
 		} else {
 			stale = append(stale, a)

@@ -372,6 +372,24 @@ func TestReconcile(t *testing.T) {
 			want: []string{"delete web.1 d1 (replaced by new)"},
 		},
 		{
+			name:   "hung dyno: a successor is placed, the hung one keeps its slot meanwhile",
+			f:      newFixture().scale("web", 1).assign("hung", "h1", "web.1", 3, 0, grid.DynoUp),
+			policy: func(p *policy) { p.Replacing = map[string]bool{"hung": true} },
+			want:   []string{"put web.1 v3 e0 on h2 cpus 0"},
+		},
+		{
+			name:   "hung dyno: deleted once the successor is up and routed",
+			f:      newFixture().scale("web", 1).assign("hung", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 7, t0).router("r1", 7, t0),
+			policy: func(p *policy) { p.Replacing = map[string]bool{"hung": true} },
+			want:   []string{"delete web.1 hung (replaced by new)"},
+		},
+		{
+			name:    "hung dyno: kept while routers have not seen the successor",
+			f:       newFixture().scale("web", 1).assign("hung", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 7, t0).router("r1", 6, t0),
+			policy:  func(p *policy) { p.Replacing = map[string]bool{"hung": true} },
+			waiting: true,
+		},
+		{
 			name:     "draining host: with nowhere to go, its dynos stay",
 			f:        newFixture().scale("web", 1).assign("d1", "h1", "web.1", 3, 0, grid.DynoUp).drain("h1").drain("h2"),
 			unplaced: []string{"web.1: no live hosts"},

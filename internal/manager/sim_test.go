@@ -61,7 +61,8 @@ type simHost struct {
 
 type simRouter struct {
 	rev    uint64
-	frozen bool // keeps heartbeating an old revision
+	frozen bool            // keeps heartbeating an old revision
+	hung   []grid.HungDyno // dynos it reports hung
 }
 
 // newSim starts the simulation; with run unset, hosts only heartbeat and
@@ -127,6 +128,13 @@ func (s *sim) addRouter(id string) {
 	s.routers[id] = &simRouter{rev: s.dynoRev}
 }
 
+// reportHung sets the dynos a router reports hung.
+func (s *sim) reportHung(id string, hung ...grid.HungDyno) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.routers[id].hung = hung
+}
+
 func (s *sim) freezeRouter(id string, frozen bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -156,7 +164,7 @@ func (s *sim) heartbeats(ctx context.Context) {
 			if !r.frozen {
 				r.rev = s.dynoRev
 			}
-			_ = s.st.PutRouterState(ctx, grid.RouterState{ID: id, Revision: r.rev, HeartbeatAt: time.Now()})
+			_ = s.st.PutRouterState(ctx, grid.RouterState{ID: id, Revision: r.rev, HeartbeatAt: time.Now(), Hung: r.hung})
 		}
 		s.mu.Unlock()
 	}

@@ -55,9 +55,13 @@ type seenHost struct {
 }
 
 // seenRouter is a router's report and when the manager received it.
+// Heard says it arrived while this view was live, not as the last record
+// in the initial sync: only such reports of hung dynos count (hung.go),
+// so a manager that starts never acts on a dead router's last word.
 type seenRouter struct {
 	grid.RouterState
-	Seen time.Time
+	Seen  time.Time
+	Heard bool
 }
 
 func newView() *view {
@@ -215,12 +219,12 @@ func (v *view) applyControl(ev store.Event[grid.HostControl], now time.Time) str
 	return ev.Key
 }
 
-func (v *view) applyRouter(ev store.Event[grid.RouterState], now time.Time) {
+func (v *view) applyRouter(ev store.Event[grid.RouterState], now time.Time, initial bool) {
 	if ev.Deleted {
 		delete(v.routers, ev.Key)
 		return
 	}
-	v.routers[ev.Key] = seenRouter{RouterState: ev.Value, Seen: now}
+	v.routers[ev.Key] = seenRouter{RouterState: ev.Value, Seen: now, Heard: !initial}
 }
 
 // hostState says how the manager sees a host: lost when it has not been

@@ -43,7 +43,7 @@ func (r *Router) dial(ctx context.Context, network, addr string) (net.Conn, erro
 
 // newEndpoint is a routable dyno with its own connection pool.
 func (r *Router) newEndpoint(dyno, addr string) *endpoint {
-	return &endpoint{dyno: dyno, addr: addr, transport: newTransport(r.dial)}
+	return &endpoint{dyno: dyno, addr: addr, transport: newTransport(r.dial), added: r.cfg.Now()}
 }
 
 // upstream is one attempt at one dyno and, once it succeeded, the dyno's
@@ -53,8 +53,10 @@ type upstream struct {
 	res    *http.Response
 	body   io.ReadCloser // res.Body as received
 	ep     *endpoint
+	queue  *backlog  // the app's, woken when the attempt ends
 	start  time.Time // of the attempt
 	cancel context.CancelCauseFunc
+	idle   *idleWatch // H15, once the body is relayed
 
 	connect time.Duration // until a connection was had
 	conn    connUse
@@ -67,15 +69,18 @@ type upstream struct {
 func (u *upstream) close() {
 	u.body.Close()
 	u.cancel(nil)
+	u.idle.stop()
 	u.ep.release()
+	u.queue.signal()
 }
 
-// attempt sends the request to ep and waits for the response headers.
-// On failure everything is released and the failure named.
+// attempt sends the request to ep, which the caller has acquired, and
+// waits for the response headers. On failure everything is released and
+// the failure named. Each attempt that reaches the dyno feeds its latency
+// EWMA: the time to response headers, or RequestTimeout for an H12.
 func (r *Router) attempt(x *exchange, ep *endpoint) (*upstream, failure) {
-	ep.acquire()
 	x.rec.dyno = ep.dyno
-	u := &upstream{ep: ep, start: r.cfg.Now()}
+	u := &upstream{ep: ep, queue: x.queue, start: r.cfg.Now()}
 	ctx, cancel := context.WithCancelCause(x.req.Context())
 	u.cancel = cancel
 	u.timer.d, u.timer.fire = r.cfg.RequestTimeout, func() { cancel(errRequestTimeout) }
@@ -96,11 +101,18 @@ func (r *Router) attempt(x *exchange, ep *endpoint) (*upstream, failure) {
 	x.rec.connect = u.connect
 	if err != nil {
 		x.rec.service = r.cfg.Now().Sub(u.start) - x.rec.connect
-		f := classify(attemptEnd{err: err, ctx: ctx, client: x.req.Context(), bodyFailed: x.body.err(), conn: u.conn})
+		f := classify(attemptEnd{
+			err: err, ctx: ctx, client: x.req.Context(), bodyFailed: x.body.err(), bodyIdle: x.idle.fired(),
+			uploading: x.idle.sending(), conn: u.conn,
+		})
+		if f == responseTimeout {
+			ep.lat.observe(r.cfg.RequestTimeout, r.cfg.Now())
+		}
 		cancel(nil)
-		ep.release()
+		r.releaseSlot(x, ep)
 		return nil, f
 	}
+	ep.lat.observe(r.cfg.Now().Sub(u.start), r.cfg.Now())
 	u.res, u.body = res, res.Body
 	return u, 0
 }

@@ -16,6 +16,9 @@ import (
 type endpoint struct {
 	dyno string // "web.1"
 	addr string // host:port
+	// id is the dyno's ID, for hung-dyno reports (hang.go); set by the
+	// table builder, "" in tests that build endpoints by hand.
+	id string
 	// transport is this dyno's own keep-alive pool, so a dyno's pooled
 	// connections are never handed to a process that reuses its address,
 	// and can be closed when it leaves the table. Nil only in tests that
@@ -23,10 +26,21 @@ type endpoint struct {
 	transport *http.Transport
 	// inflight counts requests (and upgraded connections) on this dyno now.
 	inflight atomic.Int64
+	// tunnels counts the upgraded connections among inflight: they weigh
+	// in the balance but not against the concurrency limit, so an app's
+	// WebSockets do not crowd out its requests.
+	tunnels atomic.Int64
 	// until is when a quarantine ends, in Unix nanoseconds; 0: none.
 	until atomic.Int64
 	// retired is set once the endpoint has left the published table.
 	retired atomic.Bool
+	// added is when this router first routed to the dyno (Config.Now),
+	// the start of its slow start; zero: none.
+	added time.Time
+	// lat is the EWMA of its response latency.
+	lat latency
+	// hang counts its timeouts and says whether it is ejected (hang.go).
+	hang hangState
 }
 
 // retire closes the endpoint's idle pooled connections once it has left
@@ -41,16 +55,34 @@ func (e *endpoint) retire() {
 	e.closeIdle()
 }
 
-// acquire and release count a request (or upgraded connection) on the
-// endpoint. The last one out of a retired endpoint closes its idle pool:
-// a connection finished with has been returned to the pool before release
-// is called (the response body was read to its end or closed).
-func (e *endpoint) acquire() { e.inflight.Add(1) }
+// acquire counts a request (or upgraded connection) on the endpoint,
+// unless limit requests (tunnels not counted) are in flight already;
+// false then. limit ≤ 0 means no limit.
+func (e *endpoint) acquire(limit int64) bool {
+	for {
+		n := e.inflight.Load()
+		if limit > 0 && n-e.tunnels.Load() >= limit {
+			return false
+		}
+		if e.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
 
+// release ends what acquire counted. The last one out of a retired
+// endpoint closes its idle pool: a connection finished with has been
+// returned to the pool before release is called (the response body was
+// read to its end or closed).
 func (e *endpoint) release() {
 	if e.inflight.Add(-1) == 0 && e.retired.Load() {
 		e.closeIdle()
 	}
+}
+
+// full reports whether limit requests are in flight.
+func (e *endpoint) full(limit int64) bool {
+	return limit > 0 && e.inflight.Load()-e.tunnels.Load() >= limit
 }
 
 func (e *endpoint) closeIdle() {
@@ -65,46 +97,151 @@ func (e *endpoint) quarantine(now time.Time, d time.Duration) {
 
 func (e *endpoint) quarantined(now int64) bool { return e.until.Load() > now }
 
+// Slow start: a dyno new to the router is drawn with a weight that grows
+// linearly from minWeight to fullWeight over Config.SlowStart, so a
+// freshly booted dyno (cold caches, a JIT still warming) is not handed a
+// full share of a busy app's traffic in its first second.
+const (
+	fullWeight = 100
+	minWeight  = 10 // a tenth of a full share
+)
+
+// weight is the endpoint's drawing weight at now.
+func (e *endpoint) weight(now time.Time, slowStart time.Duration) int {
+	age := now.Sub(e.added)
+	if e.added.IsZero() || slowStart <= 0 || age >= slowStart {
+		return fullWeight
+	}
+	return max(minWeight, int(int64(fullWeight)*int64(age)/int64(slowStart)))
+}
+
+// balancer chooses the dyno for each attempt.
+type balancer struct {
+	now       func() time.Time
+	rnd       func(n int) int // uniform in [0, n); safe for concurrent use
+	limit     int64           // requests in flight per dyno; 0: none
+	slowStart time.Duration
+}
+
 // pick chooses the dyno for an attempt by power of two choices: two
-// distinct random candidates, the one with fewer requests in flight wins.
-// Which of the two is drawn first is random, so ties break randomly. That
-// keeps load even (no dyno piles up as under pure random choice) at the
-// cost of two atomic loads, with no shared lock or cursor.
+// distinct candidates drawn at random (by slow-start weight), and the one
+// with the lower cost wins, cost being (requests in flight + 1) × its
+// latency EWMA. While either latency is unknown (no recent response) they
+// are compared on requests in flight alone. Which of the two is drawn
+// first is random, so ties break randomly. That keeps load even (no dyno
+// piles up as under Heroku's pure random choice), steers away from a dyno
+// that answers slowly before its queue shows it, and costs a few atomic
+// loads, with no shared lock or cursor.
 //
-// Candidates are the dynos not yet tried for this request and not in
-// quarantine; when every untried dyno is quarantined, those are tried
-// anyway (a quarantine is a preference, not an outage). nil when every
-// dyno has been tried.
-func pick(eps, tried []*endpoint, now time.Time, rnd func(int) int) *endpoint {
+// Candidates are, in order of preference, the dynos not yet tried for
+// this request that are
+//
+//  1. not ejected (hung, hang.go), not quarantined, below the limit;
+//  2. not ejected, below the limit (a quarantine is a preference, not an
+//     outage);
+//  3. ejected, below the limit: only when every untried dyno is ejected,
+//     so an app is never left with nothing to try.
+//
+// It returns nil when there is no candidate, and full when that is
+// because untried dynos of the best class are all at the limit: the
+// request may wait for one (backlog.go).
+func (b *balancer) pick(eps, tried []*endpoint) (ep *endpoint, full bool) {
+	now := b.now()
 	var buf [16]*endpoint
-	cands := candidates(buf[:0], eps, tried, now.UnixNano(), true)
-	if len(cands) == 0 {
-		cands = candidates(buf[:0], eps, tried, 0, false)
+	cands, full := b.candidates(buf[:0], eps, tried, now, false)
+	if len(cands) == 0 && !full {
+		cands, full = b.candidates(buf[:0], eps, tried, now, true)
 	}
 	switch len(cands) {
 	case 0:
-		return nil
+		return nil, full
 	case 1:
-		return cands[0]
+		return cands[0], false
 	}
-	i := rnd(len(cands))
-	j := rnd(len(cands) - 1)
-	if j >= i {
-		j++
-	}
-	a, b := cands[i], cands[j]
-	if b.inflight.Load() < a.inflight.Load() {
-		return b
-	}
-	return a
+	x, y := b.draw(cands, now)
+	return cheaper(x, y, now), false
 }
 
-func candidates(dst, eps, tried []*endpoint, now int64, skipQuarantined bool) []*endpoint {
+// candidates lists the untried dynos of the best class (see pick) among
+// the ejected ones or, with ejected false, the others. full says untried
+// dynos of that kind exist but all are at the limit.
+func (b *balancer) candidates(dst, eps, tried []*endpoint, now time.Time, ejected bool) (_ []*endpoint, full bool) {
+	var quarantined int
+	t := now.UnixNano()
 	for _, e := range eps {
-		if slices.Contains(tried, e) || skipQuarantined && e.quarantined(now) {
+		if e.hang.ejected.Load() != ejected || slices.Contains(tried, e) {
+			continue
+		}
+		if e.full(b.limit) {
+			full = true
+			continue
+		}
+		if e.quarantined(t) {
+			quarantined++
 			continue
 		}
 		dst = append(dst, e)
 	}
-	return dst
+	if len(dst) == 0 && quarantined > 0 {
+		for _, e := range eps {
+			if e.hang.ejected.Load() == ejected && !slices.Contains(tried, e) && !e.full(b.limit) {
+				dst = append(dst, e)
+			}
+		}
+	}
+	return dst, full && len(dst) == 0
+}
+
+// draw returns two distinct candidates, each drawn with probability
+// proportional to its weight. Without a dyno in slow start that is a
+// uniform draw.
+func (b *balancer) draw(cands []*endpoint, now time.Time) (x, y *endpoint) {
+	var wbuf [16]int
+	ws, total, uniform := wbuf[:0], 0, true
+	for _, e := range cands {
+		w := e.weight(now, b.slowStart)
+		ws = append(ws, w)
+		total += w
+		uniform = uniform && w == fullWeight
+	}
+	if uniform {
+		i := b.rnd(len(cands))
+		j := b.rnd(len(cands) - 1)
+		if j >= i {
+			j++
+		}
+		return cands[i], cands[j]
+	}
+	i := weighted(ws, b.rnd(total), -1)
+	j := weighted(ws, b.rnd(total-ws[i]), i)
+	return cands[i], cands[j]
+}
+
+// weighted returns the index whose weight interval holds r, skipping
+// index skip.
+func weighted(ws []int, r, skip int) int {
+	for i, w := range ws {
+		if i == skip {
+			continue
+		}
+		if r < w {
+			return i
+		}
+		r -= w
+	}
+	return len(ws) - 1 // not reached while r < the weights' sum
+}
+
+// cheaper returns whichever of a and b costs less, a on a tie.
+func cheaper(a, b *endpoint, now time.Time) *endpoint {
+	la, lb := a.lat.get(now), b.lat.get(now)
+	if la == 0 || lb == 0 {
+		la, lb = 1, 1
+	}
+	ca := float64(a.inflight.Load()+1) * la
+	cb := float64(b.inflight.Load()+1) * lb
+	if cb < ca {
+		return b
+	}
+	return a
 }

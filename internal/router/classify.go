@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"syscall"
@@ -35,7 +36,9 @@ import (
 //     - unanswered: the request went out and the connection closed
 //     before a byte of response; only when replayable, and once per
 //     request (what rule 1 does on a reused connection, here also on a
-//     fresh one, which the Transport never retries).
+//     fresh one, which the Transport never retries); the same for
+//     uploadCut, where the dyno closed while the client was still
+//     sending the body.
 //
 // Anything else is never retried: the dyno may have acted on it (a POST
 // charged twice), or is slow rather than gone (our timeout, H12).
@@ -63,13 +66,19 @@ const (
 	notSent                        // connected, but no byte of the request went out
 
 	// The request went out and the connection closed before any response
-	// byte: retried when replayable, once.
+	// byte: retried when replayable, once. uploadCut: it closed while the
+	// client was still sending the body (H18, not H13: the dyno hung up on
+	// the client mid-request; a dyno that closes after the whole body is
+	// read, even before the router finished writing it, is H13).
 	unanswered
+	uploadCut
 
 	// The request was, or may have been, acted on: never retried.
 	responseTimeout // no response headers within RequestTimeout
-	noResponse      // the dyno broke off its response (or sent a malformed one)
+	noResponse      // the dyno sent a malformed response
+	interrupted     // the dyno closed the connection in the middle of its response headers (H18)
 	clientGone      // the client went away or broke its request body
+	clientQuiet     // the client sent no byte of its body for RollingTimeout (H28)
 
 	// The request should go out again, but more of its body was read than
 	// the router keeps to replay it.
@@ -82,6 +91,8 @@ type attemptEnd struct {
 	ctx        context.Context // the attempt's
 	client     context.Context // the client request's
 	bodyFailed bool            // reading the client's body failed
+	bodyIdle   bool            // … because the client went quiet (H28)
+	uploading  bool            // the client was still sending its body
 	conn       connUse
 }
 
@@ -92,6 +103,8 @@ func classify(e attemptEnd) failure {
 	switch {
 	case context.Cause(e.ctx) == errRequestTimeout:
 		return responseTimeout
+	case e.bodyIdle:
+		return clientQuiet
 	case e.client.Err() != nil || e.bodyFailed:
 		return clientGone
 	case errors.Is(e.err, errBodyLost):
@@ -108,10 +121,21 @@ func classify(e attemptEnd) failure {
 		return noResponse // failed before a connection: no telling why
 	case !e.conn.sent():
 		return notSent
+	case !e.conn.answered() && e.uploading:
+		return uploadCut
 	case !e.conn.answered():
 		return unanswered
+	case cutOff(e.err):
+		return interrupted
 	}
 	return noResponse
+}
+
+// cutOff reports whether err says the connection ended (rather than that
+// what came over it was malformed).
+func cutOff(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 func isTimeout(err error) bool {
@@ -128,11 +152,19 @@ func (f failure) retriable(replayable, resent bool) bool {
 	switch {
 	case f.dial(), f == notSent:
 		return true
-	case f == unanswered:
+	case f.resends():
 		return replayable && !resent
 	}
 	return false
 }
+
+// resends reports whether retrying after f sends the request a second
+// time (the dyno may have seen it).
+func (f failure) resends() bool { return f == unanswered || f == uploadCut }
+
+// hang reports whether f is a sign of a hung dyno (hang.go): it took the
+// request and did not answer in time.
+func (f failure) hang() bool { return f == responseTimeout }
 
 // replayable is Go's rule (Request.isReplayable) for requests that may be
 // sent again after they went out: safe methods, or a client-supplied
@@ -161,8 +193,12 @@ func (f failure) hError() *hError {
 		return errH12
 	case notSent, unanswered, noResponse, bodyLost:
 		return errH13
+	case interrupted, uploadCut:
+		return errH18
 	case clientGone:
 		return errH27
+	case clientQuiet:
+		return errH28
 	}
 	return errH99
 }

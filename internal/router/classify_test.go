@@ -42,7 +42,12 @@ func TestClassify(t *testing.T) {
 		{"no connection, no dial error", attemptEnd{err: errors.New("bad request")}, noResponse},
 		{"connected, nothing written", attemptEnd{err: syscall.ECONNRESET, conn: conn(0, 0)}, notSent},
 		{"written, closed before a response byte", attemptEnd{err: io.EOF, conn: conn(5, 0)}, unanswered},
-		{"written, response broken off", attemptEnd{err: io.ErrUnexpectedEOF, conn: conn(5, 3)}, noResponse},
+		{"written, response broken off", attemptEnd{err: io.ErrUnexpectedEOF, conn: conn(5, 3)}, interrupted},
+		{"written, reset mid-headers", attemptEnd{err: syscall.ECONNRESET, conn: conn(5, 3)}, interrupted},
+		{"written, malformed response", attemptEnd{err: errors.New(`malformed HTTP response "HTTP/9"`), conn: conn(5, 3)}, noResponse},
+		{"closed while the client was still sending", attemptEnd{err: syscall.EPIPE, uploading: true, conn: conn(5, 0)}, uploadCut},
+		{"closed after the client's whole body", attemptEnd{err: syscall.EPIPE, conn: conn(5, 0)}, unanswered},
+		{"client went quiet mid-body", attemptEnd{err: io.EOF, bodyFailed: true, bodyIdle: true, conn: conn(5, 0)}, clientQuiet},
 		{"body could not be replayed", attemptEnd{err: fmt.Errorf("rewind: %w", errBodyLost), conn: conn(0, 0)}, bodyLost},
 	}
 	for _, tc := range cases {
@@ -78,6 +83,11 @@ func TestRetriable(t *testing.T) {
 		{unanswered, keyed, false, true},
 		{unanswered, get, true, false}, // once
 		{unanswered, post, false, false},
+		{uploadCut, get, false, true},
+		{uploadCut, post, false, false},
+		{uploadCut, get, true, false},
+		{interrupted, get, false, false},
+		{clientQuiet, get, false, false},
 		{noResponse, get, false, false},
 		{responseTimeout, get, false, false},
 		{clientGone, get, false, false},
@@ -89,5 +99,24 @@ func TestRetriable(t *testing.T) {
 				t.Errorf("retriable = %v", got)
 			}
 		})
+	}
+}
+
+// Each failure ends a request with Heroku's code for it.
+func TestFailureCodes(t *testing.T) {
+	t.Parallel()
+	cases := map[failure]*hError{
+		dialRefused: errH21, dialTimeout: errH19, dialFailed: errH99,
+		notSent: errH13, unanswered: errH13, noResponse: errH13, bodyLost: errH13,
+		uploadCut: errH18, interrupted: errH18,
+		responseTimeout: errH12, clientGone: errH27, clientQuiet: errH28,
+	}
+	for f, want := range cases {
+		if got := f.hError(); got != want {
+			t.Errorf("failure %d: %s, want %s", f, got.code, want.code)
+		}
+	}
+	if !responseTimeout.hang() || dialRefused.hang() || noResponse.hang() {
+		t.Error("only a response timeout is a sign of a hung dyno")
 	}
 }

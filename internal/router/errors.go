@@ -18,14 +18,17 @@ type hError struct {
 // The router's error codes (reference: heroku.md §2.8).
 var (
 	errH10 = &hError{"H10", "App crashed", http.StatusServiceUnavailable, "error", appErrorPage}
+	errH11 = &hError{"H11", "Backlog too deep", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH12 = &hError{"H12", "Request timeout", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH13 = &hError{"H13", "Connection closed without response", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH14 = &hError{"H14", "No web processes running", http.StatusServiceUnavailable, "error", appErrorPage}
-	errH18 = &hError{"H18", "Server Request Interrupted", http.StatusServiceUnavailable, "error", nil}
+	errH15 = &hError{"H15", "Idle connection", http.StatusServiceUnavailable, "error", nil}
+	errH18 = &hError{"H18", "Server Request Interrupted", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH19 = &hError{"H19", "Backend connection timeout", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH20 = &hError{"H20", "App boot timeout", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH21 = &hError{"H21", "Backend connection refused", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH27 = &hError{"H27", "Client Request Interrupted", 499, "warning", nil}
+	errH28 = &hError{"H28", "Client Connection Idle", 499, "error", nil}
 	errH80 = &hError{"H80", "Maintenance mode", http.StatusServiceUnavailable, "info", maintenancePage}
 	errH81 = &hError{"H81", "Blank app", http.StatusServiceUnavailable, "info", blankAppPage}
 	errH99 = &hError{"H99", "Platform error", http.StatusServiceUnavailable, "error", appErrorPage}

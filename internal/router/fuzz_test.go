@@ -11,27 +11,38 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/logs"
 )
 
 // FuzzRouterRequest sends arbitrary bytes as a request over a real
-// connection to a router with a live backend. The router must not fault,
-// and must answer with a well-formed HTTP response or close the
-// connection, promptly.
+// connection to a router with a live backend that records what reached
+// it. The router must not fault, must answer with a well-formed HTTP
+// response or close the connection, promptly, and must never forward
+// more requests than it handled: every request the dyno sees carries a
+// request ID that the router logged for as many requests (one log line
+// per request handled). The seeds, which include the smuggling corpus,
+// run in every go test.
 func FuzzRouterRequest(f *testing.F) {
 	var faults atomic.Int64
 	h := startRouter(f, func(c *Config) {
 		c.Logger = slog.New(faultCounter{&faults})
 		c.RequestTimeout = 2 * time.Second
 	})
-	b := newBackend(f, "web.1", nil)
+	b := newRawBackend(f)
 	h.app("fuzz", 1)
 	h.dyno("fuzz", 1, grid.DynoUp, b.addr())
 	h.await("fuzz", endpointsAre(1))
+	logged := countRequestIDs(f, h.tailRouter("fuzz"))
+	forwarded := map[string]int{} // request ID → requests the dyno saw with it
+	for _, c := range smuggleCorpus() {
+		f.Add([]byte(strings.ReplaceAll(c.raw, "HOST", "fuzz.localhost")))
+	}
 	for _, seed := range []string{
 		"GET / HTTP/1.1\r\nHost: fuzz.localhost\r\n\r\n",
 		"GET /a?b=c HTTP/1.0\r\nHost: FUZZ.localhost:80\r\n\r\n",
@@ -66,6 +77,14 @@ func FuzzRouterRequest(f *testing.F) {
 		}
 		if faults.Load() != before {
 			t.Fatalf("router fault on %q", raw)
+		}
+		for _, r := range b.requests() {
+			id := r.Header.Get("X-Request-Id")
+			forwarded[id]++
+			if !logged.await(id, forwarded[id], 5*time.Second) {
+				t.Fatalf("the dyno saw %d requests with ID %q (last %s %q), the router handled %d; input %q",
+					forwarded[id], id, r.Method, r.URI, logged.get(id), raw)
+			}
 		}
 		if len(data) == 0 {
 			return // closed without a response: allowed
@@ -134,3 +153,55 @@ func (h faultCounter) Handle(context.Context, slog.Record) error {
 }
 func (h faultCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h faultCounter) WithGroup(string) slog.Handler      { return h }
+
+// idCounts counts router log lines per request_id.
+type idCounts struct {
+	mu      sync.Mutex
+	n       map[string]int
+	changed chan struct{} // closed and replaced on every line
+}
+
+// countRequestIDs counts the request IDs of lines as they arrive, until
+// the test ends.
+func countRequestIDs(t testing.TB, lines <-chan logs.Line) *idCounts {
+	c := &idCounts{n: map[string]int{}, changed: make(chan struct{})}
+	go func() {
+		for l := range lines {
+			_, rest, ok := strings.Cut(l.Text, " request_id=")
+			if !ok {
+				continue
+			}
+			id, _, _ := strings.Cut(rest, " ")
+			c.mu.Lock()
+			c.n[id]++
+			close(c.changed)
+			c.changed = make(chan struct{})
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+func (c *idCounts) get(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[id]
+}
+
+// await reports whether id has been logged at least n times within d.
+func (c *idCounts) await(id string, n int, d time.Duration) bool {
+	deadline := time.After(d)
+	for {
+		c.mu.Lock()
+		got, changed := c.n[id], c.changed
+		c.mu.Unlock()
+		if got >= n {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return false
+		}
+	}
+}

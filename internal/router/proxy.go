@@ -25,11 +25,16 @@ type exchange struct {
 	// replayable: the request may be sent again after it went out
 	// (classify.go); resent: it has been.
 	replayable, resent bool
+	queue              *backlog    // the app's; set by forward
+	idle               *idleClient // the request body's H28 watch; nil without a body
 }
 
 // ServeHTTP routes one request by its Host header.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	app, ok := appFor(req.Host, r.cfg.Domain)
+	if !r.admit(w, req) { // size limits (limits.go)
+		return
+	}
+	app, ok := r.appForHost(req.Host)
 	if !ok {
 		writePage(w, http.StatusNotFound, noSuchAppPage)
 		return
@@ -134,34 +139,55 @@ func (r *Router) awaitReady(ctx context.Context) bool {
 // forward sends the request to one of the route's dynos, retrying on
 // others while the classifier allows. When every dyno of the route as the
 // request found it has failed, it looks again: the table may have moved
-// on meanwhile (a new dyno up, the failed ones on their way out).
+// on meanwhile (a new dyno up, the failed ones on their way out). When
+// every dyno it could try is at the concurrency limit, it waits in the
+// app's backlog (H11 when that is full or the wait too long).
 func (r *Router) forward(x *exchange, rt *route) {
-	x.buildOutbound()
+	r.buildOutbound(x)
+	x.queue = r.backlog(x.app)
 	var buf [maxAttempts]*endpoint
 	tried := buf[:0]
 	var last failure
+	var wait backlogWait
+	defer wait.stop()
 	for len(tried) < maxAttempts {
-		ep := pick(rt.endpoints, tried, r.cfg.Now(), r.cfg.Rand)
+		ep, full := r.bal.pick(rt.endpoints, tried)
+		if full {
+			if fail := r.awaitSlot(x, rt, tried, &wait); fail != nil {
+				r.fail(x, fail)
+				return
+			}
+			rt = r.currentRoute(x.app, rt)
+			continue
+		}
 		if ep == nil {
 			if rt = r.newerRoute(x.app, rt); rt == nil {
 				break
 			}
 			continue
 		}
+		if !ep.acquire(r.bal.limit) {
+			continue // another request took its last slot: pick again
+		}
 		if len(tried) > 0 && !x.rewind() {
+			r.releaseSlot(x, ep)
 			break // the body went out in part and cannot go again
 		}
 		tried = append(tried, ep)
 		up, f := r.attempt(x, ep)
 		if f == 0 {
+			ep.hang.answered()
 			r.relay(x, up)
 			return
+		}
+		if f.hang() {
+			r.hangStrike(x.app, ep)
 		}
 		if !f.retriable(x.replayable, x.resent) {
 			r.fail(x, f.hError())
 			return
 		}
-		if f == unanswered {
+		if f.resends() {
 			x.resent = true
 		}
 		if f.dial() {
@@ -170,6 +196,65 @@ func (r *Router) forward(x *exchange, rt *route) {
 		last = f
 	}
 	r.fail(x, last.hError())
+}
+
+// backlogWait is one request's time in its app's backlog: one timer for
+// all its waits, started at the first.
+type backlogWait struct{ t *time.Timer }
+
+func (w *backlogWait) stop() {
+	if w.t != nil {
+		w.t.Stop()
+	}
+}
+
+// awaitSlot waits in the app's backlog until a dyno's request ends or the
+// table changes; then the caller picks again. It returns the error to
+// answer with instead: H11 when the backlog is full or the request has
+// waited BacklogTimeout in all, H27 when the client leaves.
+func (r *Router) awaitSlot(x *exchange, rt *route, tried []*endpoint, w *backlogWait) *hError {
+	if w.t == nil {
+		w.t = time.NewTimer(r.cfg.BacklogTimeout)
+	}
+	changed := r.table.Load().changed
+	ch := x.queue.enqueue(r.cfg.Backlog * len(rt.endpoints))
+	if ch == nil {
+		return errH11
+	}
+	// A slot freed between the pick and the enqueue must not be missed.
+	if ep, full := r.bal.pick(rt.endpoints, tried); ep != nil || !full {
+		x.queue.leave(ch)
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-changed:
+		x.queue.leave(ch)
+		return nil
+	case <-w.t.C:
+		x.queue.leave(ch)
+		return errH11
+	case <-x.req.Context().Done():
+		x.queue.leave(ch)
+		return errH27
+	}
+}
+
+// currentRoute returns the app's route in the current table when it still
+// has dynos to proxy to, else rt.
+func (r *Router) currentRoute(app string, rt *route) *route {
+	if cur := r.newerRoute(app, rt); cur != nil {
+		return cur
+	}
+	return rt
+}
+
+// releaseSlot ends an attempt's claim on ep and wakes a request waiting
+// in the app's backlog.
+func (r *Router) releaseSlot(x *exchange, ep *endpoint) {
+	ep.release()
+	x.queue.signal()
 }
 
 // newerRoute returns the app's route in the current table if it is not
@@ -185,13 +270,14 @@ func (r *Router) newerRoute(app string, rt *route) *route {
 	return cur
 }
 
-func (x *exchange) buildOutbound() {
+func (r *Router) buildOutbound(x *exchange) {
 	x.out = outbound(x.req, x.rec.requestID, x.rec.fwd, x.start.UnixMilli())
 	if x.req.ContentLength == 0 {
 		x.out.Body = nil // none (a GET); net/http would probe an unknown one
 		return
 	}
-	x.body = newClientBody(x.req.Body)
+	x.idle = &idleClient{src: x.req.Body, rc: http.NewResponseController(x.w), d: r.cfg.RollingTimeout}
+	x.body = newClientBody(x.idle)
 	x.out.Body = x.body.first()
 	x.out.GetBody = x.body.rewind // lets the Transport replay it (classify.go)
 }
@@ -226,7 +312,8 @@ func (r *Router) relay(x *exchange, up *upstream) {
 	stream := res.ContentLength == -1
 	x.wrote = true
 	x.w.WriteHeader(res.StatusCode)
-	n, readErr, writeErr := copyBody(x.w, res.Body, stream)
+	up.idle = watchIdle(r.cfg.RollingTimeout, up.cancel)
+	n, readErr, writeErr := copyBody(x.w, idleBody{res.Body, up.idle}, stream)
 	for k, vv := range res.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
@@ -236,9 +323,15 @@ func (r *Router) relay(x *exchange, up *upstream) {
 	case x.req.Context().Err() != nil || writeErr != nil:
 		x.rec.fail = errH27
 	case readErr != nil:
-		// The dyno broke off mid-body: abort the client's connection too,
-		// so a truncated body is never taken for a complete one.
+		// The dyno broke off mid-body (H18) or went quiet (H15): abort
+		// the client's connection too, so a truncated body is never taken
+		// for a complete one. The line says 503, as Heroku's does.
 		x.rec.fail = errH18
+		if up.idle.fired() {
+			x.rec.fail = errH15
+			r.hangStrike(x.app, up.ep)
+		}
+		x.rec.status = x.rec.fail.status
 		r.finish(x)
 		panic(http.ErrAbortHandler)
 	}

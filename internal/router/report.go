@@ -33,7 +33,8 @@ func (r *Router) setRevision(rev uint64) {
 // up, so a new revision is written promptly: as soon as it is published,
 // but at most once per AckInterval, so a burst of changes costs one write.
 // Without changes the record is rewritten every Heartbeat as a sign of
-// life. Nothing is written before the first table, nor while the store is
+// life. The record also lists the dynos this router holds hung
+// (hang.go), rewritten as soon as that list changes. Nothing is written before the first table, nor while the store is
 // unreachable (a write queued then would land late with a stale
 // heartbeat).
 //
@@ -58,6 +59,10 @@ func (r *Router) report(ctx context.Context) {
 			if r.revision.Load() == sent {
 				continue
 			}
+			if !sleep(ctx, r.cfg.AckInterval-time.Since(written)) {
+				return
+			}
+		case <-r.hung.changed:
 			if !sleep(ctx, r.cfg.AckInterval-time.Since(written)) {
 				return
 			}
@@ -91,7 +96,7 @@ func (r *Router) writeState(ctx context.Context, rev uint64) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	return st.PutRouterState(ctx, grid.RouterState{ID: st.Role().ID, Revision: rev, HeartbeatAt: r.cfg.Now().UTC()})
+	return st.PutRouterState(ctx, grid.RouterState{ID: st.Role().ID, Revision: rev, HeartbeatAt: r.cfg.Now().UTC(), Hung: r.hung.list()})
 }
 
 func (r *Router) isReady() bool {

@@ -1,11 +1,18 @@
 // Package router is the routing mesh. It keeps a table of every app's
 // routable web dynos current from store watches, picks a dyno for each
-// request by power of two choices on in-flight requests, proxies HTTP/1.x
+// request by power of two choices on in-flight requests and latency
+// (balancer.go), holds requests beyond each dyno's concurrency limit in a
+// bounded backlog (backlog.go), takes hung dynos out of rotation and
+// reports them (hang.go), proxies HTTP/1.x
 // and protocol upgrades to it, answers with Heroku's H-codes when it
-// cannot, and writes one heroku[router] log line per request.
+// cannot, and writes one heroku[router] log line per request. Apps are
+// found by <app>.<Domain> or by their custom domains (domains.go); HTTPS
+// clients get the certificate their server name asks for, over HTTP/2 or
+// HTTP/1.1 (tls.go).
 //
 // It writes one record to the store, its own routers/<id> (which dynos
-// revision its live table includes, and a heartbeat); nothing else:
+// revision its live table includes, the dynos it found hung, and a
+// heartbeat); nothing else:
 // routers are many and share nothing, so what one learns (in-flight
 // counts, quarantined dynos) stays in it. It must never buffer whole
 // request or response bodies (it keeps at most the first 32 KiB of a
@@ -21,18 +28,23 @@
 //	                    │ no up web dyno: blank H81 / scaled to 0 H14 /
 //	                    │ crashed H10 / starting: wait ≤ BootTimeout, H20
 //	                    ▼
+//	   every dyno at MaxInflight: wait in the backlog (full, too long: H11)
+//	                    ▼
 //	   pick dyno (P2C) ─► dial ─ refused/timeout ─► quarantine, next dyno (≤10)
 //	                    │                            all failed: a newer route?
 //	                    │                            else H21 / H19 / H13 / H99
 //	                    ▼ request sent (or not: pooled connection closed
 //	                    │ under it → same or next dyno, when safe: classify.go)
-//	   response headers ≤ RequestTimeout (H12); closed without one H13
+//	   response headers ≤ RequestTimeout (H12: 3 in a row, the dyno is hung);
+//	   closed without one H13, within them H18; client body idle H28
 //	                    ▼
-//	   stream the body (or the upgraded connection) back, log the line
+//	   stream the body (or the upgraded connection) back, log the line;
+//	   the dyno breaks off H18, goes quiet for RollingTimeout H15
 package router
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -53,10 +65,12 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 	DefaultBootTimeout    = 75 * time.Second
 	DefaultQuarantine     = 5 * time.Second
-	// MaxHeaderBytes bounds a request's header block, after Heroku's 8 KiB
-	// request line and header line limits. net/http allows 4 KiB of slack
-	// over it and answers 431 beyond.
-	MaxHeaderBytes = 8 << 10
+	// MaxHeaderBytes bounds a request's whole head (request line and
+	// headers), as nginx's default 4 × 8 KiB buffers do; net/http allows
+	// 4 KiB of slack over it and answers 431 beyond. Within it, each line
+	// is held to Heroku's 8 KiB (limits.go). It is also what one client
+	// connection can make the router hold while it reads a head.
+	MaxHeaderBytes = 32 << 10
 )
 
 // Defaults for the router's record (report.go).
@@ -65,12 +79,23 @@ const (
 	DefaultHeartbeat   = 1 * time.Second
 )
 
+// Client connection timeouts, defaults for Config.HeaderTimeout and
+// Config.IdleTimeout.
+const (
+	// DefaultHeaderTimeout bounds reading a request's line and headers
+	// (the slowloris defence): a client trickling header bytes holds a
+	// connection and a goroutine at most this long, then net/http
+	// answers 400 and closes it.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout is how long a keep-alive client connection may
+	// sit between requests before the router closes it (vegur: 1 min).
+	DefaultIdleTimeout = 60 * time.Second
+)
+
 // Server timeouts for Serve.
 const (
-	readHeaderTimeout = 10 * time.Second // slow clients cannot hold connections
-	idleTimeout       = 60 * time.Second // idle keep-alive, as vegur
-	shutdownGrace     = 30 * time.Second // in-flight requests get this long to finish
-	readyWait         = 10 * time.Second // a request arriving before the first table waits this long
+	shutdownGrace = 30 * time.Second // in-flight requests get this long to finish
+	readyWait     = 10 * time.Second // a request arriving before the first table waits this long
 )
 
 // Config configures a Router. Only Store and Domain are required.
@@ -86,7 +111,8 @@ type Config struct {
 	// Logger is for the router's own faults, never for requests. Nil
 	// discards.
 	Logger *slog.Logger
-	// Now is the clock for request timestamps, durations and quarantines.
+	// Now is the clock for request timestamps, durations, quarantines,
+	// slow start and latency averages.
 	// Nil means time.Now. Timeouts run on real timers.
 	Now func() time.Time
 	// Rand returns a uniform integer in [0, n) for dyno choice. Nil means
@@ -110,6 +136,40 @@ type Config struct {
 	// Heartbeat is how often the router's record is rewritten when
 	// nothing changes. Zero means 1 s.
 	Heartbeat time.Duration
+	// HeaderTimeout bounds reading one request's line and headers, from
+	// its first byte (Serve). Zero means 10 s.
+	HeaderTimeout time.Duration
+	// IdleTimeout is how long a client's keep-alive connection may wait
+	// for its next request (Serve). Zero means 60 s.
+	IdleTimeout time.Duration
+
+	// Load and hung dynos (balancer.go, backlog.go, hang.go).
+
+	// MaxInflight is how many requests this router sends one dyno at a
+	// time; more wait in the app's backlog. Upgraded connections are not
+	// counted. Zero means 50, Heroku's figure.
+	MaxInflight int
+	// Backlog is how many requests may wait per routable dyno of an app
+	// when all are at MaxInflight; beyond it requests get H11. Zero means
+	// 50 (Heroku: a backlog of 50 × dynos).
+	Backlog int
+	// BacklogTimeout is how long a request may wait in the backlog before
+	// it gets H11. Zero means 10 s.
+	BacklogTimeout time.Duration
+	// SlowStart is how long a dyno new to this router takes to ramp from
+	// a tenth to a full share of new requests. Zero means 20 s.
+	SlowStart time.Duration
+	// RollingTimeout is how long a response may go without a byte from
+	// the dyno once it has started (H15), and a request body without a
+	// byte from the client (H28). Zero means 55 s.
+	RollingTimeout time.Duration
+	// HangLimit is how many hangs (H12, H15) in a row make a dyno hung:
+	// ejected from this router's rotation (never the app's last) and
+	// reported to the dyno manager. Zero means 3.
+	HangLimit int
+	// ProbeInterval is how often a hung dyno is probed, and how long a
+	// probe may take. Zero means 5 s.
+	ProbeInterval time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -128,6 +188,9 @@ func (c Config) withDefaults() Config {
 	c.Quarantine = cmpOr(c.Quarantine, DefaultQuarantine)
 	c.AckInterval = cmpOr(c.AckInterval, DefaultAckInterval)
 	c.Heartbeat = cmpOr(c.Heartbeat, DefaultHeartbeat)
+	c.HeaderTimeout = cmpOr(c.HeaderTimeout, DefaultHeaderTimeout)
+	c.IdleTimeout = cmpOr(c.IdleTimeout, DefaultIdleTimeout)
+	c = c.withLoadDefaults()
 	c.Domain = strings.Trim(strings.ToLower(c.Domain), ".")
 	return c
 }
@@ -145,7 +208,8 @@ func cmpOr(d, def time.Duration) time.Duration {
 type Router struct {
 	cfg       Config
 	table     atomic.Pointer[table]
-	ready     chan struct{} // closed once the first table is published
+	hosts     atomic.Pointer[hostTable] // custom domains and certificates (domains.go)
+	ready     chan struct{}             // closed once the first table is published
 	readyOnce sync.Once
 	// revision is the dynos bucket revision the published table includes;
 	// set only after the table is. published is signalled (never blocking)
@@ -154,6 +218,13 @@ type Router struct {
 	published chan struct{}
 	dialer    net.Dialer
 	upgraded  connSet // hijacked client connections, closed on shutdown
+	bal       balancer
+	backlogs  sync.Map // app → *backlog
+	hung      hung
+	ejectMu   sync.Mutex     // see eject
+	probes    sync.WaitGroup // hung-dyno probes
+	stopping  chan struct{}  // closed when Run returns: probes end
+	stopOnce  sync.Once
 	// wrapConn, when set (by tests, before Run), wraps every new
 	// connection to a dyno, to inject faults.
 	wrapConn func(addr string, c net.Conn) net.Conn
@@ -164,7 +235,9 @@ type Router struct {
 func New(cfg Config) *Router {
 	r := &Router{cfg: cfg.withDefaults(), ready: make(chan struct{}), published: make(chan struct{}, 1)}
 	r.table.Store(&table{routes: map[string]*route{}, changed: make(chan struct{})})
+	r.hosts.Store(newHostState().table())
 	r.dialer = net.Dialer{Timeout: r.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	r.initLoad()
 	return r
 }
 
@@ -174,17 +247,27 @@ func (r *Router) Ready() <-chan struct{} { return r.ready }
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully:
 // in-flight requests get 30 s, upgraded connections are closed. It
 // returns nil after a shutdown caused by ctx.
-func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
+func (r *Router) Serve(ctx context.Context, ln net.Listener) error { return r.serve(ctx, ln, nil) }
+
+// serve is Serve, over TLS when tlsConf is set (ServeTLS).
+func (r *Router) serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config) error {
 	srv := &http.Server{
+		TLSConfig:         tlsConf,
 		Handler:           r,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: r.cfg.HeaderTimeout,
+		IdleTimeout:       r.cfg.IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(r.cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(r.upgraded.closeAll)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tlsConf != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

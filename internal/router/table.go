@@ -56,6 +56,7 @@ type state struct {
 	lost   map[string]bool                 // hosts the manager holds lost
 	dirty  map[string]struct{}             // apps changed since the last publish
 	synced [4]bool                         // apps, formations, dynos, host controls delivered their initial values
+	hosts  *hostState                      // custom domains and certificates (domains.go)
 	// rev is the highest dynos bucket revision applied. Watches deliver
 	// in revision order, so the state reflects every dyno change up to it.
 	rev uint64
@@ -68,10 +69,13 @@ func newState() *state {
 		dynos: map[string]map[string]grid.Dyno{},
 		lost:  map[string]bool{},
 		dirty: map[string]struct{}{},
+		hosts: newHostState(),
 	}
 }
 
-func (s *state) loaded() bool { return s.synced[0] && s.synced[1] && s.synced[2] && s.synced[3] }
+func (s *state) loaded() bool {
+	return s.synced[0] && s.synced[1] && s.synced[2] && s.synced[3] && s.hosts.loaded()
+}
 
 func (s *state) applyApp(ev store.Event[grid.AppMeta]) {
 	if ev.Synced {
@@ -246,8 +250,9 @@ func (b *builder) route(s *state, app string) *route {
 		switch {
 		case d.State == grid.DynoUp && d.Addr != "":
 			ep := old[key]
-			if ep == nil || ep.addr != d.Addr || ep.dyno != d.Name {
+			if ep == nil || ep.addr != d.Addr || ep.dyno != d.Name || ep.id != d.ID {
 				ep = b.newEndpoint(d.Name, d.Addr)
+				ep.id = d.ID
 			}
 			fresh[key] = ep
 			rt.endpoints = append(rt.endpoints, ep)

@@ -45,6 +45,10 @@ func (r *Router) upgrade(x *exchange, up *upstream) {
 	x.rec.status = res.StatusCode
 	x.rec.service = r.cfg.Now().Sub(up.start) - x.rec.connect
 	r.finish(x)
+	// A tunnel does not count against the dyno's concurrency limit.
+	up.ep.tunnels.Add(1)
+	defer up.ep.tunnels.Add(-1)
+	up.queue.signal()
 
 	done := make(chan struct{}, 2)
 	go func() {

@@ -29,9 +29,10 @@ const (
 // router's record in the store current (report), until ctx ends; then it
 // returns nil.
 //
-// The table comes from watch sessions. A session opens the three watches
-// (app metadata, formations, dynos), builds a fresh state from their
-// initial values and publishes its first table only once all three have
+// The table comes from watch sessions. A session opens the watches (app
+// metadata, formations, dynos, host controls, and domains and
+// certificates for the host table), builds a fresh state from their
+// initial values and publishes its first table only once all have
 // synced, whole, in one swap; from then on it publishes a table after
 // each batch of changes. Whatever ends a session, the last table keeps
 // serving, unchanged and unpruned, for as long as it takes:
@@ -52,7 +53,9 @@ func (r *Router) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { r.follow(ctx); return nil })
 	g.Go(func() error { r.report(ctx); return nil })
-	return g.Wait()
+	err := g.Wait()
+	r.stopProbes()
+	return err
 }
 
 var (
@@ -144,6 +147,9 @@ func (r *Router) session(ctx context.Context, b *builder, link linkEvents) (sync
 				break
 			}
 		}
+		if s.loaded() { // names before routes: a first table serves custom domains at once
+			r.publishHosts(s.hosts)
+		}
 		switch {
 		case !s.loaded():
 			continue
@@ -179,7 +185,12 @@ type watches struct {
 	forms <-chan store.Event[grid.Formation]
 	dynos <-chan store.Event[grid.Dyno]
 	ctls  <-chan store.Event[grid.HostControl]
-	link  linkEvents
+	// domains and certs feed the host table (domains.go); badCert reports
+	// a certificate that does not parse.
+	domains <-chan store.Event[grid.Domain]
+	certs   <-chan store.Event[grid.Cert]
+	badCert func(app, name string, err error)
+	link    linkEvents
 }
 
 func (r *Router) openWatches(ctx context.Context) (w watches, err error) {
@@ -193,7 +204,16 @@ func (r *Router) openWatches(ctx context.Context) (w watches, err error) {
 	if w.dynos, err = st.WatchDynos(ctx); err != nil {
 		return w, err
 	}
-	w.ctls, err = st.WatchHostControls(ctx)
+	if w.ctls, err = st.WatchHostControls(ctx); err != nil {
+		return w, err
+	}
+	if w.domains, err = st.WatchDomains(ctx); err != nil {
+		return w, err
+	}
+	w.badCert = func(app, name string, err error) {
+		r.cfg.Logger.Warn("certificate does not parse, not serving it", "app", app, "cert", name, "err", err)
+	}
+	w.certs, err = st.WatchCerts(ctx)
 	return w, err
 }
 
@@ -227,6 +247,16 @@ func (w watches) next(ctx context.Context, s *state) error {
 			return errWatchEnded
 		}
 		s.applyHostControl(ev)
+	case ev, ok := <-w.domains:
+		if !ok {
+			return errWatchEnded
+		}
+		s.hosts.applyDomain(ev)
+	case ev, ok := <-w.certs:
+		if !ok {
+			return errWatchEnded
+		}
+		s.hosts.applyCert(ev, w.badCert)
 	}
 	return nil
 }
@@ -253,6 +283,16 @@ func (w watches) poll(s *state) bool {
 	case ev, ok := <-w.ctls:
 		if ok {
 			s.applyHostControl(ev)
+		}
+		return ok
+	case ev, ok := <-w.domains:
+		if ok {
+			s.hosts.applyDomain(ev)
+		}
+		return ok
+	case ev, ok := <-w.certs:
+		if ok {
+			s.hosts.applyCert(ev, w.badCert)
 		}
 		return ok
 	default:

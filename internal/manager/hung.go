@@ -1,0 +1,101 @@
+package manager
+
+import (
+	"sort"
+	"time"
+
+	"github.com/dynogrid/grid/internal/grid"
+)
+
+// A router that finds a dyno hung (it accepts connections but stopped
+// answering; router/hang.go) lists it in its own record, routers/<id>.
+// The manager replaces such a dyno start-before-stop: it places a
+// successor under the same name, and deletes the hung one once the
+// successor is up and routed, as for a deploy. So the app never has
+// fewer serving dynos than before, and a frozen process is stopped by
+// its host (SIGTERM, grace, SIGKILL) instead of holding connections
+// forever.
+//
+// A report counts only when
+//   - its router is live: heard from within HostTimeout by the manager's
+//     clock, and since the manager's view was built (a dead router's last
+//     word is stale; routers cannot write one another's records, so no
+//     router speaks for another);
+//   - the dyno is still assigned, a web dyno of the reported app, up;
+//   - the app has had no hung-dyno replacement for HungEvery (1 min):
+//     a bug that hangs every dyno under some request would otherwise
+//     have the manager restart the whole app in a loop, and a restart a
+//     minute is what an operator would do by hand while looking.
+
+// hungReplacements is what the manager has decided about hung dynos. It
+// outlives sessions: a decision stays until the dyno's assignment is
+// gone, even if routers stop reporting the dyno meanwhile (it answered
+// again), so that the successor is never taken for a duplicate and
+// deleted in favour of the hung one.
+type hungReplacements struct {
+	dynos map[string]bool      // dyno IDs being replaced
+	last  map[string]time.Time // app → when its last replacement was decided
+}
+
+func newHungReplacements() hungReplacements {
+	return hungReplacements{dynos: map[string]bool{}, last: map[string]time.Time{}}
+}
+
+// takeHung decides on the hung-dyno reports of live routers and marks the
+// apps concerned dirty. Run's goroutine only, on a synced view.
+func (r *runState) takeHung(now time.Time) {
+	if r.syncedAt.IsZero() {
+		return
+	}
+	for id := range r.hung.dynos {
+		if _, ok := r.view.assignments[id]; !ok {
+			delete(r.hung.dynos, id) // replaced (or gone otherwise)
+		}
+	}
+	for _, h := range liveHungReports(r.view, now, r.m.cfg.HostTimeout) {
+		if r.hung.dynos[h.ID] || !replaceable(r.view, h) {
+			continue
+		}
+		if last, ok := r.hung.last[h.App]; ok && now.Sub(last) < r.m.cfg.HungEvery {
+			continue // reconsidered at the app's next reconcile
+		}
+		r.hung.dynos[h.ID] = true
+		r.hung.last[h.App] = now
+		r.dirty[h.App] = true
+		r.m.log.Warn("replacing hung dyno", "app", h.App, "dyno", h.Name, "dyno_id", h.ID, "router", h.router, "hung_since", h.Since)
+	}
+}
+
+// hungReport is one router's report of one dyno.
+type hungReport struct {
+	grid.HungDyno
+	router string
+}
+
+// liveHungReports lists the hung dynos reported by live routers, oldest
+// report first, so that with several per app the longest hung goes first.
+func liveHungReports(v *view, now time.Time, timeout time.Duration) []hungReport {
+	var out []hungReport
+	for id, rs := range v.routers {
+		if !rs.Heard || now.Sub(rs.Seen) > timeout {
+			continue
+		}
+		for _, h := range rs.Hung {
+			out = append(out, hungReport{HungDyno: h, router: id})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Since.Equal(out[j].Since) {
+			return out[i].Since.Before(out[j].Since)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// replaceable reports whether a reported dyno is one the manager may
+// replace: still assigned, a web dyno of the app the router named, up.
+func replaceable(v *view, h hungReport) bool {
+	a, ok := v.assignments[h.ID]
+	return ok && !a.OneOff && a.App == h.App && a.Type == "web" && v.dynos[h.ID].State == grid.DynoUp
+}
