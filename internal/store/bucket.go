@@ -31,7 +31,8 @@ type Event[T any] struct {
 
 func (b bucket[T]) get(ctx context.Context, key string) (T, uint64, error) {
 	var v T
-	e, err := b.kv.Get(ctx, key)
+	var e jetstream.KeyValueEntry
+	err := readWhileLeaderless(ctx, func() (err error) { e, err = b.kv.Get(ctx, key); return err })
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return v, 0, fmt.Errorf("%s %q: %w", b.name, key, grid.ErrNotFound)
 	}
@@ -131,7 +132,7 @@ func (b bucket[T]) delete(ctx context.Context, key string) error {
 // for all) in one pass of an ephemeral consumer, not one Get per key.
 func (b bucket[T]) list(ctx context.Context, filter string) ([]T, error) {
 	var w jetstream.KeyWatcher
-	err := whileLeaderless(ctx, func() (err error) { w, err = b.kv.Watch(ctx, filter, jetstream.IgnoreDeletes()); return err })
+	err := readWhileLeaderless(ctx, func() (err error) { w, err = b.kv.Watch(ctx, filter, jetstream.IgnoreDeletes()); return err })
 	if err != nil {
 		return nil, unavailable(b.name, err)
 	}
@@ -208,10 +209,23 @@ const clusterNotAvailable jetstream.ErrorCode = 10008
 // request reached no leader, so repeating it cannot apply it twice;
 // timeouts, which might have been applied, are not retried.
 func whileLeaderless(ctx context.Context, op func() error) error {
+	return retryLeaderless(ctx, leaderless, op)
+}
+
+// readWhileLeaderless is whileLeaderless for reads, which also repeat
+// after a timeout: a consumer (a list's) cannot be made while its stream
+// elects a leader, and the request just goes unanswered.
+func readWhileLeaderless(ctx context.Context, op func() error) error {
+	return retryLeaderless(ctx, func(err error) bool {
+		return leaderless(err) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	}, op)
+}
+
+func retryLeaderless(ctx context.Context, retriable func(error) bool, op func() error) error {
 	deadline := time.Now().Add(leaderlessFor)
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		err := op()
-		if !leaderless(err) || time.Now().Add(delay).After(deadline) {
+		if !retriable(err) || time.Now().Add(delay).After(deadline) {
 			return err
 		}
 		select {
