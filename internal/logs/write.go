@@ -2,7 +2,6 @@ package logs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 	"unicode/utf8"
@@ -130,7 +129,7 @@ func (l *Log) send(it item, deadline time.Time) {
 		close(it.flushed)
 		return
 	}
-	data, err := json.Marshal(it.line)
+	data, err := encode(it.line)
 	if err != nil {
 		l.dropped.Add(1)
 		return

@@ -79,6 +79,9 @@ func (u *upstream) close() {
 // the failure named. Each attempt that reaches the dyno feeds its latency
 // EWMA: the time to response headers, or RequestTimeout for an H12.
 func (r *Router) attempt(x *exchange, ep *endpoint) (*upstream, failure) {
+	if x.out == nil {
+		r.buildOutbound(x)
+	}
 	x.rec.dyno = ep.dyno
 	u := &upstream{ep: ep, queue: x.queue, start: r.cfg.Now()}
 	ctx, cancel := context.WithCancelCause(x.req.Context())

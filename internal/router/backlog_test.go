@@ -150,3 +150,50 @@ func hold(h *harness, url string) {
 	io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 }
+
+// An app's H11 lines are written in full up to h11LinesPerWindow a
+// second; the rest are counted for one summary.
+func TestH11LogRateLimit(t *testing.T) {
+	t.Parallel()
+	var l h11Log
+	t0 := time.Unix(1000, 0)
+	for i := range h11LinesPerWindow {
+		if full, _ := l.admit(t0.Add(time.Duration(i) * time.Millisecond)); !full {
+			t.Fatalf("H11 %d in the window not logged in full", i+1)
+		}
+	}
+	if full, schedule := l.admit(t0.Add(500 * time.Millisecond)); full || !schedule {
+		t.Errorf("first H11 over the limit: full %v, schedule %v; want false, true", full, schedule)
+	}
+	if full, schedule := l.admit(t0.Add(600 * time.Millisecond)); full || schedule {
+		t.Errorf("second H11 over the limit: full %v, schedule %v; want false, false", full, schedule)
+	}
+	if full, _ := l.admit(t0.Add(h11Window)); !full {
+		t.Error("first H11 of the next window not logged in full")
+	}
+	if n := l.take(); n != 2 {
+		t.Errorf("unlogged %d, want 2", n)
+	}
+	if n := l.take(); n != 0 {
+		t.Errorf("unlogged after take %d, want 0", n)
+	}
+}
+
+// Past h11PaceAfter immediate refusals in a window, an app's H11s are
+// held; a new window starts unpaced.
+func TestH11Pacing(t *testing.T) {
+	t.Parallel()
+	var l h11Log
+	t0 := time.Unix(1000, 0)
+	for i := range h11PaceAfter {
+		if d := l.refuse(t0); d != 0 {
+			t.Fatalf("refusal %d held %v", i+1, d)
+		}
+	}
+	if d := l.refuse(t0.Add(time.Millisecond)); d != h11Hold {
+		t.Errorf("refusal past the limit held %v, want %v", d, h11Hold)
+	}
+	if d := l.refuse(t0.Add(h11Window)); d != 0 {
+		t.Errorf("first refusal of the next window held %v", d)
+	}
+}

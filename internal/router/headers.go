@@ -208,7 +208,11 @@ func copyResponseHeader(dst, src http.Header) {
 	for k, vv := range src {
 		dst[k] = vv
 	}
-	dst["Via"] = append(dst["Via"], via)
+	if prior := dst["Via"]; len(prior) > 0 {
+		dst["Via"] = append(prior[:len(prior):len(prior)], via)
+	} else {
+		dst["Via"] = viaOnly // shared, as on requests: never modified in place
+	}
 	if _, ok := dst["Content-Type"]; !ok {
 		dst["Content-Type"] = nil // pass through as absent; net/http would sniff one
 	}

@@ -143,7 +143,6 @@ func (r *Router) awaitReady(ctx context.Context) bool {
 // every dyno it could try is at the concurrency limit, it waits in the
 // app's backlog (H11 when that is full or the wait too long).
 func (r *Router) forward(x *exchange, rt *route) {
-	r.buildOutbound(x)
 	x.queue = r.backlog(x.app)
 	var buf [maxAttempts]*endpoint
 	tried := buf[:0]
@@ -210,16 +209,20 @@ func (w *backlogWait) stop() {
 
 // awaitSlot waits in the app's backlog until a dyno's request ends or the
 // table changes; then the caller picks again. It returns the error to
-// answer with instead: H11 when the backlog is full or the request has
-// waited BacklogTimeout in all, H27 when the client leaves.
+// answer with instead: H11 when the backlog is full (held a while when
+// the app is flooded: holdH11) or the request has waited BacklogTimeout
+// in all, H27 when the client leaves.
 func (r *Router) awaitSlot(x *exchange, rt *route, tried []*endpoint, w *backlogWait) *hError {
-	if w.t == nil {
-		w.t = time.NewTimer(r.cfg.BacklogTimeout)
-	}
 	changed := r.table.Load().changed
 	ch := x.queue.enqueue(r.cfg.Backlog * len(rt.endpoints))
 	if ch == nil {
+		// Before any timer or outbound request is made: a flood's
+		// refusals are cheap, and paced (backlog.go).
+		r.holdH11(x)
 		return errH11
+	}
+	if w.t == nil {
+		w.t = time.NewTimer(r.cfg.BacklogTimeout)
 	}
 	// A slot freed between the pick and the enqueue must not be missed.
 	if ep, full := r.bal.pick(rt.endpoints, tried); ep != nil || !full {
@@ -270,6 +273,8 @@ func (r *Router) newerRoute(app string, rt *route) *route {
 	return cur
 }
 
+// buildOutbound makes the request for dynos, at the first attempt: a
+// request refused before (H11 from a full backlog) never pays for it.
 func (r *Router) buildOutbound(x *exchange) {
 	x.out = outbound(x.req, x.rec.requestID, x.rec.fwd, x.start.UnixMilli())
 	if x.req.ContentLength == 0 {
@@ -397,5 +402,12 @@ func (r *Router) fail(x *exchange, e *hError) {
 	r.finish(x)
 }
 
-// finish writes the request's log line.
-func (r *Router) finish(x *exchange) { r.logLine(x.app, &x.rec) }
+// finish writes the request's log line; H11 lines are rate-limited per
+// app (backlog.go).
+func (r *Router) finish(x *exchange) {
+	if x.rec.fail == errH11 && x.queue != nil {
+		r.logH11(x.app, x.queue, &x.rec)
+		return
+	}
+	r.logLine(x.app, &x.rec)
+}
