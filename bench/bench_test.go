@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,10 +205,14 @@ http {
 	}
 	cmd := exec.Command("nginx", "-c", path, "-p", dir, "-g", "daemon off;")
 	cmd.Stderr = os.Stderr
+	// Its own process group, so that cleanup kills the workers with the
+	// master: killing the master alone leaves them running, skewing later
+	// runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	b.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
 	gridtest.WaitFor(b, 10*time.Second, "nginx listening", func() error {
 		out, err := exec.Command("curl", "-sf", "-o", "/dev/null", "http://"+listen+"/").CombinedOutput()
 		if err != nil {
