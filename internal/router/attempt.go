@@ -105,7 +105,7 @@ func (r *Router) attempt(x *exchange, ep *endpoint) (*upstream, failure) {
 	if err != nil {
 		x.rec.service = r.cfg.Now().Sub(u.start) - x.rec.connect
 		f := classify(attemptEnd{
-			err: err, ctx: ctx, client: x.req.Context(), bodyFailed: x.body.err(), bodyIdle: x.idle.fired(),
+			err: err, ctx: ctx, client: x.req.Context(), bodyFailed: x.body.err(), bodyMalformed: x.body.badFraming(), bodyIdle: x.idle.fired(),
 			uploading: x.idle.sending(), conn: u.conn,
 		})
 		if f == responseTimeout {

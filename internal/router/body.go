@@ -1,8 +1,11 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 )
@@ -36,6 +39,9 @@ var errBodyRewound = errors.New("router: request body rewound for another attemp
 type clientBody struct {
 	src    io.Reader
 	failed atomic.Bool // reading src failed (not io.EOF)
+	// malformed says the failure was the body's framing (a bad chunk),
+	// not the client going away: the client is answered 400.
+	malformed atomic.Bool
 
 	mu   sync.Mutex // held across reads of src: one attempt reads at a time
 	kept []byte     // everything read from src so far, unless lost
@@ -62,6 +68,19 @@ func (b *clientBody) first() io.ReadCloser { return &bodyReader{b: b} }
 
 // err reports whether reading the client's body failed; nil-safe.
 func (b *clientBody) err() bool { return b != nil && b.failed.Load() }
+
+// badFraming reports whether the body's framing was invalid; nil-safe.
+func (b *clientBody) badFraming() bool { return b != nil && b.malformed.Load() }
+
+// framingError tells a malformed chunked body (net/http's chunked reader
+// reports it with plain errors) from a client that went away or went
+// quiet (unexpected EOF, a network error, a deadline).
+func framingError(err error) bool {
+	var ne net.Error
+	return !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) &&
+		!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) &&
+		!errors.Is(err, context.Canceled)
+}
 
 type bodyReader struct {
 	b   *clientBody
@@ -92,6 +111,9 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 	}
 	if err != nil && err != io.EOF {
 		b.failed.Store(true)
+		if framingError(err) {
+			b.malformed.Store(true)
+		}
 	}
 	return n, err
 }

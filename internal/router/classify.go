@@ -79,6 +79,7 @@ const (
 	interrupted     // the dyno closed the connection in the middle of its response headers (H18)
 	clientGone      // the client went away or broke its request body
 	clientQuiet     // the client sent no byte of its body for RollingTimeout (H28)
+	badBody         // the client's body was malformed (a bad chunk): H26, 400
 
 	// The request should go out again, but more of its body was read than
 	// the router keeps to replay it.
@@ -91,9 +92,11 @@ type attemptEnd struct {
 	ctx        context.Context // the attempt's
 	client     context.Context // the client request's
 	bodyFailed bool            // reading the client's body failed
-	bodyIdle   bool            // … because the client went quiet (H28)
-	uploading  bool            // the client was still sending its body
-	conn       connUse
+	// bodyMalformed says that failure was the body's framing.
+	bodyMalformed bool
+	bodyIdle      bool // … because the client went quiet (H28)
+	uploading     bool // the client was still sending its body
+	conn          connUse
 }
 
 // classify names why an attempt failed. Order matters: our own timeout
@@ -105,6 +108,8 @@ func classify(e attemptEnd) failure {
 		return responseTimeout
 	case e.bodyIdle:
 		return clientQuiet
+	case e.bodyMalformed && e.client.Err() == nil:
+		return badBody
 	case e.client.Err() != nil || e.bodyFailed:
 		return clientGone
 	case errors.Is(e.err, errBodyLost):
@@ -199,6 +204,8 @@ func (f failure) hError() *hError {
 		return errH27
 	case clientQuiet:
 		return errH28
+	case badBody:
+		return errBadBody
 	}
 	return errH99
 }

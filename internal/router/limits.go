@@ -25,6 +25,10 @@ const (
 var (
 	errURITooLong = &hError{"H26", "Request Error", http.StatusRequestURITooLong, "error",
 		page("Request-URI Too Long", "The request line is longer than 8 KiB.")}
+	// errBadBody answers a request whose chunked body is malformed; the
+	// dyno may have seen its head, never a complete request.
+	errBadBody = &hError{"H26", "Request Error", http.StatusBadRequest, "error",
+		page("Bad Request", "The request body's chunked encoding is malformed.")}
 	errHeaderTooLarge = &hError{"H26", "Request Error", http.StatusRequestHeaderFieldsTooLarge, "error",
 		page("Request Header Fields Too Large", "A request header line is longer than 8 KiB, or there are more than 1,000 of them.")}
 )

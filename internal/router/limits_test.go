@@ -179,3 +179,30 @@ func isReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && !errors.Is(err, os.ErrDeadlineExceeded)
 }
+
+// TestMalformedChunkedBody: a body whose chunked framing breaks midway is
+// answered 400 with an H26 line, as Heroku does, never forwarded whole.
+func TestMalformedChunkedBody(t *testing.T) {
+	h := startRouter(t, nil)
+	b := newRawBackend(t)
+	h.app("chunky", 1)
+	h.dyno("chunky", 1, grid.DynoUp, b.addr())
+	h.await("chunky", endpointsAre(1))
+	lines := h.tailRouter("chunky")
+	raw := "POST /a HTTP/1.1\r\nHost: chunky.localhost\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\nabc\r\n0\r\n\r\n"
+	resps, err := exchangeAll(h.addr, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resps) != 1 || resps[0].StatusCode != http.StatusBadRequest {
+		t.Fatalf("got %v, want one 400 and a closed connection", statuses(resps))
+	}
+	for _, r := range b.requests() {
+		if r.Complete {
+			t.Fatalf("the dyno got a complete request: %s %s", r.Method, clip(r.URI))
+		}
+	}
+	if line := nextLine(t, lines); !strings.HasPrefix(line, `at=error code=H26 desc="Request Error" method=POST`) || !strings.Contains(line, " status=400 ") {
+		t.Fatalf("log line %q", clip(line))
+	}
+}
