@@ -157,12 +157,8 @@ func runCertsRemove(c *call) error {
 			return c.usageErr("%s%s has %d certificates; say which one with --name (see grid certs -a %s).", hexagon, name, len(es), name)
 		}
 	}
-	out := c.env.Stdout
-	fmt.Fprintf(out, "Removing SSL certificate %s from %s%s... ", cert, hexagon, name)
-	if _, err := api.call(c.ctx, "DELETE", c.appPath(name, "sni-endpoints", url.PathEscape(cert)), nil, nil); err != nil {
-		fmt.Fprintln(out, "!")
+	return c.action(fmt.Sprintf("Removing SSL certificate %s from %s%s", cert, hexagon, name), func() error {
+		_, err := api.call(c.ctx, "DELETE", c.appPath(name, "sni-endpoints", url.PathEscape(cert)), nil, nil)
 		return err
-	}
-	fmt.Fprintln(out, "done")
-	return nil
+	})
 }

@@ -74,13 +74,13 @@ func runDomainsAdd(c *call) error {
 		return err
 	}
 	out := c.env.Stdout
-	fmt.Fprintf(out, "Adding %s to %s%s... ", c.args[0], hexagon, name)
 	var d schema.Domain
-	if _, err := api.call(c.ctx, "POST", c.appPath(name, "domains"), schema.DomainCreate{Hostname: c.args[0]}, &d); err != nil {
-		fmt.Fprintln(out, "!")
+	if err := c.action(fmt.Sprintf("Adding %s to %s%s", c.args[0], hexagon, name), func() error {
+		_, err := api.call(c.ctx, "POST", c.appPath(name, "domains"), schema.DomainCreate{Hostname: c.args[0]}, &d)
+		return err
+	}); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "done")
 	fmt.Fprintf(out, "Configure your DNS provider to point %s at %s (a CNAME record), or at a router's address.\n", d.Hostname, deref(d.CNAME))
 	if d.SNIEndpoint == nil {
 		fmt.Fprintf(out, "HTTPS serves the grid's default certificate for it until you add one with grid certs:add -a %s.\n", name)
@@ -104,12 +104,8 @@ func runDomainsRemove(c *call) error {
 	if err != nil {
 		return err
 	}
-	out := c.env.Stdout
-	fmt.Fprintf(out, "Removing %s from %s%s... ", c.args[0], hexagon, name)
-	if _, err := api.call(c.ctx, "DELETE", c.appPath(name, "domains", url.PathEscape(c.args[0])), nil, nil); err != nil {
-		fmt.Fprintln(out, "!")
+	return c.action(fmt.Sprintf("Removing %s from %s%s", c.args[0], hexagon, name), func() error {
+		_, err := api.call(c.ctx, "DELETE", c.appPath(name, "domains", url.PathEscape(c.args[0])), nil, nil)
 		return err
-	}
-	fmt.Fprintln(out, "done")
-	return nil
+	})
 }

@@ -59,12 +59,8 @@ func setMaintenance(c *call, on bool) error {
 	if on {
 		verb = "Enabling"
 	}
-	out := c.env.Stdout
-	fmt.Fprintf(out, "%s maintenance mode for %s%s... ", verb, hexagon, name)
-	if _, err := api.call(c.ctx, "PATCH", c.appPath(name), schema.AppUpdate{Maintenance: &on}, nil); err != nil {
-		fmt.Fprintln(out, "!")
+	return c.action(fmt.Sprintf("%s maintenance mode for %s%s", verb, hexagon, name), func() error {
+		_, err := api.call(c.ctx, "PATCH", c.appPath(name), schema.AppUpdate{Maintenance: &on}, nil)
 		return err
-	}
-	fmt.Fprintln(out, "done")
-	return nil
+	})
 }
