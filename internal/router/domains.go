@@ -77,14 +77,9 @@ func newHostState() *hostState {
 func (s *hostState) loaded() bool { return s.synced[0] && s.synced[1] }
 
 func (s *hostState) applyDomain(ev store.Event[grid.Domain]) {
-	if ev.Synced {
+	if apply(s.domains, ev) {
 		s.synced[0] = true
 		return
-	}
-	if ev.Deleted {
-		delete(s.domains, ev.Key)
-	} else {
-		s.domains[ev.Key] = ev.Value
 	}
 	s.dirty = true
 }

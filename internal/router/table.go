@@ -77,28 +77,32 @@ func (s *state) loaded() bool {
 	return s.synced[0] && s.synced[1] && s.synced[2] && s.synced[3] && s.hosts.loaded()
 }
 
+// apply files a watch event in m, keyed as in the store, and reports
+// whether it was the marker that the initial values are all delivered.
+func apply[T any](m map[string]T, ev store.Event[T]) (synced bool) {
+	switch {
+	case ev.Synced:
+		return true
+	case ev.Deleted:
+		delete(m, ev.Key)
+	default:
+		m[ev.Key] = ev.Value
+	}
+	return false
+}
+
 func (s *state) applyApp(ev store.Event[grid.AppMeta]) {
-	if ev.Synced {
+	if apply(s.apps, ev) {
 		s.synced[0] = true
 		return
-	}
-	if ev.Deleted {
-		delete(s.apps, ev.Key)
-	} else {
-		s.apps[ev.Key] = ev.Value
 	}
 	s.dirty[ev.Key] = struct{}{}
 }
 
 func (s *state) applyFormation(ev store.Event[grid.Formation]) {
-	if ev.Synced {
+	if apply(s.forms, ev) {
 		s.synced[1] = true
 		return
-	}
-	if ev.Deleted {
-		delete(s.forms, ev.Key)
-	} else {
-		s.forms[ev.Key] = ev.Value
 	}
 	s.dirty[ev.Key] = struct{}{}
 }
