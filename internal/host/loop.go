@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/sandbox"
@@ -30,8 +31,10 @@ type loop struct {
 	// it has synced, is the whole truth: dynos not in it are stopped.
 	seen map[string]bool
 	// leftovers are the sandboxes an earlier agent left, by dyno ID, until
-	// the first sync: then those no assignment claimed are destroyed.
+	// leftoverGrace after the first sync: then those no assignment claimed
+	// are destroyed.
 	leftovers map[string][]sandbox.Leftover
+	collect   <-chan time.Time // fires leftoverGrace after the first sync
 	collected bool
 	records   map[string]grid.Dyno // the earlier agent's records, by dyno ID
 	attempts  map[string]int       // next attempt number for dynos with leftovers
@@ -68,6 +71,9 @@ func (l *loop) run(ctx context.Context, msgs <-chan watchMsg[grid.Assignment]) {
 			delete(l.dynos, id)
 		case msg := <-msgs:
 			l.handle(ctx, msg)
+		case <-l.collect:
+			l.collect = nil
+			l.collectLeftovers(ctx)
 		}
 	}
 }
@@ -98,10 +104,18 @@ func (l *loop) handle(ctx context.Context, msg watchMsg[grid.Assignment]) {
 	}
 }
 
+// leftoverGrace is how long after its first sync an agent still lets
+// assignments claim an earlier agent's sandboxes before destroying the
+// rest. A watch opened just after a stream changed leader (a server of
+// three died) was seen to miss the newest assignments for a moment;
+// destroying on its word alone killed healthy dynos, which then started
+// again when the assignments arrived.
+const leftoverGrace = 5 * time.Second
+
 // synced reconciles with the complete set of assignments: dynos whose
-// assignment went while nobody watched stop; the first time, leftover
-// sandboxes no assignment claimed are destroyed and stale records
-// deleted.
+// assignment went while nobody watched stop; leftoverGrace after the
+// first sync, leftover sandboxes no assignment claimed are destroyed and
+// stale records deleted.
 func (l *loop) synced(ctx context.Context) {
 	for id, d := range l.dynos {
 		if !l.seen[id] {
@@ -109,17 +123,26 @@ func (l *loop) synced(ctx context.Context) {
 			d.stop()
 		}
 	}
-	if !l.collected {
-		l.collected = true
-		l.leftovers = nil
-		l.wg.Go(func() {
-			if n, err := l.a.cfg.Sandboxes.CollectGarbage(); n > 0 || err != nil {
-				l.a.log.Info("unassigned sandboxes destroyed", "count", n, "err", err)
-			}
-		})
+	switch {
+	case l.collected:
+		l.forgetStale(ctx)
+	case l.collect == nil:
+		l.collect = time.After(leftoverGrace)
 	}
-	l.forgetStale(ctx)
 	l.a.slugs.knowDynos()
+}
+
+// collectLeftovers destroys the leftover sandboxes no assignment claimed
+// and deletes the records no dyno accounts for.
+func (l *loop) collectLeftovers(ctx context.Context) {
+	l.collected = true
+	l.leftovers = nil
+	l.wg.Go(func() {
+		if n, err := l.a.cfg.Sandboxes.CollectGarbage(); n > 0 || err != nil {
+			l.a.log.Info("unassigned sandboxes destroyed", "count", n, "err", err)
+		}
+	})
+	l.forgetStale(ctx)
 }
 
 // forgetStale deletes dyno records of this host that no dyno accounts
