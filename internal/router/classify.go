@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 )
 
@@ -75,7 +76,9 @@ const (
 
 	// The request was, or may have been, acted on: never retried.
 	responseTimeout // no response headers within RequestTimeout
-	noResponse      // the dyno sent a malformed response
+	noResponse      // failed before a connection, for no reason it gave
+	malformed       // the dyno's response could not be parsed (H17)
+	restricted      // its headers broke a limit: too large, conflicting Content-Length (H25)
 	interrupted     // the dyno closed the connection in the middle of its response headers (H18)
 	clientGone      // the client went away or broke its request body
 	clientQuiet     // the client sent no byte of its body for RollingTimeout (H28)
@@ -132,8 +135,19 @@ func classify(e attemptEnd) failure {
 		return unanswered
 	case cutOff(e.err):
 		return interrupted
+	case restriction(e.err):
+		return restricted
 	}
-	return noResponse
+	return malformed
+}
+
+// restriction reports whether err is net/http refusing a response for
+// one of Heroku's H25 limits. Its errors for them have no types of their
+// own, so their texts are matched (TestResponseRestrictionsAreH25 would
+// notice a change).
+func restriction(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "server response headers exceeded") || strings.Contains(s, "Content-Length")
 }
 
 // cutOff reports whether err says the connection ended (rather than that
@@ -198,6 +212,10 @@ func (f failure) hError() *hError {
 		return errH12
 	case notSent, unanswered, noResponse, bodyLost:
 		return errH13
+	case malformed:
+		return errH17
+	case restricted:
+		return errH25
 	case interrupted, uploadCut:
 		return errH18
 	case clientGone:

@@ -44,7 +44,8 @@ func TestClassify(t *testing.T) {
 		{"written, closed before a response byte", attemptEnd{err: io.EOF, conn: conn(5, 0)}, unanswered},
 		{"written, response broken off", attemptEnd{err: io.ErrUnexpectedEOF, conn: conn(5, 3)}, interrupted},
 		{"written, reset mid-headers", attemptEnd{err: syscall.ECONNRESET, conn: conn(5, 3)}, interrupted},
-		{"written, malformed response", attemptEnd{err: errors.New(`malformed HTTP response "HTTP/9"`), conn: conn(5, 3)}, noResponse},
+		{"written, malformed response", attemptEnd{err: errors.New(`malformed HTTP response "HTTP/9"`), conn: conn(5, 3)}, malformed},
+		{"written, oversized response headers", attemptEnd{err: errors.New("net/http: server response headers exceeded 524288 bytes; aborted"), conn: conn(5, 3)}, restricted},
 		{"closed while the client was still sending", attemptEnd{err: syscall.EPIPE, uploading: true, conn: conn(5, 0)}, uploadCut},
 		{"closed after the client's whole body", attemptEnd{err: syscall.EPIPE, conn: conn(5, 0)}, unanswered},
 		{"client went quiet mid-body", attemptEnd{err: io.EOF, bodyFailed: true, bodyIdle: true, conn: conn(5, 0)}, clientQuiet},
@@ -108,6 +109,7 @@ func TestFailureCodes(t *testing.T) {
 	cases := map[failure]*hError{
 		dialRefused: errH21, dialTimeout: errH19, dialFailed: errH99,
 		notSent: errH13, unanswered: errH13, noResponse: errH13, bodyLost: errH13,
+		malformed: errH17, restricted: errH25,
 		uploadCut: errH18, interrupted: errH18,
 		responseTimeout: errH12, clientGone: errH27, clientQuiet: errH28,
 	}

@@ -23,10 +23,12 @@ var (
 	errH13 = &hError{"H13", "Connection closed without response", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH14 = &hError{"H14", "No web processes running", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH15 = &hError{"H15", "Idle connection", http.StatusServiceUnavailable, "error", nil}
+	errH17 = &hError{"H17", "Poorly formatted HTTP response", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH18 = &hError{"H18", "Server Request Interrupted", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH19 = &hError{"H19", "Backend connection timeout", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH20 = &hError{"H20", "App boot timeout", http.StatusServiceUnavailable, "error", appErrorPage}
 	errH21 = &hError{"H21", "Backend connection refused", http.StatusServiceUnavailable, "error", appErrorPage}
+	errH25 = &hError{"H25", "HTTP Restriction", http.StatusBadGateway, "error", appErrorPage}
 	errH27 = &hError{"H27", "Client Request Interrupted", 499, "warning", nil}
 	errH28 = &hError{"H28", "Client Connection Idle", 499, "error", nil}
 	errH80 = &hError{"H80", "Maintenance mode", http.StatusServiceUnavailable, "info", maintenancePage}

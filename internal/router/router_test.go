@@ -672,3 +672,63 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 }
+
+// cannedBackend answers every connection's first request with raw, then
+// closes it.
+func cannedBackend(t *testing.T, raw string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					io.WriteString(c, raw)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A response the router cannot parse is H17; one past Heroku's limits on
+// headers (512 KiB of them, conflicting Content-Length) is H25. Neither is
+// retried: the dyno has seen the request.
+func TestBadResponsesAreH17AndH25(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, raw, line string
+		status          int
+	}{
+		{"bad status code", "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n", `at=error code=H17 desc="Poorly formatted HTTP response"`, 503},
+		{"bad header line", "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", `at=error code=H17 desc="Poorly formatted HTTP response"`, 503},
+		{"headers over 512 KiB", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 600<<10) + "\r\n\r\n", `at=error code=H25 desc="HTTP Restriction"`, 502},
+		{"conflicting Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc", `at=error code=H25 desc="HTTP Restriction"`, 502},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := startRouter(t, nil)
+			app := fmt.Sprintf("bad%d", i)
+			h.app(app, 1)
+			h.dyno(app, 1, grid.DynoUp, cannedBackend(t, tc.raw))
+			h.await(app, endpointsAre(1))
+			logs := h.tailRouter(app)
+			res, _ := h.do(mustRequest(t, "GET", "http://"+app+".localhost/", nil))
+			if res.StatusCode != tc.status {
+				t.Errorf("status %d, want %d", res.StatusCode, tc.status)
+			}
+			if line := nextLine(t, logs); !strings.HasPrefix(line, tc.line) || !strings.Contains(line, " dyno=web.1 ") {
+				t.Errorf("log %s", line)
+			}
+		})
+	}
+}

@@ -6,10 +6,6 @@ import (
 	"strings"
 )
 
-// errH17 answers a 101 the client did not ask for, or for another
-// protocol than it asked for.
-var errH17 = &hError{"H17", "Poorly formatted HTTP response", http.StatusServiceUnavailable, "error", appErrorPage}
-
 // upgrade completes a protocol switch (WebSocket and the like): the
 // dyno's 101 goes to the client, then bytes flow both ways untouched until
 // either side closes. The log line is written once the switch is made.
@@ -18,7 +14,7 @@ func (r *Router) upgrade(x *exchange, up *upstream) {
 	want, got := upgradeType(x.req.Header), res.Header.Get("Upgrade")
 	backend, ok := up.body.(io.ReadWriteCloser)
 	if want == "" || !strings.EqualFold(want, got) || !ok {
-		r.fail(x, errH17)
+		r.fail(x, errH17) // a 101 the client did not ask for, or to another protocol
 		return
 	}
 	conn, brw, err := http.NewResponseController(x.w).Hijack()
