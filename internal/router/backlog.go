@@ -196,9 +196,9 @@ func (r *Router) logH11Summary(app string, n int) {
 }
 
 // holdH11 paces a request refused at once (see h11PaceAfter): it returns
-// after the hold, or when the client leaves.
-func (r *Router) holdH11(x *exchange) {
-	d := x.queue.h11.refuse(r.cfg.Now())
+// after the hold, or when gone closes (the client left).
+func (r *Router) holdH11(q *backlog, gone <-chan struct{}) {
+	d := q.h11.refuse(r.cfg.Now())
 	if d == 0 {
 		return
 	}
@@ -206,6 +206,6 @@ func (r *Router) holdH11(x *exchange) {
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-x.req.Context().Done():
+	case <-gone:
 	}
 }

@@ -24,6 +24,8 @@ type endpoint struct {
 	// and can be closed when it leaves the table. Nil only in tests that
 	// never send requests.
 	transport *http.Transport
+	// links is its pool for the fast path (fast.go), for the same reasons.
+	links linkPool
 	// inflight counts requests (and upgraded connections) on this dyno now.
 	inflight atomic.Int64
 	// tunnels counts the upgraded connections among inflight: they weigh
@@ -89,6 +91,7 @@ func (e *endpoint) closeIdle() {
 	if e.transport != nil {
 		e.transport.CloseIdleConnections()
 	}
+	e.links.closeIdle()
 }
 
 func (e *endpoint) quarantine(now time.Time, d time.Duration) {

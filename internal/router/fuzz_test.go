@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -204,4 +205,90 @@ func (c *idCounts) await(id string, n int, d time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// FuzzDynoResponse has a dyno answer with arbitrary bytes (then close).
+// The router must not fault, and must give the client a well-formed
+// response or close its connection.
+func FuzzDynoResponse(f *testing.F) {
+	var faults atomic.Int64
+	h := startRouter(f, func(c *Config) {
+		c.Logger = slog.New(faultCounter{&faults})
+		c.RequestTimeout = 2 * time.Second
+	})
+	raw := make(chan string, 1)
+	addr := cannedFunc(f, func() string {
+		select {
+		case s := <-raw:
+			return s
+		default: // a retry: the dyno closes without a word
+			return ""
+		}
+	})
+	h.app("dynofuzz", 1)
+	h.dyno("dynofuzz", 1, grid.DynoUp, addr)
+	h.await("dynofuzz", endpointsAre(1))
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n\r\n2\r\nok\r\n0\r\nX: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX0\r\n\r\n",
+		"HTTP/1.0 200 OK\r\n\r\nuntil close",
+		"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+		"HTTP/1.1 200 OK\nX: 1\n\nbare",
+		"HTTP/1.1 2000 OK\r\n\r\n",
+		"",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, resp []byte) {
+		before := faults.Load()
+		raw <- string(resp)
+		data, err := exchangeRaw(h.addr, []byte("GET / HTTP/1.1\r\nHost: dynofuzz.localhost\r\n\r\n"))
+		if err != nil {
+			t.Fatalf("response %q: %v", resp, err)
+		}
+		select {
+		case <-raw: // the router never asked the dyno
+		default:
+		}
+		if faults.Load() != before {
+			t.Fatalf("router fault on %q", resp)
+		}
+		if len(data) == 0 {
+			return
+		}
+		if _, err := readResponse(data); err != nil {
+			t.Fatalf("dyno said %q, client got malformed %q: %v", resp, data, err)
+		}
+	})
+}
+
+// cannedFunc answers each connection's first request with next(), then
+// closes it.
+func cannedFunc(t testing.TB, next func() string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					io.WriteString(c, next())
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

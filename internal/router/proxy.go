@@ -150,23 +150,13 @@ func (r *Router) forward(x *exchange, rt *route) {
 	var wait backlogWait
 	defer wait.stop()
 	for len(tried) < maxAttempts {
-		ep, full := r.bal.pick(rt.endpoints, tried)
-		if full {
-			if fail := r.awaitSlot(x, rt, tried, &wait); fail != nil {
-				r.fail(x, fail)
-				return
-			}
-			rt = r.currentRoute(x.app, rt)
-			continue
+		ep, fail := r.nextDyno(x.app, x.queue, &rt, tried, &wait, x.req.Context().Done())
+		if fail != nil {
+			r.fail(x, fail)
+			return
 		}
 		if ep == nil {
-			if rt = r.newerRoute(x.app, rt); rt == nil {
-				break
-			}
-			continue
-		}
-		if !ep.acquire(r.bal.limit) {
-			continue // another request took its last slot: pick again
+			break
 		}
 		if len(tried) > 0 && !x.rewind() {
 			r.releaseSlot(x, ep)
@@ -179,22 +169,61 @@ func (r *Router) forward(x *exchange, rt *route) {
 			r.relay(x, up)
 			return
 		}
-		if f.hang() {
-			r.hangStrike(x.app, ep)
-		}
-		if !f.retriable(x.replayable, x.resent) {
+		if !r.afterFailure(x.app, ep, f, x.replayable, &x.resent) {
 			r.fail(x, f.hError())
 			return
-		}
-		if f.resends() {
-			x.resent = true
-		}
-		if f.dial() {
-			ep.quarantine(r.cfg.Now(), r.cfg.Quarantine)
 		}
 		last = f
 	}
 	r.fail(x, last.hError())
+}
+
+// nextDyno picks and acquires the dyno for a request's next attempt,
+// waiting in the app's backlog q while every dyno it could try is at the
+// concurrency limit. When the route has no dyno left to try it moves *rt
+// to a newer one, if the table has one; else it returns nil. It returns
+// the error to answer with instead when the backlog refuses (awaitSlot).
+func (r *Router) nextDyno(app string, q *backlog, rt **route, tried []*endpoint, w *backlogWait, gone <-chan struct{}) (*endpoint, *hError) {
+	for {
+		ep, full := r.bal.pick((*rt).endpoints, tried)
+		if full {
+			if fail := r.awaitSlot(q, *rt, tried, w, gone); fail != nil {
+				return nil, fail
+			}
+			*rt = r.currentRoute(app, *rt)
+			continue
+		}
+		if ep == nil {
+			if *rt = r.newerRoute(app, *rt); *rt == nil {
+				return nil, nil
+			}
+			continue
+		}
+		if ep.acquire(r.bal.limit) {
+			return ep, nil
+		}
+		// Another request took its last slot: pick again.
+	}
+}
+
+// afterFailure does what a failed attempt at ep calls for: a strike for
+// a hang, a quarantine for a dyno that could not be reached. It reports
+// whether the request may be retried, and notes in resent when the retry
+// sends it again.
+func (r *Router) afterFailure(app string, ep *endpoint, f failure, replayable bool, resent *bool) bool {
+	if f.hang() {
+		r.hangStrike(app, ep)
+	}
+	if f.dial() {
+		ep.quarantine(r.cfg.Now(), r.cfg.Quarantine)
+	}
+	if !f.retriable(replayable, *resent) {
+		return false
+	}
+	if f.resends() {
+		*resent = true
+	}
+	return true
 }
 
 // backlogWait is one request's time in its app's backlog: one timer for
@@ -207,18 +236,18 @@ func (w *backlogWait) stop() {
 	}
 }
 
-// awaitSlot waits in the app's backlog until a dyno's request ends or the
-// table changes; then the caller picks again. It returns the error to
+// awaitSlot waits in the app's backlog q until a dyno's request ends or
+// the table changes; then the caller picks again. It returns the error to
 // answer with instead: H11 when the backlog is full (held a while when
 // the app is flooded: holdH11) or the request has waited BacklogTimeout
-// in all, H27 when the client leaves.
-func (r *Router) awaitSlot(x *exchange, rt *route, tried []*endpoint, w *backlogWait) *hError {
+// in all, H27 when gone closes (the client left; nil: not watched).
+func (r *Router) awaitSlot(q *backlog, rt *route, tried []*endpoint, w *backlogWait, gone <-chan struct{}) *hError {
 	changed := r.table.Load().changed
-	ch := x.queue.enqueue(r.cfg.Backlog * len(rt.endpoints))
+	ch := q.enqueue(r.cfg.Backlog * len(rt.endpoints))
 	if ch == nil {
 		// Before any timer or outbound request is made: a flood's
 		// refusals are cheap, and paced (backlog.go).
-		r.holdH11(x)
+		r.holdH11(q, gone)
 		return errH11
 	}
 	if w.t == nil {
@@ -226,20 +255,20 @@ func (r *Router) awaitSlot(x *exchange, rt *route, tried []*endpoint, w *backlog
 	}
 	// A slot freed between the pick and the enqueue must not be missed.
 	if ep, full := r.bal.pick(rt.endpoints, tried); ep != nil || !full {
-		x.queue.leave(ch)
+		q.leave(ch)
 		return nil
 	}
 	select {
 	case <-ch:
 		return nil
 	case <-changed:
-		x.queue.leave(ch)
+		q.leave(ch)
 		return nil
 	case <-w.t.C:
-		x.queue.leave(ch)
+		q.leave(ch)
 		return errH11
-	case <-x.req.Context().Done():
-		x.queue.leave(ch)
+	case <-gone:
+		q.leave(ch)
 		return errH27
 	}
 }
@@ -402,12 +431,15 @@ func (r *Router) fail(x *exchange, e *hError) {
 	r.finish(x)
 }
 
-// finish writes the request's log line; H11 lines are rate-limited per
-// app (backlog.go).
-func (r *Router) finish(x *exchange) {
-	if x.rec.fail == errH11 && x.queue != nil {
-		r.logH11(x.app, x.queue, &x.rec)
+// finish writes the request's log line.
+func (r *Router) finish(x *exchange) { r.logRequest(x.app, x.queue, &x.rec) }
+
+// logRequest writes a request's log line; H11 lines are rate-limited per
+// app (backlog.go). q is the app's backlog; nil before it was looked up.
+func (r *Router) logRequest(app string, q *backlog, rec *logRecord) {
+	if rec.fail == errH11 && q != nil {
+		r.logH11(app, q, rec)
 		return
 	}
-	r.logLine(x.app, &x.rec)
+	r.logLine(app, rec)
 }

@@ -3,7 +3,8 @@
 // request by power of two choices on in-flight requests and latency
 // (balancer.go), holds requests beyond each dyno's concurrency limit in a
 // bounded backlog (backlog.go), takes hung dynos out of rotation and
-// reports them (hang.go), proxies HTTP/1.x
+// reports them (hang.go), proxies HTTP/1.x (plain requests on its own
+// fast path, fast.go; the rest through net/http, proxy.go)
 // and protocol upgrades to it, answers with Heroku's H-codes when it
 // cannot, and writes one heroku[router] log line per request. Apps are
 // found by <app>.<Domain> or by their custom domains (domains.go); HTTPS
@@ -225,6 +226,8 @@ type Router struct {
 	probes    sync.WaitGroup // hung-dyno probes
 	stopping  chan struct{}  // closed when Run returns: probes end
 	stopOnce  sync.Once
+	// fastAnswered counts the requests the fast path answered (fast.go).
+	fastAnswered atomic.Uint64
 	// wrapConn, when set (by tests, before Run), wraps every new
 	// connection to a dyno, to inject faults.
 	wrapConn func(addr string, c net.Conn) net.Conn
@@ -260,25 +263,38 @@ func (r *Router) serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 		ErrorLog:          slog.NewLogLogger(r.cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(r.upgraded.closeAll)
-	errc := make(chan error, 1)
-	go func() {
-		if tlsConf != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-			return
-		}
-		errc <- srv.Serve(ln)
-	}()
+	// Plaintext connections go to the fast path first, which hands
+	// net/http what it does not serve itself (fast.go). TLS ones (HTTP/2
+	// among them) are net/http's alone.
+	var fast *fastServer
+	errc := make(chan error, 2)
+	if tlsConf != nil {
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		fast = newFastServer(r, ln)
+		go func() { errc <- srv.Serve(fast.handover) }()
+		go func() { errc <- fast.serve(ln) }()
+	}
 	select {
 	case err := <-errc:
+		ln.Close()
+		srv.Close()
 		return err
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	if fast != nil {
+		ln.Close() // the fast path accepts no more
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); fast.shutdown(sctx) }()
+		defer wg.Wait()
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	return nil

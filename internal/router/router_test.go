@@ -677,26 +677,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 // closes it.
 func cannedBackend(t *testing.T, raw string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					io.WriteString(c, raw)
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return cannedFunc(t, func() string { return raw })
 }
 
 // A response the router cannot parse is H17; one past Heroku's limits on
