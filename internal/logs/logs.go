@@ -12,12 +12,14 @@
 // Write path:
 //
 //	Write ─► split >10,000 B ─► queue (4,096 lines) ─► publisher goroutine
-//	           full? drop+count        │ JSON, async publish to logs.<app>
-//	                                   ▼ at most 256 unacknowledged
-//	                            stream LOGS (1,500 per subject, discard old)
+//	           full? drop+count        │ JSON, an app's queued lines batched
+//	                                   │ (≤ 32 a message), async publish to
+//	                                   ▼ logs.<app>, ≤ 256 unacknowledged
+//	                   stream LOGS (1,500 messages per subject, discard old)
 package logs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,7 +35,9 @@ import (
 
 // Limits, as Logplex has them.
 const (
-	// History is how many lines the stream keeps per app.
+	// History is how many lines Read returns at most, and how many the
+	// stream keeps per app at least: it keeps 1,500 messages, of one or
+	// more lines each.
 	History = 1500
 	// DefaultLines is how many lines Read returns when Query.Lines is 0.
 	DefaultLines = 100
@@ -81,6 +85,7 @@ type Log struct {
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when the publisher has drained
 	closed  atomic.Bool
+	closeBy atomic.Pointer[time.Time] // set by Close: when the publisher gives up
 	dropped atomic.Uint64
 	once    sync.Once
 }
@@ -98,7 +103,9 @@ func Open(ctx context.Context, st *store.Store) (*Log, error) {
 	js, err := jetstream.New(st.Conn(),
 		jetstream.WithPublishAsyncMaxPending(maxInFlight),
 		jetstream.WithPublishAsyncTimeout(ackTimeout),
-		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { l.dropped.Add(1) }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
+			l.dropped.Add(uint64(bytes.Count(m.Data, []byte("\n")) + 1)) // the message's lines
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("logs: %v: %w", err, grid.ErrUnavailable)
@@ -132,7 +139,7 @@ func Open(ctx context.Context, st *store.Store) (*Log, error) {
 func streamConfig(replicas int) jetstream.StreamConfig {
 	cfg := jetstream.StreamConfig{
 		Name:              streamName,
-		Description:       "app logs: one message per line at logs.<app>",
+		Description:       "app logs: messages of newline-separated lines at logs.<app>",
 		Subjects:          []string{subjectPrefix + ">"},
 		Storage:           jetstream.FileStorage,
 		Replicas:          replicas,
@@ -189,6 +196,7 @@ func (l *Log) Purge(ctx context.Context, app string) error {
 func (l *Log) Close() {
 	l.once.Do(func() {
 		deadline := time.Now().Add(closeWait)
+		l.closeBy.Store(&deadline)
 		l.closed.Store(true)
 		close(l.stop)
 		<-l.done

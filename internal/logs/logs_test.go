@@ -415,3 +415,47 @@ func TestOpenIsIdempotent(t *testing.T) {
 		t.Errorf("stream config %+v", cfg)
 	}
 }
+
+// Lines written together go out batched, many to a message, so a burst
+// costs the stream far fewer entries than lines; reads see every line, in
+// order, with the last 1,500 kept.
+func TestBurstIsBatched(t *testing.T) {
+	t.Parallel()
+	st := storetest.Start(t)
+	l, err := logs.Open(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	for i := range 3000 {
+		l.Write(logs.Line{App: "burst", Source: "app", Dyno: "web.1", Text: fmt.Sprintf("line %d", i)})
+		if i%100 == 0 {
+			l.Write(logs.Line{App: "quiet", Source: "app", Dyno: "web.1", Text: fmt.Sprintf("quiet %d", i/100)})
+		}
+	}
+	flush(t, l)
+	if d := l.Dropped(); d != 0 {
+		t.Fatalf("%d lines dropped", d)
+	}
+	if diff := cmp.Diff(seq(1500, 3000), texts(readAll(t, l, "burst", logs.Query{Lines: 1500}))); diff != "" {
+		t.Errorf("burst (-want +got):\n%s", diff)
+	}
+	if got := readAll(t, l, "quiet", logs.Query{Lines: 1500}); len(got) != 30 || got[29].Text != "quiet 29" {
+		t.Errorf("quiet app: %d lines", len(got))
+	}
+	js, err := jetstream.New(st.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), "LOGS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter("logs.burst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects["logs.burst"]; n >= 1500 {
+		t.Errorf("%d messages for 3,000 lines written at once: not batched", n)
+	}
+}

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -68,7 +69,9 @@ func (l *Log) Read(ctx context.Context, app string, q Query) (<-chan Line, error
 		InactiveThreshold: consumerIdle,
 	}
 	if q.After > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, q.After+1
+		// From the message that holds the last line seen; its earlier
+		// lines are skipped.
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, max(q.After>>seqShift, 1)
 	}
 	cons, err := l.js.OrderedConsumer(ctx, streamName, cfg)
 	if err != nil {
@@ -110,8 +113,8 @@ type reader struct {
 	out  chan<- Line
 }
 
-// history reads the stored lines, keeps the last q.Lines that match and
-// sends them. It reports whether the reader may go on.
+// history reads the stored messages, keeps the last q.Lines lines that
+// match and sends them. It reports whether the reader may go on.
 func (r reader) history(ctx context.Context, stored uint64) bool {
 	keep := newRing(r.q.limit())
 	for seen := uint64(0); seen < stored; seen++ {
@@ -119,10 +122,12 @@ func (r reader) history(ctx context.Context, stored uint64) bool {
 		if err != nil {
 			return false
 		}
-		line, pending, ok := decode(msg)
-		if ok && r.q.Match(line) {
-			keep.push(line)
-		}
+		pending := decode(msg, func(line Line) bool {
+			if r.wanted(line) {
+				keep.push(line)
+			}
+			return true
+		})
 		if pending == 0 {
 			break
 		}
@@ -142,7 +147,12 @@ func (r reader) follow(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if line, _, ok := decode(msg); ok && r.q.Match(line) && !r.send(ctx, line) {
+		sent := true
+		decode(msg, func(line Line) bool {
+			sent = !r.wanted(line) || r.send(ctx, line)
+			return sent
+		})
+		if !sent {
 			return
 		}
 	}
@@ -157,18 +167,37 @@ func (r reader) send(ctx context.Context, line Line) bool {
 	}
 }
 
-// decode returns a message's line with its Seq, and how many messages
-// were still pending for the consumer after it.
-func decode(msg jetstream.Msg) (line Line, pending uint64, ok bool) {
+// wanted reports whether the query selects line: it matches, and it is
+// past the line a resuming reader saw last.
+func (r reader) wanted(line Line) bool { return line.Seq > r.q.After && r.q.Match(line) }
+
+// seqShift makes a line's Seq from its message's stream sequence and its
+// place in the message: sequence<<seqShift | index. A message holds far
+// fewer than 1<<seqShift lines (batchLines).
+const seqShift = 10
+
+// decode calls fn with each of a message's lines, with its Seq, until fn
+// returns false; lines that do not parse are skipped. It returns how many
+// messages were still pending for the consumer after this one.
+func decode(msg jetstream.Msg, fn func(Line) bool) (pending uint64) {
 	md, err := msg.Metadata()
 	if err != nil {
-		return line, 1, false
+		return 1
 	}
-	if err := json.Unmarshal(msg.Data(), &line); err != nil {
-		return line, md.NumPending, false
+	data := msg.Data()
+	for i := uint64(0); len(data) > 0 && i < 1<<seqShift; i++ {
+		var one []byte
+		one, data, _ = bytes.Cut(data, []byte("\n"))
+		var line Line
+		if json.Unmarshal(one, &line) != nil {
+			continue
+		}
+		line.Seq = md.Sequence.Stream<<seqShift | i
+		if !fn(line) {
+			break
+		}
 	}
-	line.Seq = md.Sequence.Stream
-	return line, md.NumPending, true
+	return md.NumPending
 }
 
 // deleteConsumer removes a finished reader's consumer now rather than

@@ -81,24 +81,57 @@ func (l *Log) Flush(ctx context.Context) error {
 	}
 }
 
+// Lines of one app that the publisher gathers within linger of each
+// other go out as one message, their JSON objects separated by newlines:
+// at a router's rate of a line per request, a message (and a stored,
+// acknowledged stream entry) per line costs more than the request. A
+// line waits at most linger for company.
+const (
+	batchLines = 32
+	batchBytes = 32 << 10
+	linger     = 5 * time.Millisecond
+)
+
 // publish is the only goroutine that talks to the server on the write
 // path; it may stall (bounded in-flight window), callers never do.
 func (l *Log) publish() {
 	defer close(l.done)
+	var b batcher
+	t := time.NewTimer(linger)
+	t.Stop()
 	for {
 		select {
 		case it := <-l.queue:
-			l.send(it, time.Time{})
+			b.add(l, it, time.Time{})
+			l.gather(&b, t)
 		case <-l.stop:
-			l.drain(time.Now().Add(closeWait))
+			l.drain(&b, time.Now().Add(closeWait))
 			return
 		}
 	}
 }
 
+// gather adds the lines that arrive within linger to b, up to a batch's
+// worth, then publishes them all.
+func (l *Log) gather(b *batcher, t *time.Timer) {
+	t.Reset(linger)
+	defer t.Stop()
+	for b.lines < batchLines {
+		select {
+		case it := <-l.queue:
+			b.add(l, it, time.Time{})
+			continue
+		case <-t.C:
+		case <-l.stop:
+		}
+		break
+	}
+	b.sendAll(l, time.Time{})
+}
+
 // drain publishes what is queued until the queue is empty or the deadline
 // passes; lines left then are counted as dropped.
-func (l *Log) drain(deadline time.Time) {
+func (l *Log) drain(b *batcher, deadline time.Time) {
 	for {
 		select {
 		case it := <-l.queue:
@@ -106,8 +139,9 @@ func (l *Log) drain(deadline time.Time) {
 				l.countLost(it)
 				continue
 			}
-			l.send(it, deadline)
+			b.add(l, it, deadline)
 		default:
+			b.sendAll(l, deadline)
 			return
 		}
 	}
@@ -121,40 +155,95 @@ func (l *Log) countLost(it item) {
 	l.dropped.Add(1)
 }
 
-// send publishes one line. While the in-flight window is full (a slow or
-// absent server) it keeps waiting, since the queue absorbs writers
-// meanwhile; it gives up at the deadline, or at Close when there is none.
-func (l *Log) send(it item, deadline time.Time) {
+// batcher gathers queued lines into one message per app, in order.
+type batcher struct {
+	batches []batch
+	lines   int    // in all batches
+	scratch []byte // one line's JSON
+}
+
+// batch is one message being made: lines of one app.
+type batch struct {
+	app   string
+	data  []byte
+	lines int
+}
+
+// add takes one queued item. A flush marker sends everything before it
+// first; a full batch goes out when its app's next line arrives.
+func (b *batcher) add(l *Log, it item, deadline time.Time) {
 	if it.flushed != nil {
+		b.sendAll(l, deadline)
 		close(it.flushed)
 		return
 	}
-	data, err := encode(it.line)
+	line, err := appendLine(b.scratch[:0], it.line)
+	b.scratch = line[:0]
 	if err != nil {
 		l.dropped.Add(1)
 		return
 	}
-	for {
+	i := 0
+	for i < len(b.batches) && b.batches[i].app != it.line.App {
+		i++
+	}
+	if i == len(b.batches) {
+		b.batches = append(b.batches, batch{app: it.line.App})
+	}
+	bt := &b.batches[i]
+	if bt.lines >= batchLines || bt.lines > 0 && len(bt.data)+1+len(line) > batchBytes {
+		b.lines -= bt.lines
+		l.send(bt, deadline)
+	}
+	if bt.lines > 0 {
+		bt.data = append(bt.data, '\n')
+	}
+	bt.data = append(bt.data, line...)
+	bt.lines++
+	b.lines++
+}
+
+// sendAll publishes every batch.
+func (b *batcher) sendAll(l *Log, deadline time.Time) {
+	for i := range b.batches {
+		l.send(&b.batches[i], deadline)
+	}
+	clear(b.batches)
+	b.batches, b.lines = b.batches[:0], 0
+}
+
+// send publishes one batch and empties it. While the in-flight window is
+// full (a slow or absent server) it keeps waiting, since the queue
+// absorbs writers meanwhile; it gives up at the deadline, or once Close's
+// time is up when there is none.
+func (l *Log) send(bt *batch, deadline time.Time) {
+	if bt.lines == 0 {
+		return
+	}
+	data, lines := bt.data, bt.lines
+	bt.data, bt.lines = nil, 0 // the message keeps data until it is acknowledged
+	for !l.expired(deadline) {
 		// Each call waits at most 200 ms for a free slot in the window.
-		_, err := l.js.PublishAsync(subject(it.line.App), data)
+		_, err := l.js.PublishAsync(subject(bt.app), data)
 		if err == nil {
 			return
 		}
-		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || l.givingUp(deadline) {
-			l.dropped.Add(1)
-			return
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			break
 		}
 	}
+	l.dropped.Add(uint64(lines))
 }
 
-func (l *Log) givingUp(deadline time.Time) bool {
-	if !deadline.IsZero() {
-		return time.Now().After(deadline)
+// expired reports whether the publisher must stop trying: deadline has
+// passed or, without one, Close's has.
+func (l *Log) expired(deadline time.Time) bool {
+	if deadline.IsZero() {
+		by := l.closeBy.Load()
+		if by == nil {
+			return false
+		}
+		deadline = *by
 	}
-	select {
-	case <-l.stop:
-		return true
-	default:
-		return false
-	}
+	return time.Now().After(deadline)
 }
