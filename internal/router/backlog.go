@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dynogrid/grid/internal/logs"
+	"golang.org/x/time/rate"
 )
 
 // backlog is one app's queue of requests waiting for a dyno below its
@@ -30,6 +31,11 @@ type backlog struct {
 	waiters []chan struct{}
 	// h11 rate-limits the app's H11 log lines.
 	h11 h11Log
+	// requests counts the app's requests in the current fairness window,
+	// load those in the router now; pace, when set, paces them (fair.go).
+	requests atomic.Int64
+	load     atomic.Int64
+	pace     atomic.Pointer[rate.Limiter]
 }
 
 // backlog returns app's queue, made on first use. Queues of deleted apps

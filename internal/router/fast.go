@@ -372,6 +372,10 @@ const (
 func (s *fastServer) forward(fc *fastConn, x *fastExchange, rt *route) outcome {
 	r := s.r
 	x.queue = r.backlog(x.app)
+	defer x.queue.done()
+	if !r.paced(x.queue) {
+		return s.fail(x, errH11)
+	}
 	var buf [maxAttempts]*endpoint
 	tried := buf[:0]
 	var last failure

@@ -52,6 +52,12 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case fail != nil:
 		r.fail(x, fail)
 	default:
+		x.queue = r.backlog(app)
+		defer x.queue.done()
+		if !r.paced(x.queue) {
+			r.fail(x, errH11)
+			return
+		}
 		r.forward(x, rt)
 	}
 }
@@ -143,7 +149,6 @@ func (r *Router) awaitReady(ctx context.Context) bool {
 // every dyno it could try is at the concurrency limit, it waits in the
 // app's backlog (H11 when that is full or the wait too long).
 func (r *Router) forward(x *exchange, rt *route) {
-	x.queue = r.backlog(x.app)
 	var buf [maxAttempts]*endpoint
 	tried := buf[:0]
 	var last failure

@@ -53,6 +53,7 @@ func (r *Router) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { r.follow(ctx); return nil })
 	g.Go(func() error { r.report(ctx); return nil })
+	g.Go(func() error { r.watchLag(ctx); return nil })
 	err := g.Wait()
 	r.stopProbes()
 	return err
