@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -169,16 +170,16 @@ func (s *fastServer) shutdown(ctx context.Context) {
 }
 
 // serveConn serves one client connection until it closes, or hands it to
-// net/http.
+// net/http. An idle connection holds only its reader: a request's
+// buffers come from a pool for as long as it lasts.
 func (s *fastServer) serveConn(fc *fastConn) {
 	defer s.untrack(fc)
 	r := s.r
 	fc.br = clientReaders.Get().(*bufio.Reader)
 	fc.br.Reset(fc.c)
-	x := exchanges.Get().(*fastExchange)
 	defer func() {
 		if p := recover(); p != nil {
-			r.cfg.Logger.Error("router panic", "panic", p)
+			r.cfg.Logger.Error("router panic", "panic", p, "stack", string(debug.Stack()))
 			fc.c.Close()
 		}
 	}()
@@ -197,35 +198,39 @@ func (s *fastServer) serveConn(fc *fastConn) {
 		if err != nil {
 			break // the client went away or was too slow; net/http would say no more
 		}
-		if head == nil || !parseFastRequest(head, &x.req) {
-			s.handOver(fc, nil, x)
+		x := exchanges.Get().(*fastExchange)
+		x.head, x.closeClient = x.head[:0], false
+		out := handedOver // with nothing taken off the reader, unless served
+		if head != nil && parseFastRequest(head, &x.req) {
+			fc.c.SetReadDeadline(time.Time{})
+			out = s.serveRequest(fc, x)
+		}
+		closing := out == aborted || x.closeClient
+		var prefix []byte
+		if out == handedOver && len(x.head) > 0 {
+			prefix = bytes.Clone(x.head)
+		}
+		x.bw.Reset(nil)
+		exchanges.Put(x)
+		if out == handedOver {
+			s.handOver(fc, prefix)
 			return
 		}
-		fc.c.SetReadDeadline(time.Time{})
-		if !s.serveRequest(fc, x) {
-			return // handed over, or the connection is done
+		if closing {
+			break
 		}
 	}
 	fc.c.Close()
-	s.release(fc, x)
-}
-
-// release returns a finished connection's buffers.
-func (s *fastServer) release(fc *fastConn, x *fastExchange) {
 	fc.br.Reset(nil)
 	clientReaders.Put(fc.br)
-	x.bw.Reset(nil)
-	exchanges.Put(x)
 }
 
 // handOver gives the connection to net/http, with the bytes the fast
 // path read of it: prefix (a request it had taken off the reader), then
 // whatever the reader still holds. The reader is the connection's from
 // now on.
-func (s *fastServer) handOver(fc *fastConn, prefix []byte, x *fastExchange) {
+func (s *fastServer) handOver(fc *fastConn, prefix []byte) {
 	fc.c.SetReadDeadline(time.Time{})
-	x.bw.Reset(nil)
-	exchanges.Put(x)
 	var rd io.Reader = fc.br
 	if len(prefix) > 0 {
 		rd = io.MultiReader(bytes.NewReader(prefix), fc.br)
@@ -264,9 +269,9 @@ func readRequestHead(br *bufio.Reader) ([]byte, error) {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
-// serveRequest answers the request in x.req. It reports whether the
-// connection stays with the fast path for another request.
-func (s *fastServer) serveRequest(fc *fastConn, x *fastExchange) bool {
+// serveRequest answers the request in x.req, or says it is net/http's
+// (x.head then holds it: it was taken off the reader).
+func (s *fastServer) serveRequest(fc *fastConn, x *fastExchange) outcome {
 	r := s.r
 	// The head moves out of the reader, so that the reader can watch for
 	// a client hang-up meanwhile; a copy, which the parse then points to.
@@ -275,32 +280,21 @@ func (s *fastServer) serveRequest(fc *fastConn, x *fastExchange) bool {
 	parseFastRequest(x.head, &x.req)
 	rt, ok := s.route(x)
 	if !ok {
-		s.handOver(fc, append([]byte(nil), x.head...), x)
-		return false
+		return handedOver
 	}
 	x.start = r.cfg.Now()
 	x.closeClient = x.req.close || s.closing.Load()
 	x.initRecord(fc.c.RemoteAddr().String())
 	x.bw.Reset(fc.c)
-	switch s.forward(fc, x, rt) {
-	case handedOver:
-		s.handOver(fc, append([]byte(nil), x.head...), x)
-		return false
-	case aborted:
-		fc.c.Close()
-		s.release(fc, x)
-		return false
+	out := s.forward(fc, x, rt)
+	if out != answered {
+		return out
 	}
 	r.fastAnswered.Add(1)
 	if err := x.bw.Flush(); err != nil {
 		x.closeClient = true
 	}
-	if x.closeClient {
-		fc.c.Close()
-		s.release(fc, x)
-		return false
-	}
-	return true
+	return answered
 }
 
 // route returns the app's route when the fast path can take the request:
