@@ -197,6 +197,10 @@ func (b *batcher) add(l *Log, it item, deadline time.Time) {
 	}
 	if bt.lines > 0 {
 		bt.data = append(bt.data, '\n')
+	} else if bt.data == nil {
+		// Room for a full batch of lines like this one, at once: a batch
+		// grown line by line would be copied over and over.
+		bt.data = make([]byte, 0, min(batchBytes, (len(line)+1)*batchLines))
 	}
 	bt.data = append(bt.data, line...)
 	bt.lines++

@@ -58,9 +58,10 @@ type fastServer struct {
 
 // fastConn is a client connection while the fast path has it.
 type fastConn struct {
-	c    net.Conn
-	br   *bufio.Reader
-	idle atomic.Bool // waiting for a request: closed at once on shutdown
+	c          net.Conn
+	remoteAddr string
+	br         *bufio.Reader
+	idle       atomic.Bool // waiting for a request: closed at once on shutdown
 }
 
 // exchange scratch, reused across requests.
@@ -107,7 +108,7 @@ func (s *fastServer) serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		fc := &fastConn{c: c}
+		fc := &fastConn{c: c, remoteAddr: c.RemoteAddr().String()}
 		if !s.track(fc) {
 			c.Close()
 			continue
@@ -202,7 +203,9 @@ func (s *fastServer) serveConn(fc *fastConn) {
 		x.head, x.closeClient = x.head[:0], false
 		out := handedOver // with nothing taken off the reader, unless served
 		if head != nil && parseFastRequest(head, &x.req) {
-			fc.c.SetReadDeadline(time.Time{})
+			// The header deadline stays set: the next read of this
+			// connection is the next request's (IdleTimeout) or a
+			// client watch, which sets its own.
 			out = s.serveRequest(fc, x)
 		}
 		closing := out == aborted || x.closeClient
@@ -284,7 +287,7 @@ func (s *fastServer) serveRequest(fc *fastConn, x *fastExchange) outcome {
 	}
 	x.start = r.cfg.Now()
 	x.closeClient = x.req.close || s.closing.Load()
-	x.initRecord(fc.c.RemoteAddr().String())
+	x.initRecord(fc.remoteAddr)
 	x.bw.Reset(fc.c)
 	out := s.forward(fc, x, rt)
 	if out != answered {
@@ -307,7 +310,8 @@ func (s *fastServer) route(x *fastExchange) (*route, bool) {
 	default:
 		return nil, false
 	}
-	app, ok := r.appForHost(string(x.req.host))
+	x.rec.host = string(x.req.host)
+	app, ok := r.appForHost(x.rec.host)
 	if !ok {
 		return nil, false
 	}
@@ -328,7 +332,7 @@ func (x *fastExchange) initRecord(remoteAddr string) {
 	x.rec = logRecord{
 		method:   methodName(req.method),
 		path:     string(req.target),
-		host:     string(req.host),
+		host:     x.rec.host, // route's
 		protocol: "http",
 	}
 	if req.requestID != nil && validRequestID(string(req.requestID)) {
@@ -471,8 +475,9 @@ func (s *fastServer) exchange(fc *fastConn, x *fastExchange, ep *endpoint, l *li
 		l.close()
 		return classify(attemptEnd{err: err, ctx: background, client: background, conn: use}), 0
 	}
-	w := responseWait{fc: fc, l: l, deadline: time.Now().Add(r.cfg.RequestTimeout)}
-	first := time.Now().Add(watchAfter)
+	sent := time.Now()
+	w := responseWait{fc: fc, l: l, deadline: sent.Add(r.cfg.RequestTimeout)}
+	first := sent.Add(watchAfter)
 	if w.deadline.Before(first) {
 		first = w.deadline
 	}
@@ -500,7 +505,8 @@ func (s *fastServer) exchange(fc *fastConn, x *fastExchange, ep *endpoint, l *li
 		x.rec.service = r.cfg.Now().Sub(start) - x.rec.connect
 		return classify(attemptEnd{err: err, ctx: background, client: background, conn: use}), 0
 	}
-	ep.lat.observe(r.cfg.Now().Sub(start), r.cfg.Now())
+	now := r.cfg.Now()
+	ep.lat.observe(now.Sub(start), now)
 	ep.hang.answered()
 	return 0, s.relay(x, ep, l, start)
 }
@@ -616,9 +622,10 @@ func (w *responseWait) timedOut() (bool, error) {
 	return true, nil
 }
 
-// stop ends the watch, if any, and reports whether the client left.
+// stop ends the watch, if any, and reports whether the client left. The
+// link's deadline stays: every later blocking read of it sets its own
+// (bodyRelay.fill, the next exchange).
 func (w *responseWait) stop() bool {
-	w.l.dc.SetReadDeadline(time.Time{})
 	if w.watch == nil {
 		return false
 	}
@@ -639,6 +646,7 @@ type clientWatch struct {
 
 func watchClient(fc *fastConn, dyno net.Conn) *clientWatch {
 	cw := &clientWatch{fc: fc, done: make(chan struct{})}
+	fc.c.SetReadDeadline(time.Time{}) // the request's header deadline; before stop can set one
 	go func() {
 		defer close(cw.done)
 		if fc.br.Buffered() > 0 {

@@ -80,7 +80,6 @@ func (s *fastServer) relay(x *fastExchange, ep *endpoint, l *link, start time.Ti
 		if untilClose || res.close || ep.retired.Load() {
 			l.close()
 		} else {
-			l.dc.SetReadDeadline(time.Time{})
 			ep.links.put(l, r.cfg.Now())
 		}
 		r.logLine(x.app, &x.rec)
