@@ -175,6 +175,7 @@ func rss() uint64 {
 // sample app. On a small machine the flood also takes CPU from the
 // router, B's dyno and the client, so a control run sends the same flood
 // to A's dyno directly: the gap between the two is what the router adds.
+// FLOOD_CPU (see floodWrk) caps the flooding client's CPU.
 func BenchmarkRouterFairness(b *testing.B) {
 	g := gridtest.Start(b, "--stop-grace", "2s")
 	aDyno := helloApp(b, g, "appa", 1)[0]
@@ -210,10 +211,25 @@ func BenchmarkRouterFairness(b *testing.B) {
 
 // floodWrk runs wrk with 512 connections for 12 s and returns its
 // output. The flooded app's own answers are not judged: past its backlog
-// it gets H11.
+// it gets H11. With FLOOD_CPU set (a share of one core, e.g. 0.5), wrk
+// runs in a cpu cgroup with that quota, as if it were on another machine.
 func floodWrk(url, host string) string {
-	out, _ := exec.Command("wrk", "-t1", "-c512", "-d12s", "-H", "Host: "+host, url).CombinedOutput()
-	return string(out)
+	cmd := exec.Command("wrk", "-t1", "-c512", "-d12s", "-H", "Host: "+host, url)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return err.Error()
+	}
+	if share, err := strconv.ParseFloat(os.Getenv("FLOOD_CPU"), 64); err == nil {
+		dir := "/sys/fs/cgroup/cpu/gridbench-flood"
+		os.Mkdir(dir, 0o755)
+		os.WriteFile(dir+"/cpu.cfs_period_us", []byte("100000"), 0o644)
+		os.WriteFile(dir+"/cpu.cfs_quota_us", []byte(strconv.Itoa(int(share*100000))), 0o644)
+		os.WriteFile(dir+"/cgroup.procs", []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+		defer os.Remove(dir)
+	}
+	cmd.Wait()
+	return out.String()
 }
 
 type pacedResult struct {
