@@ -7,13 +7,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/gridtest"
 	"github.com/dynogrid/grid/internal/router"
 	"github.com/dynogrid/grid/internal/store"
 	"github.com/dynogrid/grid/internal/store/storetest"
@@ -115,4 +119,71 @@ func BenchmarkRouteChange(b *testing.B) {
 	fmt.Printf("  each router: p50 %.2f ms p99 %.2f ms; every router: p50 %.2f ms p99 %.2f ms max %.2f ms (target < 10 ms)\n",
 		ms(percentile(each, 50)), ms(percentile(each, 99)), ms(percentile(all, 50)), ms(percentile(all, 99)), ms(slices.Max(all)))
 	b.ReportMetric(ms(percentile(all, 99)), "ms-p99-all-routers")
+}
+
+// BenchmarkCrashedDyno measures how long a crashed web dyno stays in the
+// routing table: a dyno of the Go sample app is killed with SIGKILL, and
+// the time until its record says it is no longer up (its host saw the
+// exit and wrote it) is taken. Routers drop it on that record
+// (BenchmarkRouteChange: a few ms more); meanwhile the connections it
+// refuses are retried on the other dyno. Target: out of every router in
+// < 1 s.
+func BenchmarkCrashedDyno(b *testing.B) {
+	// Four rounds kill each dyno twice: a third crash in a row would
+	// wait out the crash back-off (as on Heroku) instead of restarting.
+	const rounds = 4
+	g := gridtest.Start(b, "--stop-grace", "2s")
+	helloApp(b, g, "crashy", 2)
+	st := g.Store()
+	var took []time.Duration
+	for round := range rounds {
+		before := upDynos(b, st, "crashy")
+		if len(before) != 2 {
+			b.Fatalf("%d dynos up", len(before))
+		}
+		pids, _ := exec.Command("pgrep", "-x", "hello").Output()
+		fields := strings.Fields(string(pids))
+		if len(fields) == 0 {
+			b.Fatal("no dyno process")
+		}
+		pid, _ := strconv.Atoi(fields[0])
+		start := time.Now()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			b.Fatal(err)
+		}
+		for len(upDynos(b, st, "crashy")) == 2 {
+			if time.Since(start) > 10*time.Second {
+				b.Fatal("no dyno left up within 10 s of the kill")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		took = append(took, time.Since(start))
+		if round == rounds-1 {
+			break
+		}
+		gridtest.WaitFor(b, time.Minute, "the crashed dyno back up", func() error {
+			if n := len(upDynos(b, st, "crashy")); n != 2 {
+				return fmt.Errorf("%d up", n)
+			}
+			return nil
+		})
+	}
+	fmt.Printf("crashed web dyno (SIGKILL) until its record leaves up, %d rounds: p50 %.1f ms max %.1f ms (target < 1 s to every router)\n",
+		rounds, ms(percentile(took, 50)), ms(slices.Max(took)))
+	b.ReportMetric(ms(slices.Max(took)), "ms-max")
+}
+
+func upDynos(b *testing.B, st *store.Store, app string) []grid.Dyno {
+	b.Helper()
+	ds, err := st.Dynos(b.Context(), app)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var up []grid.Dyno
+	for _, d := range ds {
+		if d.Type == "web" && d.State == grid.DynoUp {
+			up = append(up, d)
+		}
+	}
+	return up
 }
