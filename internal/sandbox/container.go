@@ -45,12 +45,6 @@ func containerConfig(l layout, spec Spec, cgroupParent, nsPath, initBin string) 
 	}
 }
 
-// seccompProfile is the syscall filter of every sandbox. None yet: a
-// later change adds an allowlist (blocking io_uring, keyctl, bpf, userns
-// unshare, mount, ...). libcontainer applies it only when built with the
-// "seccomp" tag and libseccomp (cgo).
-func seccompProfile() *configs.Seccomp { return nil }
-
 func namespaces(nsPath string) configs.Namespaces {
 	return configs.Namespaces{
 		{Type: configs.NEWNS},

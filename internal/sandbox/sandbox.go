@@ -142,6 +142,9 @@ type Manager struct {
 // and the remains of dead ones. It stops or removes none of them; see
 // Leftovers, Adopt and CollectGarbage.
 func New(cfg Config) (*Manager, error) {
+	if err := checkSeccomp(); err != nil {
+		return nil, err
+	}
 	cfg, err := cfg.normalize()
 	if err != nil {
 		return nil, err

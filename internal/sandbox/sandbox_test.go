@@ -243,3 +243,47 @@ func TestPartialLineNotHeld(t *testing.T) {
 	start(t, m, sp)
 	out.waitFor(t, "Password: ", 10*time.Second)
 }
+
+// The syscall filter refuses what containers are escaped with, answers
+// clone3 with ENOSYS (so libc falls back to clone: threads still start),
+// and lets ordinary calls through.
+func TestSeccompFilter(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("seccomp", "python3", "-c", `
+import ctypes, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    print(name, r if r < 0 else "ok", ctypes.get_errno() if r < 0 else 0)
+call("io_uring_setup", 425, 1, 0)
+call("keyctl", 250, 0, -3, 0)
+call("unshare_user", 272, 0x10000000)
+call("unshare_mount", 272, 0x20000)
+call("ptrace_traceme", 101, 0, 0, 0, 0)
+call("socket_vsock", 41, 40, 1, 0)
+call("bpf", 321, 0, 0, 0)
+call("userfaultfd", 323, 0)
+call("open_by_handle_at", 304, -100, 0, 0)
+call("personality_bsd", 135, 6)
+call("clone3", 435, 0, 0)
+call("getpid", 39)
+call("socket_inet", 41, 2, 1, 0)
+t = threading.Thread(target=lambda: None); t.start(); t.join(); print("thread ok")
+`)
+	code, out, errOut := run(t, m, sp)
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	want := []string{
+		"io_uring_setup -1 1", "keyctl -1 1", "unshare_user -1 1", "unshare_mount -1 1", "ptrace_traceme -1 1",
+		"socket_vsock -1 1", "bpf -1 1", "userfaultfd -1 1", "open_by_handle_at -1 1", "personality_bsd -1 1",
+		"clone3 -1 38", "getpid ok 0", "socket_inet ok 0", "thread ok",
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w+"\n") {
+			t.Errorf("want %q in:\n%s", w, out)
+		}
+	}
+}
