@@ -101,8 +101,12 @@ func TestCrashRestartsWithBackoff(t *testing.T) {
 		t.Errorf("%d crashes logged, want ≥ 4", n)
 	}
 	// Crash times: the first two restarts are immediate, then 300 ms,
-	// then 600 ms (the cap).
-	times := h.crashGaps(t, "worker.1")
+	// then 600 ms (the cap). The agent's last lines may still be on their
+	// way (its log batches lines for a few ms): read until they are in.
+	var times []time.Duration
+	for deadline := time.Now().Add(5 * time.Second); len(times) < 4 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		times = h.crashGaps(t, "worker.1")
+	}
 	if len(times) < 4 {
 		t.Fatalf("restart gaps %v", times)
 	}

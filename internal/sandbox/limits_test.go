@@ -141,3 +141,42 @@ func TestCPUPinning(t *testing.T) {
 		})
 	}
 }
+
+// Filling /app or /tmp ends in ENOSPC inside the sandbox, at its limits:
+// the host's disk takes only what the dyno was allowed, and the sparse
+// layer image goes with the sandbox (and its loop device with it).
+func TestDiskFillStopsAtTheLimit(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("diskfill", "sh", "-c", `
+dd if=/dev/zero of=/app/fill bs=1M count=64 2>&1 | grep -o 'No space left on device' | head -1
+echo app $(($(stat -c %s /app/fill) >> 20))
+dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1 | grep -o 'No space left on device' | head -1
+echo tmp $(($(stat -c %s /tmp/fill) >> 20))`)
+	sp.AppDir = appDir(t)
+	sp.DiskMB, sp.TmpMB, sp.MemoryMB = 32, 16, 256
+	s := start(t, m, sp)
+	if code := waitExit(t, s, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, sp.Stderr.(*syncBuffer).String())
+	}
+	out := sp.Stdout.(*syncBuffer).String()
+	for _, re := range []string{`No space left on device\napp (2[0-9]|3[0-2])\n`, `No space left on device\ntmp 1[0-6]\n`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("want %q in:\n%s", re, out)
+		}
+	}
+	img := newLayout(m.cfg.StateDir, s.ID()).image()
+	var st syscall.Stat_t
+	if err := syscall.Stat(img, &st); err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Blocks * 512 >> 20; used > 40 {
+		t.Errorf("layer image holds %d MB of disk for a 32 MB limit", used)
+	}
+	if err := s.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(img); !os.IsNotExist(err) {
+		t.Errorf("layer image left after destroy: %v", err)
+	}
+}

@@ -28,8 +28,10 @@ import (
 //	  stderr        FIFO: the command's stderr, relayed by the init
 //	  exit          the command's exit status, written by the init as it exits
 //	<StateDir>/<id>/           disk, only with an AppDir
-//	  app-upper/    writable layer of /app (owned by the sandbox uid)
-//	  app-work/     overlayfs work dir
+//	  layer.img     sparse ext4 image of Spec.DiskMB (disk.go)
+//	  layer/        its mount, through a loop device:
+//	    upper/      writable layer of /app (owned by the sandbox uid)
+//	    work/       overlayfs work dir
 type layout struct {
 	run  string // on the tmpfs
 	disk string
@@ -42,8 +44,10 @@ func newLayout(stateDir, id string) layout {
 func (l layout) rootfs() string { return filepath.Join(l.run, "rootfs") }
 func (l layout) netns() string  { return filepath.Join(l.run, "netns") }
 func (l layout) state() string  { return filepath.Join(l.run, "state") }
-func (l layout) upper() string  { return filepath.Join(l.disk, "app-upper") }
-func (l layout) work() string   { return filepath.Join(l.disk, "app-work") }
+func (l layout) image() string  { return filepath.Join(l.disk, "layer.img") }
+func (l layout) layer() string  { return filepath.Join(l.disk, "layer") }
+func (l layout) upper() string  { return filepath.Join(l.layer(), "upper") }
+func (l layout) work() string   { return filepath.Join(l.layer(), "work") }
 func (l layout) record() string { return filepath.Join(l.run, "sandbox.json") }
 func (l layout) stdout() string { return filepath.Join(l.run, "stdout") }
 func (l layout) stderr() string { return filepath.Join(l.run, "stderr") }
@@ -146,13 +150,17 @@ func linkMergedUsr(root string) error {
 	return nil
 }
 
-// makeAppLayers creates the overlay's upper and work dirs. The upper dir is
-// the root of the merged /app, so its owner and mode are what the dyno sees.
+// makeAppLayers creates the overlay's upper and work dirs, in a file
+// system of their own of Spec.DiskMB (disk.go). The upper dir is the root
+// of the merged /app, so its owner and mode are what the dyno sees.
 func makeAppLayers(l layout, spec Spec) error {
 	if err := os.Mkdir(filepath.Join(l.rootfs(), "app"), 0o755); err != nil {
 		return err
 	}
 	if err := os.Mkdir(l.disk, 0o700); err != nil {
+		return err
+	}
+	if err := makeLayerFS(l.image(), l.layer(), spec.DiskMB); err != nil {
 		return err
 	}
 	if err := os.Mkdir(l.upper(), 0o755); err != nil {

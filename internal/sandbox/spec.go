@@ -50,11 +50,14 @@ type Spec struct {
 	AppDir string
 	Mounts []Mount
 	// Limits. Zero means the default (512 MB, 256 processes, 1024 shares,
-	// 256 MB /tmp). /tmp and /dev/shm are RAM and count against MemoryMB.
+	// 256 MB /tmp, 2 GB of writes to /app). /tmp and /dev/shm are RAM and
+	// count against MemoryMB; DiskMB is the writable layer of /app, on
+	// disk (disk.go): writes past it fail with ENOSPC.
 	MemoryMB  int
 	PidsMax   int
 	CPUShares int
 	TmpMB     int
+	DiskMB    int
 	// CPUs pins the sandbox to these cores through the cpuset cgroup: a
 	// cpuset list such as "1", "0-1" or "0,2-3", each core online on
 	// this machine. Empty means any core. Memory nodes are the parent
@@ -94,6 +97,7 @@ const (
 	DefaultPidsMax   = 256
 	DefaultCPUShares = 1024
 	DefaultTmpMB     = 256
+	DefaultDiskMB    = 2048
 )
 
 var idPattern = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
@@ -129,6 +133,7 @@ func normalize(spec Spec) (Spec, error) {
 	spec.PidsMax = orDefault(spec.PidsMax, DefaultPidsMax)
 	spec.CPUShares = orDefault(spec.CPUShares, DefaultCPUShares)
 	spec.TmpMB = orDefault(spec.TmpMB, DefaultTmpMB)
+	spec.DiskMB = orDefault(spec.DiskMB, DefaultDiskMB)
 	return spec, nil
 }
 
@@ -180,7 +185,7 @@ func checkIdentity(spec Spec) error {
 }
 
 func checkLimits(spec Spec) error {
-	if spec.MemoryMB < 0 || spec.PidsMax < 0 || spec.CPUShares < 0 || spec.TmpMB < 0 {
+	if spec.MemoryMB < 0 || spec.PidsMax < 0 || spec.CPUShares < 0 || spec.TmpMB < 0 || spec.DiskMB < 0 {
 		return invalid(spec.ID, "limits must not be negative")
 	}
 	if spec.MemoryMB != 0 && spec.MemoryMB < 16 {
@@ -191,6 +196,9 @@ func checkLimits(spec Spec) error {
 	}
 	if spec.CPUShares != 0 && spec.CPUShares < 2 {
 		return invalid(spec.ID, "cpu shares %d is below the minimum of 2", spec.CPUShares)
+	}
+	if spec.DiskMB != 0 && spec.DiskMB < 8 {
+		return invalid(spec.ID, "disk limit %d MB is below the 8 MB minimum", spec.DiskMB)
 	}
 	return nil
 }
