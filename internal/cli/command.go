@@ -35,7 +35,7 @@ func init() {
 		appsCmd, appsCreateCmd, appsInfoCmd, appsDestroyCmd,
 		configCmd, configGetCmd, configSetCmd, configUnsetCmd,
 		releasesCmd, rollbackCmd,
-		psCmd, psScaleCmd, psRestartCmd, psStopCmd,
+		psCmd, psScaleCmd, psTypeCmd, psRestartCmd, psStopCmd,
 		logsCmd,
 		domainsCmd, domainsAddCmd, domainsRemoveCmd,
 		certsCmd, certsAddCmd, certsRemoveCmd,

@@ -135,9 +135,16 @@ func runPsScale(c *call) error {
 		fmt.Fprintln(out, formationSummary(fs, "=", " "))
 		return nil
 	}
-	fmt.Fprint(out, "Scaling dynos... ")
+	return c.updateFormation(api, name, "Scaling dynos... ", updates)
+}
+
+// updateFormation sends a batch of formation updates, saying what it does
+// with label, and prints the updated process types.
+func (c *call) updateFormation(api *client, app, label string, updates []schema.FormationUpdate) error {
+	out := c.env.Stdout
+	fmt.Fprint(out, label)
 	var fs []schema.Formation
-	if _, err := api.call(c.ctx, "PATCH", c.appPath(name, "formation"), schema.FormationBatchUpdate{Updates: updates}, &fs); err != nil {
+	if _, err := api.call(c.ctx, "PATCH", c.appPath(app, "formation"), schema.FormationBatchUpdate{Updates: updates}, &fs); err != nil {
 		fmt.Fprintln(out, "!")
 		return err
 	}
@@ -165,6 +172,54 @@ func formationSummary(fs []schema.Formation, sep, join string) string {
 		parts[i] = fmt.Sprintf("%s%s%d:%s", f.Type, sep, f.Quantity, f.Size)
 	}
 	return strings.Join(parts, join)
+}
+
+var psTypeCmd = &command{
+	name:    "ps:type",
+	aliases: []string{"ps:resize", "resize"},
+	args:    "[TYPE=SIZE ... | SIZE]",
+	summary: "set the dyno size of process types (one SIZE: of every type); with no arguments, show the formation",
+	app:     true,
+	run:     runPsType,
+}
+
+// typeArgRE is a ps:type argument: web=standard-2x, or a size alone.
+var typeArgRE = regexp.MustCompile(`^(?:([\w-]+)=)?([\w-]+)$`)
+
+func runPsType(c *call) error {
+	if len(c.args) == 0 {
+		return runPsScale(c)
+	}
+	var updates []schema.FormationUpdate
+	every := ""
+	for _, arg := range c.args {
+		m := typeArgRE.FindStringSubmatch(arg)
+		if m == nil || m[1] == "" && len(c.args) > 1 {
+			return c.usageErr("%s is not a type argument: use TYPE=SIZE (web=standard-2x), or one SIZE for every process type.", arg)
+		}
+		if m[1] == "" {
+			every = m[2]
+			break
+		}
+		updates = append(updates, schema.FormationUpdate{Type: m[1], Size: m[2]})
+	}
+	name, api, err := c.appAndClient()
+	if err != nil {
+		return err
+	}
+	if every != "" {
+		var fs []schema.Formation
+		if err := api.get(c.ctx, c.appPath(name, "formation"), &fs); err != nil {
+			return err
+		}
+		for _, f := range fs {
+			updates = append(updates, schema.FormationUpdate{Type: f.Type, Size: every})
+		}
+		if len(updates) == 0 {
+			return fmt.Errorf("No process types on %s%s.\nPush code with a Procfile to add process types.", hexagon, name)
+		}
+	}
+	return c.updateFormation(api, name, "Changing dyno sizes... ", updates)
 }
 
 var psRestartCmd = &command{
@@ -204,7 +259,7 @@ func runPsRestart(c *call) error {
 
 var psStopCmd = &command{
 	name:    "ps:stop",
-	aliases: []string{"stop"},
+	aliases: []string{"stop", "ps:kill", "kill"}, // Heroku's ps:kill is ps:stop too
 	args:    "TYPE | DYNO",
 	summary: "stop one dyno or every dyno of a type (the formation starts them again, as on Heroku)",
 	flags: []flag{

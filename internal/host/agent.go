@@ -62,6 +62,9 @@ type Config struct {
 	// Heartbeat is the period of the host record refresh the manager
 	// watches for liveness. Zero means 2s.
 	Heartbeat time.Duration
+	// MemoryCheck is how often a running dyno's memory is read, for R14
+	// (memory.go). Zero means 5s.
+	MemoryCheck time.Duration
 	// Backoff is the crash restart schedule. The zero value is Heroku's.
 	Backoff Backoff
 	// Logger receives the agent's own diagnostics. Nil discards them.
@@ -121,6 +124,7 @@ func New(cfg Config) (*Agent, error) {
 	c.BootTimeout = orDefault(c.BootTimeout, 60*time.Second)
 	c.StopGrace = orDefault(c.StopGrace, 30*time.Second)
 	c.Heartbeat = orDefault(c.Heartbeat, 2*time.Second)
+	c.MemoryCheck = orDefault(c.MemoryCheck, 5*time.Second)
 	if c.DrainDelay == 0 {
 		c.DrainDelay = 100 * time.Millisecond
 	}

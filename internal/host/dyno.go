@@ -50,6 +50,8 @@ type dyno struct {
 	// adopted, newest first: the first, if running, is resumed; the
 	// others are destroyed.
 	inherited []inherited
+	lastR14   time.Time        // when R14 was last logged (memory.go)
+	r15Logged *sandbox.Sandbox // the sandbox R15 was logged for
 }
 
 type inherited struct {
@@ -198,7 +200,7 @@ func (d *dyno) spec(n int, dir string, port int, out io.Writer) sandbox.Spec {
 		UID:       d.asg.UID,
 		GID:       d.asg.UID,
 		AppDir:    dir,
-		MemoryMB:  size.MemoryMB,
+		MemoryMB:  r15Factor * size.MemoryMB, // the kernel's OOM kill is R15 (memory.go)
 		PidsMax:   size.MaxProcs,
 		CPUShares: size.CPUShares,
 		CPUs:      d.asg.CPUs,
@@ -273,12 +275,18 @@ func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, beg
 			d.heroku("State changed from starting to up")
 		}
 	}
-	select {
-	case <-sb.Done():
-		d.exited(sb)
-		return d.a.now().Sub(begin), crashed
-	case <-ctx.Done():
-		return d.end(ctx, sb)
+	check := time.NewTicker(d.a.cfg.MemoryCheck)
+	defer check.Stop()
+	for {
+		select {
+		case <-sb.Done():
+			d.exited(sb)
+			return d.a.now().Sub(begin), crashed
+		case <-ctx.Done():
+			return d.end(ctx, sb)
+		case <-check.C:
+			d.checkMemory(sb)
+		}
 	}
 }
 
@@ -298,6 +306,7 @@ func (d *dyno) end(ctx context.Context, sb *sandbox.Sandbox) (time.Duration, out
 // exit is a crash, 0 included) and destroys the sandbox.
 func (d *dyno) exited(sb *sandbox.Sandbox) {
 	code, _ := sb.Wait()
+	d.oomKilled(sb)
 	d.heroku("Process exited with status %d", code)
 	d.destroy(sb)
 	d.crashed(code)

@@ -180,3 +180,24 @@ echo tmp $(($(stat -c %s /tmp/fill) >> 20))`)
 		t.Errorf("layer image left after destroy: %v", err)
 	}
 }
+
+// Memory reports a sandbox's use and the kernel's OOM kills in it.
+func TestMemoryReadings(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, out, _ := spec("memread", "python3", "-c", `
+import sys, time
+b = bytearray(80 << 20)
+print("holding", flush=True)
+time.sleep(30)`)
+	sp.MemoryMB = 256
+	s := start(t, m, sp)
+	out.waitFor(t, "holding", 10*time.Second)
+	mem, err := s.Memory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mem.RSS < 80<<20 || mem.Used() < mem.RSS || mem.OOMKills != 0 {
+		t.Errorf("memory %+v, want rss ≥ 80 MB and no OOM kill", mem)
+	}
+}
