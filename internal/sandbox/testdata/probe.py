@@ -150,6 +150,12 @@ report("dev-shm-capped", st.f_blocks * st.f_frsize <= 128 << 20, "%d bytes" % (s
 cwd = os.readlink("/proc/self/cwd")
 report("cwd-inside-root", cwd == os.getcwd() and os.path.exists(cwd), cwd)
 
+# The init's and our own binaries cannot be overwritten through /proc
+# (the CVE-2019-5736 class).
+for p in ("/proc/1/exe", "/proc/self/exe"):
+    ok, detail = fails(lambda: open(p, "r+b"), (errno.EPERM, errno.EACCES, errno.EROFS, errno.ETXTBSY, errno.ENOENT))
+    report("exe-not-writable " + p, ok, detail)
+
 # 15. No raw packets.
 try:
     socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
