@@ -6,15 +6,10 @@ import (
 	"unicode/utf8"
 )
 
-// encode renders a line as the stream stores it: the JSON json.Marshal
-// makes of a Line (except that <, > and & are not escaped), written
-// without reflection, since the router sends one per request. It never
-// holds a newline, which separates the lines of a message.
-func encode(l Line) ([]byte, error) {
-	return appendLine(make([]byte, 0, 64+len(l.App)+len(l.Source)+len(l.Dyno)+len(l.Text)), l)
-}
-
-// appendLine appends encode's rendering of l to b.
+// appendLine appends l to b as the stream stores it: the JSON
+// json.Marshal makes of a Line (except that <, > and & are not escaped),
+// written without reflection, since the router sends one per request. It
+// never holds a newline, which separates the lines of a message.
 func appendLine(b []byte, l Line) ([]byte, error) {
 	if y := l.Time.Year(); y < 0 || y > 9999 {
 		_, err := json.Marshal(l) // its error: time.Time's JSON range

@@ -26,7 +26,7 @@ func TestEncodeMatchesJSON(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := encode(tc.line)
+			got, err := appendLine(nil, tc.line)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -41,7 +41,7 @@ func TestEncodeMatchesJSON(t *testing.T) {
 			}
 		})
 	}
-	if _, err := encode(Line{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil {
+	if _, err := appendLine(nil, Line{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil {
 		t.Error("a time beyond year 9999 encoded")
 	}
 }

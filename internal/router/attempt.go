@@ -112,7 +112,7 @@ func (r *Router) attempt(x *exchange, ep *endpoint) (*upstream, failure) {
 			ep.lat.observe(r.cfg.RequestTimeout, r.cfg.Now())
 		}
 		cancel(nil)
-		r.releaseSlot(x, ep)
+		r.releaseSlot(x.queue, ep)
 		return nil, f
 	}
 	ep.lat.observe(r.cfg.Now().Sub(u.start), r.cfg.Now())

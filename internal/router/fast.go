@@ -99,8 +99,7 @@ func (s *fastServer) serve(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTemporaryAccept(err)) {
+			if retryableAccept(err) {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay) // out of file descriptors, as net/http does
 				continue
@@ -117,14 +116,14 @@ func (s *fastServer) serve(ln net.Listener) error {
 	}
 }
 
-// errTemporaryAccept returns err when it is one an accept loop should
-// wait out (EMFILE and the like), else nil.
-func errTemporaryAccept(err error) error {
-	var t interface{ Temporary() bool }
-	if errors.As(err, &t) && t.Temporary() {
-		return err
+// retryableAccept reports whether an accept error is one to wait out
+// (EMFILE and the like, or a timeout) rather than the listener's end.
+func retryableAccept(err error) bool {
+	var t interface {
+		Timeout() bool
+		Temporary() bool
 	}
-	return nil
+	return errors.As(err, &t) && (t.Timeout() || t.Temporary())
 }
 
 func (s *fastServer) track(fc *fastConn) bool {
@@ -439,10 +438,7 @@ func (s *fastServer) fail(x *fastExchange, e *hError) outcome {
 // attempt returns.
 func (s *fastServer) attempt(fc *fastConn, x *fastExchange, ep *endpoint, resent bool) (failure, outcome) {
 	r := s.r
-	defer func() {
-		ep.release()
-		x.queue.signal() // a request may wait there for this slot
-	}()
+	defer r.releaseSlot(x.queue, ep)
 	x.rec.dyno = ep.dyno
 	start := r.cfg.Now()
 	l := ep.links.get(start)

@@ -164,7 +164,7 @@ func (r *Router) forward(x *exchange, rt *route) {
 			break
 		}
 		if len(tried) > 0 && !x.rewind() {
-			r.releaseSlot(x, ep)
+			r.releaseSlot(x.queue, ep)
 			break // the body went out in part and cannot go again
 		}
 		tried = append(tried, ep)
@@ -289,9 +289,9 @@ func (r *Router) currentRoute(app string, rt *route) *route {
 
 // releaseSlot ends an attempt's claim on ep and wakes a request waiting
 // in the app's backlog.
-func (r *Router) releaseSlot(x *exchange, ep *endpoint) {
+func (r *Router) releaseSlot(q *backlog, ep *endpoint) {
 	ep.release()
-	x.queue.signal()
+	q.signal()
 }
 
 // newerRoute returns the app's route in the current table if it is not
