@@ -7,21 +7,26 @@ import (
 
 // Size is a dyno size: the resources one dyno of it gets.
 type Size struct {
-	Name        string `json:"name"`
-	MemoryMB    int    `json:"memory_mb"`
-	CPUShares   int    `json:"cpu_shares"` // relative weight; 1024 = one share
-	MaxProcs    int    `json:"max_procs"`  // processes and threads
+	Name      string `json:"name"`
+	MemoryMB  int    `json:"memory_mb"`
+	CPUShares int    `json:"cpu_shares"` // relative weight; 1024 = one share
+	// CPUMilli caps the CPU a dyno may use, in thousandths of a core, even
+	// when the host is idle: a busy loop in one dyno leaves its
+	// neighbours' cores free. One core per 1024 shares; eco, the cheap
+	// tier that sleeps, half of one.
+	CPUMilli    int    `json:"cpu_milli"`
+	MaxProcs    int    `json:"max_procs"` // processes and threads
 	DisplayName string `json:"display_name"`
 }
 
 // Sizes are Heroku's Common Runtime dyno sizes.
 var Sizes = []Size{
-	{"eco", 512, 1024, 256, "Eco"},
-	{"basic", 512, 1024, 256, "Basic"},
-	{"standard-1x", 512, 1024, 256, "Standard-1X"},
-	{"standard-2x", 1024, 2048, 512, "Standard-2X"},
-	{"performance-m", 2560, 8192, 16384, "Performance-M"},
-	{"performance-l", 14336, 16384, 32768, "Performance-L"},
+	{"eco", 512, 1024, 500, 256, "Eco"},
+	{"basic", 512, 1024, 1000, 256, "Basic"},
+	{"standard-1x", 512, 1024, 1000, 256, "Standard-1X"},
+	{"standard-2x", 1024, 2048, 2000, 512, "Standard-2X"},
+	{"performance-m", 2560, 8192, 8000, 16384, "Performance-M"},
+	{"performance-l", 14336, 16384, 16000, 32768, "Performance-L"},
 }
 
 // LookupSize finds a size by name, case-insensitively.

@@ -69,12 +69,24 @@ func cgroupConfig(spec Spec, parent string) *cgroups.Cgroup {
 			MemorySwap: swapLimit(mem),
 			PidsLimit:  &pids,
 			CpuShares:  uint64(spec.CPUShares),
+			CpuPeriod:  cfsPeriod,
+			CpuQuota:   cpuQuota(spec.CPUMilli),
 			// Empty means the parent's cores; cpuset.mems always comes
 			// from the parent (libcontainer copies it).
 			CpusetCpus: spec.CPUs,
 			Devices:    deviceRules(),
 		},
 	}
+}
+
+// cfsPeriod is the CFS bandwidth period in µs: the kernel's default. A
+// capped sandbox that used its quota early waits at most this long.
+const cfsPeriod = 100_000
+
+// cpuQuota is the CFS quota per period for a cap in millicores; zero (no
+// cap) is left unset.
+func cpuQuota(milli int) int64 {
+	return int64(milli) * cfsPeriod / 1000
 }
 
 // swapLimit is memory+swap: equal to the memory limit (no swap), or zero

@@ -34,6 +34,16 @@ package sandbox
 // it. The init makes itself non-dumpable, so the command (same uid) can
 // neither ptrace it nor open its descriptors through /proc/1/fd.
 //
+// With -t (Spec.TTY) the command gets a terminal instead: the init opens
+// a pseudo-terminal in the sandbox's own devpts, makes the command a
+// session leader with the terminal as its controlling tty and its fds
+// 0-2, and relays both ways: its stdin (fd 0) into the terminal and the
+// terminal's output to fd 3, so that line editing, job control and
+// Ctrl-C (the terminal's line discipline turns it into SIGINT for the
+// foreground job) behave as in a local shell. Window sizes arrive on
+// fd 6 as two native uint16s, rows then columns; the first is read
+// before the command starts.
+//
 // The init is C, run from an ELF constructor before the Go runtime starts:
 // it costs well under a millisecond and no Go threads (which would count
 // against the sandbox's pids limit). In every other process the
@@ -49,13 +59,16 @@ package sandbox
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { grid_out_fd = 3, grid_err_fd = 4, grid_status_fd = 5, grid_drain_ms = 2000 };
+enum { grid_out_fd = 3, grid_err_fd = 4, grid_status_fd = 5, grid_winsize_fd = 6, grid_drain_ms = 2000 };
 
 // grid_relay moves one stream of the command's output to its FIFO.
 struct grid_relay {
@@ -68,6 +81,58 @@ struct grid_relay {
 };
 
 static int grid_wake[2]; // SIGCHLD wakes the poll loop through this pipe
+
+// grid_input moves the init's stdin into the terminal (-t only). A
+// command that does not read leaves it waiting for room, never dropped.
+struct grid_input {
+	int in;  // fd 0; -1 at EOF or without a terminal
+	int out; // the terminal's master side; -1 without a terminal
+	int winsize; // fd 6; -1 at EOF or without a terminal
+	size_t len;
+	char buf[PIPE_BUF];
+};
+
+static struct grid_input grid_in = {.in = -1, .out = -1, .winsize = -1};
+
+// grid_resize applies the window sizes waiting on fd 6; the kernel sends
+// SIGWINCH to the terminal's foreground job when the size changes.
+static void grid_resize(void) {
+	uint16_t rc[2];
+	for (;;) {
+		ssize_t n = read(grid_in.winsize, rc, sizeof rc);
+		if (n == sizeof rc) {
+			struct winsize ws = {.ws_row = rc[0], .ws_col = rc[1]};
+			ioctl(grid_in.out, TIOCSWINSZ, &ws);
+			continue;
+		}
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			close(grid_in.winsize);
+			grid_in.winsize = -1;
+		}
+		return;
+	}
+}
+
+// grid_type reads stdin when buf is empty, else writes buf to the
+// terminal.
+static void grid_type(void) {
+	if (grid_in.len == 0) {
+		ssize_t n = read(grid_in.in, grid_in.buf, sizeof grid_in.buf);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			close(grid_in.in);
+			grid_in.in = -1;
+		}
+		if (n > 0)
+			grid_in.len = n;
+	}
+	if (grid_in.len > 0) {
+		ssize_t w = write(grid_in.out, grid_in.buf, grid_in.len);
+		if (w > 0) {
+			memmove(grid_in.buf, grid_in.buf + w, grid_in.len - w);
+			grid_in.len -= w;
+		}
+	}
+}
 
 static void grid_on_signal(int sig) {
 	if (sig == SIGCHLD) {
@@ -199,8 +264,14 @@ static void grid_exit(struct grid_relay *rs, int code) {
 // its status.
 static void grid_relay_loop(pid_t child, struct grid_relay *rs) {
 	for (;;) {
-		struct pollfd p[3] = {{.fd = grid_wake[0], .events = POLLIN}};
-		int np = 1, at[2] = {-1, -1};
+		struct pollfd p[5] = {{.fd = grid_wake[0], .events = POLLIN}};
+		int np = 1, at[2] = {-1, -1}, at_in = -1, at_ws = -1;
+		if (grid_in.len > 0)
+			p[at_in = np++] = (struct pollfd){.fd = grid_in.out, .events = POLLOUT};
+		else if (grid_in.in >= 0)
+			p[at_in = np++] = (struct pollfd){.fd = grid_in.in, .events = POLLIN};
+		if (grid_in.winsize >= 0)
+			p[at_ws = np++] = (struct pollfd){.fd = grid_in.winsize, .events = POLLIN};
 		for (int i = 0; i < 2; i++) {
 			struct grid_relay *r = &rs[i];
 			if (r->blocked)
@@ -221,6 +292,10 @@ static void grid_relay_loop(pid_t child, struct grid_relay *rs) {
 			if (grid_reap(child, &code))
 				grid_exit(rs, code);
 		}
+		if (at_in >= 0 && p[at_in].revents)
+			grid_type();
+		if (at_ws >= 0 && p[at_ws].revents)
+			grid_resize();
 		for (int i = 0; i < 2; i++) {
 			struct grid_relay *r = &rs[i];
 			if (at[i] < 0 || p[at[i]].revents == 0)
@@ -240,15 +315,57 @@ static int grid_pipe(int p[2]) {
 	return fcntl(p[0], F_SETFL, O_NONBLOCK);
 }
 
+// grid_terminal opens a pseudo-terminal for -t: out[0] is the master
+// side (non-blocking, for the output relay and grid_type), out[1] and
+// err[1] its slave side for the command; err[0] is -1, as all output
+// comes through the terminal. It applies the first window size on fd 6.
+static int grid_terminal(int out[2], int err[2]) {
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0)
+		return -1;
+	char *name = ptsname(m);
+	int s = name == NULL ? -1 : open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s < 0 || fcntl(m, F_SETFL, O_NONBLOCK) < 0)
+		return -1;
+	out[0] = m;
+	out[1] = s;
+	err[0] = -1;
+	err[1] = s;
+	grid_in = (struct grid_input){.in = 0, .out = m, .winsize = grid_winsize_fd};
+	fcntl(0, F_SETFL, O_NONBLOCK);
+	fcntl(grid_winsize_fd, F_SETFL, O_NONBLOCK);
+	grid_resize();
+	return 0;
+}
+
+// grid_controlling_tty makes the command (just forked) a session leader
+// with the terminal slave as its controlling tty and stdin.
+static int grid_controlling_tty(int slave) {
+	if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0 || dup2(slave, 0) < 0)
+		return -1;
+	return 0;
+}
+
 __attribute__((constructor)) static void grid_dyno_init(int argc, char **argv, char **envp) {
 	(void)envp;
-	if (argc < 3 || strcmp(argv[0], "/.grid/init") != 0 || strcmp(argv[1], "--") != 0 || getpid() != 1)
+	if (argc < 3 || strcmp(argv[0], "/.grid/init") != 0 || getpid() != 1)
 		return;
+	int tty = strcmp(argv[1], "-t") == 0;
+	if (strcmp(argv[1 + tty], "--") != 0 || argc < 3 + tty)
+		return;
+	argv += tty;
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	int out[2], err[2];
-	if (pipe2(grid_wake, O_CLOEXEC | O_NONBLOCK) < 0 || grid_pipe(out) < 0 || grid_pipe(err) < 0)
+	if (pipe2(grid_wake, O_CLOEXEC | O_NONBLOCK) < 0)
 		_exit(126);
-	for (int fd = grid_out_fd; fd <= grid_status_fd; fd++)
+	if (tty) {
+		if (grid_terminal(out, err) < 0) {
+			dprintf(grid_err_fd, "sandbox init: terminal: %s\n", strerror(errno));
+			_exit(126);
+		}
+	} else if (grid_pipe(out) < 0 || grid_pipe(err) < 0)
+		_exit(126);
+	for (int fd = grid_out_fd; fd <= grid_winsize_fd; fd++)
 		fcntl(fd, F_SETFD, FD_CLOEXEC); // the Manager's, never the command's
 	fcntl(grid_out_fd, F_SETFL, O_NONBLOCK);
 	fcntl(grid_err_fd, F_SETFL, O_NONBLOCK);
@@ -261,6 +378,10 @@ __attribute__((constructor)) static void grid_dyno_init(int argc, char **argv, c
 			sigaction(s, &sa, NULL); // fails harmlessly for libc-reserved signals
 	pid_t child = fork();
 	if (child == 0) {
+		if (tty && grid_controlling_tty(out[1]) < 0) {
+			dprintf(err[1], "sandbox init: terminal: %s\n", strerror(errno));
+			_exit(126);
+		}
 		dup2(out[1], 1);
 		dup2(err[1], 2);
 		execvp(argv[2], argv + 2); // exec resets the handlers to the defaults
@@ -273,7 +394,8 @@ __attribute__((constructor)) static void grid_dyno_init(int argc, char **argv, c
 		_exit(126);
 	}
 	close(out[1]);
-	close(err[1]);
+	if (err[1] != out[1])
+		close(err[1]);
 	static struct grid_relay rs[2];
 	rs[0] = (struct grid_relay){.in = out[0], .out = grid_out_fd};
 	rs[1] = (struct grid_relay){.in = err[0], .out = grid_err_fd};

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -87,8 +88,18 @@ func removeDir(dir string) error {
 // initFiles as fds 3, 4 and 5 (see dynoinit.go). Its stdout and stderr
 // are /dev/null: the init gives the command its own pipes.
 func (s *Sandbox) run(initFiles []*os.File) error {
+	initArgs := []string{initTarget, "--"}
+	if s.spec.TTY != nil {
+		r, err := s.openWinsize()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		initArgs = []string{initTarget, "-t", "--"}
+		initFiles = append(initFiles, r) // fd 6
+	}
 	p := &libcontainer.Process{
-		Args:       append([]string{initTarget, "--"}, s.spec.Args...),
+		Args:       append(initArgs, s.spec.Args...),
 		Env:        withPath(s.spec.Env),
 		Cwd:        s.spec.Dir,
 		UID:        s.spec.UID,
@@ -110,6 +121,36 @@ func (s *Sandbox) run(initFiles []*os.File) error {
 	s.process = p
 	s.initPid, err = p.Pid()
 	return err
+}
+
+// openWinsize makes the pipe that carries window sizes to the init and
+// sends the first; it returns the init's end.
+func (s *Sandbox) openWinsize() (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	s.winsize = w
+	if err := s.Resize(*s.spec.TTY); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Resize changes the size of the sandbox's terminal (Spec.TTY); the
+// command gets SIGWINCH.
+func (s *Sandbox) Resize(ws WindowSize) error {
+	if s.winsize == nil {
+		return fmt.Errorf("sandbox %q: no terminal", s.spec.ID)
+	}
+	var b [4]byte
+	binary.NativeEndian.PutUint16(b[0:], ws.Rows)
+	binary.NativeEndian.PutUint16(b[2:], ws.Cols)
+	if _, err := s.winsize.Write(b[:]); err != nil { // 4 bytes: atomic in a pipe
+		return fmt.Errorf("sandbox %q: resize: %w", s.spec.ID, err)
+	}
+	return nil
 }
 
 // connectStdin copies Stdin through a pipe we own and can close when the
@@ -280,6 +321,9 @@ func (s *Sandbox) teardown() error {
 	s.detachOutput()
 	if s.stdin != nil {
 		s.stdin.Close()
+	}
+	if s.winsize != nil {
+		s.winsize.Close()
 	}
 	// Cgroups libcontainer does not know of (a start cut short by a
 	// crash); normally gone already.

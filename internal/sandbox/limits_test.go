@@ -26,12 +26,14 @@ func TestCgroupLimitsApplied(t *testing.T) {
 	t.Parallel()
 	m := newManager(t)
 	sp, _, _ := spec("limits", "sleep", "1000")
-	sp.MemoryMB, sp.PidsMax, sp.CPUShares = 96, 40, 512
+	sp.MemoryMB, sp.PidsMax, sp.CPUShares, sp.CPUMilli = 96, 40, 512, 1500
 	s := start(t, m, sp)
 	for _, c := range []struct{ h, file, want string }{
 		{"memory", "memory.limit_in_bytes", strconv.Itoa(96 << 20)},
 		{"pids", "pids.max", "40"},
 		{"cpu", "cpu.shares", "512"},
+		{"cpu", "cpu.cfs_period_us", "100000"},
+		{"cpu", "cpu.cfs_quota_us", "150000"},
 	} {
 		if got := cgroupFile(t, m, s, c.h, c.file); got != c.want {
 			t.Errorf("%s = %s, want %s", c.file, got, c.want)
@@ -49,6 +51,45 @@ func TestDefaultLimits(t *testing.T) {
 	}
 	if got := cgroupFile(t, m, s, "pids", "pids.max"); got != strconv.Itoa(DefaultPidsMax) {
 		t.Errorf("pids.max = %s", got)
+	}
+	if got := cgroupFile(t, m, s, "cpu", "cpu.cfs_quota_us"); got != "-1" {
+		t.Errorf("cpu.cfs_quota_us = %s, want -1 (no cap by default)", got)
+	}
+}
+
+// TestCPUCapBoundsABusyLoop runs four busy processes under a cap of half
+// a core and checks, from the cgroup's own accounting, that they got no
+// more than that (plus 5%, one period's slack) over two seconds.
+func TestCPUCapBoundsABusyLoop(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("cpuhog", "python3", "-c", `
+import os
+for _ in range(3):
+    if os.fork() == 0:
+        break
+while True:
+    pass`)
+	sp.CPUMilli = 500
+	s := start(t, m, sp)
+	usage := func() (time.Duration, time.Time) {
+		ns, err := strconv.ParseInt(cgroupFile(t, m, s, "cpuacct", "cpuacct.usage"), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ns), time.Now()
+	}
+	time.Sleep(300 * time.Millisecond) // past start-up, which runs before the loop
+	u0, t0 := usage()
+	time.Sleep(2 * time.Second)
+	u1, t1 := usage()
+	share := float64(u1-u0) / float64(t1.Sub(t0))
+	t.Logf("busy loop used %.3f cores under a 0.5 cap", share)
+	if share > 0.5*1.05 {
+		t.Errorf("busy loop used %.3f cores, cap 0.5", share)
+	}
+	if share < 0.05 {
+		t.Errorf("busy loop used %.3f cores: it did not run", share)
 	}
 }
 

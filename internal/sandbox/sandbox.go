@@ -282,6 +282,7 @@ type Sandbox struct {
 	started   time.Time
 	net       *sandboxNet // nil without Network
 	stdin     io.Closer   // our end of the stdin pipe, if we copy stdin
+	winsize   *os.File    // our end of the init's window size pipe (TTY only)
 	watching  bool        // a goroutine waits for the main process (set before it starts)
 
 	mu  sync.Mutex

@@ -16,8 +16,15 @@ import (
 
 // Mount is an extra bind mount into a sandbox.
 type Mount struct {
-	Source   string // host path; must exist
-	Target   string // absolute path inside the sandbox, not under /proc, /sys or /dev
+	// Source is a host path that exists. Its symlinks are resolved when
+	// the Spec is checked; it must not resolve to / or into /proc, /sys
+	// or /dev.
+	Source string
+	// Target is an absolute path inside the sandbox, not under /proc,
+	// /sys, /dev or /.grid. Under /app (or under an earlier Mount's
+	// Target) no part of it may be a symlink in the files there, which
+	// are the tenant's (see checkTargetPath).
+	Target   string
 	Writable bool
 }
 
@@ -50,14 +57,20 @@ type Spec struct {
 	AppDir string
 	Mounts []Mount
 	// Limits. Zero means the default (512 MB, 256 processes, 1024 shares,
-	// 256 MB /tmp, 2 GB of writes to /app). /tmp and /dev/shm are RAM and
-	// count against MemoryMB; DiskMB is the writable layer of /app, on
-	// disk (disk.go): writes past it fail with ENOSPC.
+	// no CPU cap, 256 MB /tmp, 2 GB of writes to /app). /tmp and /dev/shm
+	// are RAM and count against MemoryMB; DiskMB is the writable layer of
+	// /app, on disk (disk.go): writes past it fail with ENOSPC.
 	MemoryMB  int
 	PidsMax   int
 	CPUShares int
-	TmpMB     int
-	DiskMB    int
+	// CPUMilli caps the CPU time the sandbox gets, in thousandths of a
+	// core per wall-clock second (a CFS quota): 500 is half a core, 2000
+	// two. Shares only divide CPU among sandboxes that all want it; the
+	// cap also bounds a busy sandbox while its neighbours are idle, so
+	// that a neighbour waking up finds a core free at once.
+	CPUMilli int
+	TmpMB    int
+	DiskMB   int
 	// CPUs pins the sandbox to these cores through the cpuset cgroup: a
 	// cpuset list such as "1", "0-1" or "0,2-3", each core online on
 	// this machine. Empty means any core. Memory nodes are the parent
@@ -83,6 +96,16 @@ type Spec struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// TTY gives the command a terminal of this size instead of pipes, as
+	// for an interactive one-off dyno: Stdin is typed into it and all it
+	// prints, stderr included, arrives on Stdout (with the terminal's
+	// \r\n line ends). Resize changes the size. Nil means no terminal.
+	TTY *WindowSize
+}
+
+// WindowSize is a terminal's size in characters.
+type WindowSize struct {
+	Rows, Cols uint16
 }
 
 // Label limits: a few short strings, not a data store.
@@ -100,11 +123,16 @@ const (
 	DefaultDiskMB    = 2048
 )
 
+// minCPUMilli is the smallest CPU cap: 1 ms per 100 ms period is the
+// kernel's least quota.
+const minCPUMilli = 10
+
 var idPattern = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 
 // reservedTargets may not receive extra mounts: the kernel surfaces the
-// sandbox sets up itself.
-var reservedTargets = []string{"/proc", "/sys", "/dev"}
+// sandbox sets up itself, and the directory of its init (initTarget),
+// which a mount would hide.
+var reservedTargets = []string{"/proc", "/sys", "/dev", "/.grid"}
 
 // invalid builds an ErrInvalid error about the sandbox named id.
 func invalid(id, format string, args ...any) error {
@@ -113,12 +141,16 @@ func invalid(id, format string, args ...any) error {
 
 // normalize checks spec and returns a copy with defaults filled in.
 func normalize(spec Spec) (Spec, error) {
-	for _, check := range []func(Spec) error{checkID, checkCommand, checkIdentity, checkLimits, checkCPUs, checkLabels, checkAppDir, checkMounts} {
+	for _, check := range []func(Spec) error{checkID, checkCommand, checkIdentity, checkLimits, checkCPUs, checkLabels, checkAppDir} {
 		if err := check(spec); err != nil {
 			return Spec{}, err
 		}
 	}
-	spec.Mounts = cleanMounts(spec.Mounts)
+	mounts, err := resolveMounts(spec)
+	if err != nil {
+		return Spec{}, err
+	}
+	spec.Mounts = mounts
 	spec.Labels = maps.Clone(spec.Labels)
 	if spec.GID == 0 {
 		spec.GID = spec.UID
@@ -185,7 +217,7 @@ func checkIdentity(spec Spec) error {
 }
 
 func checkLimits(spec Spec) error {
-	if spec.MemoryMB < 0 || spec.PidsMax < 0 || spec.CPUShares < 0 || spec.TmpMB < 0 || spec.DiskMB < 0 {
+	if spec.MemoryMB < 0 || spec.PidsMax < 0 || spec.CPUShares < 0 || spec.CPUMilli < 0 || spec.TmpMB < 0 || spec.DiskMB < 0 {
 		return invalid(spec.ID, "limits must not be negative")
 	}
 	if spec.MemoryMB != 0 && spec.MemoryMB < 16 {
@@ -196,6 +228,9 @@ func checkLimits(spec Spec) error {
 	}
 	if spec.CPUShares != 0 && spec.CPUShares < 2 {
 		return invalid(spec.ID, "cpu shares %d is below the minimum of 2", spec.CPUShares)
+	}
+	if spec.CPUMilli != 0 && spec.CPUMilli < minCPUMilli {
+		return invalid(spec.ID, "cpu cap %d millicores is below the minimum of %d", spec.CPUMilli, minCPUMilli)
 	}
 	if spec.DiskMB != 0 && spec.DiskMB < 8 {
 		return invalid(spec.ID, "disk limit %d MB is below the 8 MB minimum", spec.DiskMB)
@@ -290,25 +325,33 @@ func checkDir(id, what, path string) error {
 	return nil
 }
 
-func checkMounts(spec Spec) error {
+// resolveMounts checks spec's mounts and returns them cleaned, each
+// source with its symlinks resolved (resolveSource) and no target
+// through a symlink of the tenant's (checkTargetPath).
+func resolveMounts(spec Spec) ([]Mount, error) {
+	out := make([]Mount, len(spec.Mounts))
 	seen := map[string]bool{}
-	for _, m := range spec.Mounts {
-		if !filepath.IsAbs(m.Source) {
-			return invalid(spec.ID, "mount source %q must be absolute", m.Source)
-		}
-		if _, err := os.Stat(m.Source); err != nil {
-			return invalid(spec.ID, "mount source %q: %v", m.Source, err)
+	for i, m := range spec.Mounts {
+		src, err := resolveSource(spec.ID, m.Source)
+		if err != nil {
+			return nil, err
 		}
 		if err := checkTarget(spec.ID, m.Target); err != nil {
-			return err
+			return nil, err
 		}
 		t := filepath.Clean(m.Target)
 		if seen[t] || (spec.AppDir != "" && t == "/app") {
-			return invalid(spec.ID, "mount target %q is used twice", m.Target)
+			return nil, invalid(spec.ID, "mount target %q is used twice", m.Target)
 		}
 		seen[t] = true
+		out[i] = Mount{Source: src, Target: t, Writable: m.Writable}
 	}
-	return nil
+	for i := range out {
+		if err := checkTargetPath(spec.ID, spec.AppDir, out, i); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func checkTarget(id, target string) error {
@@ -325,14 +368,6 @@ func checkTarget(id, target string) error {
 		}
 	}
 	return nil
-}
-
-func cleanMounts(ms []Mount) []Mount {
-	out := make([]Mount, len(ms))
-	for i, m := range ms {
-		out[i] = Mount{Source: filepath.Clean(m.Source), Target: filepath.Clean(m.Target), Writable: m.Writable}
-	}
-	return out
 }
 
 func isCleanAbs(p string) bool {
