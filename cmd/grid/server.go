@@ -47,6 +47,10 @@ type serverConfig struct {
 	provider    string // "", "netns" or "exec:/path"
 	headroom    int    // MB of free memory to keep; 0: the largest host's
 	emptyGrace  time.Duration
+	// cycleAfter and cycleJitter set the manager's daily dyno cycling;
+	// zero turns cycling (or the jitter) off.
+	cycleAfter  time.Duration
+	cycleJitter time.Duration
 }
 
 func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
@@ -58,6 +62,8 @@ func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
 	fs.BoolVar(&c.noLogin, "no-login", false, "do not write the CLI credentials file")
 	fs.IntVar(&c.headroom, "headroom", 0, "free memory (MB) to keep across hosts; below it the provider adds a host (0: the largest host's memory)")
 	fs.DurationVar(&c.emptyGrace, "empty-grace", 5*time.Minute, "how long a provisioned host may sit empty before it is drained and released")
+	fs.DurationVar(&c.cycleAfter, "cycle-after", 24*time.Hour, "how long a dyno runs before it is cycled (restarted start-before-stop), as on Heroku; 0 turns cycling off")
+	fs.DurationVar(&c.cycleJitter, "cycle-jitter", 216*time.Minute, "the most added to --cycle-after per dyno, so dynos started together are cycled apart; 0 for none")
 	fs.StringVar(&c.secretFile, "secret-file", "", "cluster secret shared by all servers (default: DATA/cluster-secret, created if missing)")
 }
 
@@ -175,6 +181,8 @@ type controlPlane struct {
 	// headroom and emptyGrace are the manager's spare-capacity settings.
 	headroom   int
 	emptyGrace time.Duration
+	// cycleAfter and cycleJitter are as manager.Config wants them.
+	cycleAfter, cycleJitter time.Duration
 	// cert keeps the routers' default certificate current while this
 	// server leads (defaultcert.go).
 	cert   *defaultCert
@@ -186,7 +194,8 @@ func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbo
 	if err != nil {
 		return nil, err
 	}
-	cp := &controlPlane{n: n, st: st, api: apiLn, data: c.data, hp: hp, headroom: c.headroom, emptyGrace: c.emptyGrace, logger: logger}
+	cp := &controlPlane{n: n, st: st, api: apiLn, data: c.data, hp: hp, headroom: c.headroom, emptyGrace: c.emptyGrace,
+		cycleAfter: orOff(c.cycleAfter), cycleJitter: orOff(c.cycleJitter), logger: logger}
 	hp.bind(st)
 	if err := st.RepairAppMeta(ctx); err != nil {
 		cp.close()
@@ -311,6 +320,7 @@ func (cp *controlPlane) lead(ctx context.Context) error {
 		mgr := manager.New(manager.Config{
 			Store: cp.st, Provider: cp.hp.manager(), MinHosts: cp.hp.minimum(),
 			Headroom: cp.headroom, EmptyGrace: cp.emptyGrace,
+			CycleAfter: cp.cycleAfter, CycleJitter: cp.cycleJitter,
 			Logger: cp.logger.With("part", "manager"),
 		})
 		cctx, stopCert := context.WithCancel(lctx)
@@ -333,6 +343,15 @@ func (cp *controlPlane) close() {
 		cp.lg.Close()
 	}
 	cp.st.Close()
+}
+
+// orOff maps a flag's zero (or negative), which says off, to
+// manager.Config's negative: there zero means the default.
+func orOff(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // adminKey returns the administrator API key, creating it on first start,

@@ -47,9 +47,22 @@ type Assignment struct {
 	// empty means any core.
 	CPUs string `json:"cpus,omitempty"`
 	// OneOff dynos (run.N) are never restarted.
-	OneOff    bool      `json:"one_off,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	OneOff bool `json:"one_off,omitempty"`
+	// Attach makes a one-off dyno wait for a session (grid run) before it
+	// starts, its stdio connected to the session instead of the logs; TTY
+	// gives it a terminal. TimeToLive (seconds) ends a one-off dyno
+	// sooner than the host's limit; zero means the host's limit.
+	Attach     bool      `json:"attach,omitempty"`
+	TTY        bool      `json:"tty,omitempty"`
+	TimeToLive int       `json:"time_to_live,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
 }
+
+// PendingHost is the Host of a one-off dyno's assignment until the
+// manager places it: the API writes it there, the manager moves it to a
+// host under the same dyno ID. No host can have this ID ('=' is not
+// allowed in one).
+const PendingHost = "=pending"
 
 // Dyno is a dyno's actual state, reported by the host that runs it.
 type Dyno struct {

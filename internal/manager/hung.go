@@ -27,40 +27,23 @@ import (
 //     have the manager restart the whole app in a loop, and a restart a
 //     minute is what an operator would do by hand while looking.
 
-// hungReplacements is what the manager has decided about hung dynos. It
-// outlives sessions: a decision stays until the dyno's assignment is
-// gone, even if routers stop reporting the dyno meanwhile (it answered
-// again), so that the successor is never taken for a duplicate and
-// deleted in favour of the hung one.
-type hungReplacements struct {
-	dynos map[string]bool      // dyno IDs being replaced
-	last  map[string]time.Time // app → when its last replacement was decided
-}
-
-func newHungReplacements() hungReplacements {
-	return hungReplacements{dynos: map[string]bool{}, last: map[string]time.Time{}}
-}
-
 // takeHung decides on the hung-dyno reports of live routers and marks the
-// apps concerned dirty. Run's goroutine only, on a synced view.
+// apps concerned dirty. Run's goroutine only, on a synced view whose
+// marks were pruned. Decisions are kept in r.replacing (replace.go).
 func (r *runState) takeHung(now time.Time) {
 	if r.syncedAt.IsZero() {
 		return
 	}
-	for id := range r.hung.dynos {
-		if _, ok := r.view.assignments[id]; !ok {
-			delete(r.hung.dynos, id) // replaced (or gone otherwise)
-		}
-	}
+	rs := r.replacing
 	for _, h := range liveHungReports(r.view, now, r.m.cfg.HostTimeout) {
-		if r.hung.dynos[h.ID] || !replaceable(r.view, h) {
+		if rs.dynos[h.ID] != "" || !replaceable(r.view, h) {
 			continue
 		}
-		if last, ok := r.hung.last[h.App]; ok && now.Sub(last) < r.m.cfg.HungEvery {
+		if last, ok := rs.hungLast[h.App]; ok && now.Sub(last) < r.m.cfg.HungEvery {
 			continue // reconsidered at the app's next reconcile
 		}
-		r.hung.dynos[h.ID] = true
-		r.hung.last[h.App] = now
+		rs.mark(h.ID, replaceHung)
+		rs.hungLast[h.App] = now
 		r.dirty[h.App] = true
 		r.m.log.Warn("replacing hung dyno", "app", h.App, "dyno", h.Name, "dyno_id", h.ID, "router", h.router, "hung_since", h.Since)
 	}

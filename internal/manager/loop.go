@@ -97,19 +97,19 @@ type runState struct {
 	heard    time.Time       // last live heartbeat from any host; zero if none yet
 	returned time.Time       // last time a lost host was heard from again
 
-	marking map[string]bool // hosts whose Lost mark is being written (markLost)
-	hung    hungReplacements
+	marking   map[string]bool // hosts whose Lost mark is being written (markLost)
+	replacing replacements    // dynos being replaced: hung, cycled (replace.go)
 }
 
 func newRunState(m *Manager) *runState {
 	return &runState{
-		m:        m,
-		done:     make(chan func(*runState)),
-		unplaced: map[string]string{},
-		short:    map[string]int{},
-		cap:      newCapacity(),
-		marking:  map[string]bool{},
-		hung:     newHungReplacements(),
+		m:         m,
+		done:      make(chan func(*runState)),
+		unplaced:  map[string]string{},
+		short:     map[string]int{},
+		cap:       newCapacity(),
+		marking:   map[string]bool{},
+		replacing: newReplacements(),
 	}
 }
 
@@ -358,6 +358,7 @@ func (r *runState) reconcileDirty(ctx context.Context) error {
 	if err := r.fresh(now); err != nil {
 		return err
 	}
+	r.replacing.prune(r.view)
 	r.takeHung(now)
 	apps := make([]string, 0, len(r.dirty))
 	for app := range r.dirty {
@@ -368,9 +369,10 @@ func (r *runState) reconcileDirty(ctx context.Context) error {
 	p := newPolicy(r.view, now, r.m.timing(), store.NewID)
 	p.Hold = !r.settled
 	p.HoldLost = !r.returned.IsZero() && now.Sub(r.returned) < r.m.cfg.HostTimeout/2
-	p.Replacing = r.hung.dynos
+	p.Replacing = r.replacing.dynos
 	var acts []action
 	for _, app := range apps {
+		r.takeCycle(app, p)
 		d := reconcile(r.view, app, p)
 		r.report(app, d)
 		for _, a := range d.Actions {

@@ -1,8 +1,9 @@
 // Package manager is the dyno manager: it turns each app's formation and
 // current release into assignments (which host runs which dyno, on which
 // cores), replaces dynos start-before-stop when the release or a type's
-// restart epoch changes or routers report them hung (hung.go), moves
-// dynos off lost and draining hosts, keeps
+// restart epoch changes, routers report them hung (hung.go) or they are
+// due for their daily cycle (cycle.go), moves dynos off lost and
+// draining hosts, keeps
 // spare capacity by asking a host provider for hosts and releasing empty
 // ones, forgets dyno records nobody owns and deletes old releases' slugs.
 //
@@ -63,6 +64,15 @@ type Config struct {
 	// HungEvery is the least time between two replacements of hung dynos
 	// (reported by routers, hung.go) of one app. Zero means 1 minute.
 	HungEvery time.Duration
+	// CycleAfter is how long a dyno runs before the manager cycles it
+	// (replaces it start-before-stop, cycle.go), as Heroku restarts every
+	// dyno daily; one-off dynos are never cycled. Zero means 24h;
+	// negative disables cycling.
+	CycleAfter time.Duration
+	// CycleJitter bounds the delay added to CycleAfter per dyno (derived
+	// from its ID), which spreads the cycles of dynos started together.
+	// Zero means 216 minutes, as on Heroku; negative means none.
+	CycleJitter time.Duration
 
 	// Provider makes and removes hosts. Nil means hosts only join by hand:
 	// the manager then never provisions, and drained hosts stay drained.
@@ -139,6 +149,15 @@ func New(cfg Config) *Manager {
 	def(&m.cfg.Resync, 5*time.Second)
 	def(&m.cfg.RouterWait, 5*time.Second)
 	def(&m.cfg.HungEvery, time.Minute)
+	// Negative cycle settings mean off and none; from here on a zero
+	// CycleJitter means none.
+	if m.cfg.CycleAfter == 0 {
+		m.cfg.CycleAfter = 24 * time.Hour
+	}
+	if m.cfg.CycleJitter == 0 {
+		m.cfg.CycleJitter = 216 * time.Minute
+	}
+	m.cfg.CycleJitter = max(m.cfg.CycleJitter, 0)
 	def(&m.cfg.EmptyGrace, 5*time.Minute)
 	def(&m.cfg.ProvisionTimeout, 2*time.Minute)
 	def(&m.cfg.LostRelease, 10*time.Minute)

@@ -79,10 +79,12 @@ type policy struct {
 	// bucket revision all of them have applied.
 	Routers   int
 	RoutedRev uint64
-	// Replacing holds the IDs of dynos being replaced because routers
-	// found them hung (hung.go): they count as stale, so a successor is
-	// placed and they go once it serves.
-	Replacing map[string]bool
+	// Replacing holds the IDs of dynos being replaced, and why
+	// (replace.go): routers found them hung, or they are due for their
+	// daily cycle. They count as stale, so a successor is placed and they
+	// go once it serves. A cycled dyno, which is healthy, also stays
+	// while its successor is crashed.
+	Replacing map[string]replaceReason
 }
 
 func newPolicy(v *view, now time.Time, t timing, newID func() string) policy {
@@ -137,7 +139,10 @@ type slot struct {
 //	                                  crashed ─────────────┴─► delete the others
 //
 // A lost host's dynos are therefore stopped only once their replacements
-// serve, and if it returns first, its dynos are the ones kept. Names past
+// serve, and if it returns first, its dynos are the ones kept. Dynos the
+// manager decided to replace (policy.Replacing: hung, or due for their
+// daily cycle) are stale too, except that a cycled dyno waits for its
+// successor to be up, never just crashed. Names past
 // the quantity and assignments of apps that are gone are deleted at once,
 // one-off dynos when they have exited or their host is lost. Dyno records
 // without an assignment are forgotten ForgetAfter after their host was
@@ -145,7 +150,12 @@ type slot struct {
 func reconcile(v *view, app string, p policy) decision {
 	var d decision
 	byName := map[string][]grid.Assignment{}
+	var pending []grid.Assignment
 	for _, a := range v.assignmentsOf(app) {
+		if a.Host == grid.PendingHost {
+			pending = append(pending, a)
+			continue
+		}
 		if a.OneOff && p.state(v, a.Host) == grid.HostLost {
 			d.delete(a, "host lost")
 			continue
@@ -162,8 +172,39 @@ func reconcile(v *view, app string, p policy) decision {
 	}
 	d.unwanted(v, byName)
 	d.place(v, a, missing, p)
+	d.placeOneOffs(v, pending, p)
 	d.forget(v, app, p)
 	return d
+}
+
+// placeOneOffs moves one-off dynos the API asked for (on PendingHost)
+// to hosts, under the same dyno ID. Those the scheduler has no room for
+// wait, reported as unplaced; those of a deleted app are dropped.
+func (d *decision) placeOneOffs(v *view, pending []grid.Assignment, p policy) {
+	if len(pending) == 0 || p.Hold {
+		return
+	}
+	if _, ok := v.apps[pending[0].App]; !ok {
+		for _, a := range pending {
+			d.delete(a, "app deleted")
+		}
+		return
+	}
+	reqs := make([]scheduler.Request, len(pending))
+	for i, a := range pending {
+		reqs[i] = scheduler.Request{Name: a.Name, App: a.App, Type: a.Type, MemoryMB: memoryMB(a.Size), Cores: coresFor(a.Size)}
+	}
+	plan := scheduler.Place(hostStates(v, pending[0].App, p), reqs)
+	for i, pl := range plan.Placements {
+		if pl.Host == "" {
+			d.Unplaced = append(d.Unplaced, pl)
+			continue
+		}
+		placed := pending[i]
+		placed.Host, placed.CPUs = pl.Host, pl.CPUs
+		d.delete(pending[i], "one-off placed")
+		d.Actions = append(d.Actions, action{Op: opPut, Assignment: placed})
+	}
 }
 
 // wanted returns the app and its wanted slots in order: web first, then
@@ -196,7 +237,7 @@ func wanted(v *view, name string) (grid.App, []slot) {
 func (d *decision) converge(v *view, s slot, release int, as []grid.Assignment, p policy) bool {
 	var fresh, stale []grid.Assignment
 	for _, a := range as {
-		if a.Release == release && a.Epoch == s.epoch && !a.OneOff && p.state(v, a.Host) == grid.HostUp && !p.Replacing[a.DynoID] {
+		if p.current(v, a, release, s.epoch) && p.Replacing[a.DynoID] == "" {
 			fresh = append(fresh, a)
 		} else {
 			stale = append(stale, a)
@@ -220,10 +261,29 @@ func (d *decision) converge(v *view, s slot, release int, as []grid.Assignment, 
 	}
 	if ok {
 		for _, a := range stale {
+			if cycledFor(v, a, keep, release, s.epoch, p) {
+				continue
+			}
 			d.delete(a, "replaced by "+keep.DynoID+note)
 		}
 	}
 	return true
+}
+
+// current reports whether a runs its slot's release and epoch on an up
+// host: it needs no replacement unless one was decided (Replacing).
+func (p policy) current(v *view, a grid.Assignment, release, epoch int) bool {
+	return a.Release == release && a.Epoch == epoch && !a.OneOff && p.state(v, a.Host) == grid.HostUp
+}
+
+// cycledFor reports whether stale is a dyno being cycled that must stay
+// although keep is ready: keep crashed, and stale is current apart from
+// its cycle. A deploy replaces its dynos even by crashed ones (the user
+// asked for the new release), but a cycle must never trade a healthy
+// dyno for a crashed one; stale goes once keep comes up after its
+// restart (cycle.go).
+func cycledFor(v *view, stale, keep grid.Assignment, release, epoch int, p policy) bool {
+	return p.Replacing[stale.DynoID] == replaceCycle && v.dynos[keep.DynoID].State != grid.DynoUp && p.current(v, stale, release, epoch)
 }
 
 // ready reports whether keep's dyno may now replace the others of its

@@ -275,6 +275,22 @@ func TestReconcile(t *testing.T) {
 			want: []string{"delete run.2 r2 (one-off exited)"},
 		},
 		{
+			name: "a pending one-off dyno is moved to a host under its ID",
+			f: newFixture().scale("web", 0).with(func(v *view) {
+				v.putAssignment(grid.Assignment{DynoID: "r1", App: "a", Host: grid.PendingHost, Name: "run.1", Type: "run", Size: "standard-1x", OneOff: true, Attach: true, Release: 3})
+			}),
+			want: []string{"delete run.1 r1 (one-off placed)", "put run.1 v3 e0 on h1 cpus 0"},
+		},
+		{
+			name: "a pending one-off dyno of a deleted app is dropped",
+			f: newFixture().scale("web", 0).with(func(v *view) {
+				delete(v.apps, "a")
+				delete(v.formations, "a")
+				v.putAssignment(grid.Assignment{DynoID: "r1", App: "a", Host: grid.PendingHost, Name: "run.1", Type: "run", OneOff: true})
+			}),
+			want: []string{"delete run.1 r1 (app deleted)"},
+		},
+		{
 			name:    "router gating: the old web dyno waits until every live router has the new one",
 			f:       newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 20, t0).router("r1", 25, t0).router("r2", 19, t0),
 			waiting: true,
@@ -374,20 +390,60 @@ func TestReconcile(t *testing.T) {
 		{
 			name:   "hung dyno: a successor is placed, the hung one keeps its slot meanwhile",
 			f:      newFixture().scale("web", 1).assign("hung", "h1", "web.1", 3, 0, grid.DynoUp),
-			policy: func(p *policy) { p.Replacing = map[string]bool{"hung": true} },
+			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"hung": replaceHung} },
 			want:   []string{"put web.1 v3 e0 on h2 cpus 0"},
 		},
 		{
 			name:   "hung dyno: deleted once the successor is up and routed",
 			f:      newFixture().scale("web", 1).assign("hung", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 7, t0).router("r1", 7, t0),
-			policy: func(p *policy) { p.Replacing = map[string]bool{"hung": true} },
+			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"hung": replaceHung} },
 			want:   []string{"delete web.1 hung (replaced by new)"},
 		},
 		{
 			name:    "hung dyno: kept while routers have not seen the successor",
 			f:       newFixture().scale("web", 1).assign("hung", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 7, t0).router("r1", 6, t0),
-			policy:  func(p *policy) { p.Replacing = map[string]bool{"hung": true} },
+			policy:  func(p *policy) { p.Replacing = map[string]replaceReason{"hung": replaceHung} },
 			waiting: true,
+		},
+		{
+			name:   "hung dyno: a crashed successor replaces it",
+			f:      newFixture().scale("web", 1).assign("hung", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoCrashed),
+			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"hung": replaceHung} },
+			want:   []string{"delete web.1 hung (replaced by new)"},
+		},
+		{
+			name:   "cycled dyno: a successor is placed, the old one keeps serving meanwhile",
+			f:      newFixture().scale("web", 1).assign("old", "h1", "web.1", 3, 0, grid.DynoUp),
+			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"old": replaceCycle} },
+			want:   []string{"put web.1 v3 e0 on h2 cpus 0"},
+		},
+		{
+			name:   "cycled dyno: kept while the successor starts",
+			f:      newFixture().scale("web", 1).assign("old", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoStarting),
+			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"old": replaceCycle} },
+		},
+		{
+			name:   "cycled dyno: kept while the successor is crashed, unlike a deploy's or a hung one",
+			f:      newFixture().scale("web", 1).assign("old", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoCrashed),
+			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"old": replaceCycle} },
+		},
+		{
+			name:    "cycled dyno: kept while routers have not seen the successor",
+			f:       newFixture().scale("web", 1).assign("old", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 7, t0).router("r1", 6, t0),
+			policy:  func(p *policy) { p.Replacing = map[string]replaceReason{"old": replaceCycle} },
+			waiting: true,
+		},
+		{
+			name:   "cycled dyno: deleted once the successor is up and routed",
+			f:      newFixture().scale("web", 1).assign("old", "h1", "web.1", 3, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoUp).upAt("new", 7, t0).router("r1", 7, t0),
+			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"old": replaceCycle} },
+			want:   []string{"delete web.1 old (replaced by new)"},
+		},
+		{
+			name:   "cycled dyno: a release since then replaces it as a deploy does, even by a crashed dyno",
+			f:      newFixture().scale("web", 1).assign("old", "h1", "web.1", 2, 0, grid.DynoUp).assign("new", "h2", "web.1", 3, 0, grid.DynoCrashed),
+			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"old": replaceCycle} },
+			want:   []string{"delete web.1 old (replaced by new)"},
 		},
 		{
 			name:     "draining host: with nowhere to go, its dynos stay",

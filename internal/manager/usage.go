@@ -27,6 +27,9 @@ type typeUse struct {
 // host. Every assignment reserves its memory until it is deleted, stale
 // ones included: during a start-before-stop both dynos run.
 func (v *view) account(a grid.Assignment, sign int) {
+	if a.Host == grid.PendingHost {
+		return // on no host yet
+	}
 	u := v.useOf(a.Host)
 	u.reservedMB += sign * memoryMB(a.Size)
 	u.dynos += sign

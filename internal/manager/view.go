@@ -123,7 +123,11 @@ func (v *view) applyAssignment(ev store.Event[grid.Assignment]) string {
 	id := afterLastDot(ev.Key)
 	old, had := v.assignments[id]
 	if ev.Deleted {
-		v.removeAssignment(id)
+		// A placed one-off dyno keeps its ID on its host: the deletion of
+		// its pending assignment must not remove it.
+		if had && ev.Key == old.Host+"."+id {
+			v.removeAssignment(id)
+		}
 		return old.App
 	}
 	if had {
@@ -374,7 +378,9 @@ func (v *view) do(a action) {
 		v.removeAssignment(a.Assignment.DynoID)
 		v.putAssignment(a.Assignment)
 	case opDelete:
-		v.removeAssignment(a.Assignment.DynoID)
+		if cur, ok := v.assignments[a.Assignment.DynoID]; ok && cur.Host == a.Assignment.Host {
+			v.removeAssignment(a.Assignment.DynoID)
+		}
 	case opDeleteDyno:
 		v.removeDyno(a.Dyno.ID)
 	}
