@@ -167,6 +167,8 @@ func (s *server) routes() {
 	s.handle("DELETE /apps/{app}/sni-endpoints/{cert}", s.deleteCert)
 
 	s.handle("GET /apps/{app}/dynos", s.listDynos)
+	s.handle("POST /apps/{app}/dynos", s.createDyno)
+	s.handle("GET /apps/{app}/dynos/{dyno}/attach", s.attachDyno)
 	s.handle("DELETE /apps/{app}/dynos", s.restartAll)
 	s.handle("GET /apps/{app}/dynos/{dyno}", s.getDyno)
 	s.handle("DELETE /apps/{app}/dynos/{dyno}", s.restartDyno)

@@ -35,7 +35,7 @@ func (b *Builder) bootCheck(ctx context.Context, j *job, command string, out *ou
 		GID:      j.app.UID,
 		AppDir:   j.dir,
 		Network:  true,
-		MemoryMB: size.MemoryMB, PidsMax: size.MaxProcs, CPUShares: size.CPUShares,
+		MemoryMB: size.MemoryMB, PidsMax: size.MaxProcs, CPUShares: size.CPUShares, CPUMilli: size.CPUMilli,
 		Stdout: logs, Stderr: logs,
 	}
 	start := time.Now()

@@ -94,6 +94,10 @@ func report(w io.Writer, err error) int {
 	if errors.Is(err, context.Canceled) {
 		return exitError
 	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return int(es)
+	}
 	printError(w, err.Error())
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -104,6 +108,12 @@ func report(w io.Writer, err error) int {
 	}
 	return exitError
 }
+
+// exitStatus makes grid exit with this status, printing nothing: a
+// one-off dyno's, with run --exit-code.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // printError prints each line of msg behind Heroku's arrow.
 func printError(w io.Writer, msg string) {

@@ -206,3 +206,20 @@ func TestSaveCredentials(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestCommandLine(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ls -la | wc -l"}, "ls -la | wc -l"},
+		{[]string{"bash"}, "bash"},
+		{[]string{"rake", "db:migrate", "VERSION=2"}, "rake db:migrate VERSION=2"},
+		{[]string{"sh", "-c", "echo $HOME; exit 3"}, "sh -c 'echo $HOME; exit 3'"},
+		{[]string{"echo", "it's", ""}, `echo 'it'\''s' ''`},
+	} {
+		if got := commandLine(tt.args); got != tt.want {
+			t.Errorf("commandLine(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}

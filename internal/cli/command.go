@@ -12,7 +12,10 @@ type command struct {
 	// app: the command works on one app (-a/--app, GRID_APP or the git
 	// remote).
 	app bool
-	run func(c *call) error
+	// leadingFlags: flags come before the positional arguments only
+	// (grid run's command line is the rest).
+	leadingFlags bool
+	run          func(c *call) error
 }
 
 // call is one command being run: parsed arguments and lazily made
@@ -36,6 +39,7 @@ func init() {
 		configCmd, configGetCmd, configSetCmd, configUnsetCmd,
 		releasesCmd, rollbackCmd,
 		psCmd, psScaleCmd, psTypeCmd, psRestartCmd, psStopCmd,
+		runCmd, runDetachedCmd,
 		logsCmd,
 		domainsCmd, domainsAddCmd, domainsRemoveCmd,
 		certsCmd, certsAddCmd, certsRemoveCmd,
@@ -85,7 +89,7 @@ func (cmd *command) exec(ctx context.Context, env Env, args []string) error {
 		printCommandHelp(env.Stdout, cmd)
 		return nil
 	}
-	pos, opts, err := parseFlags(cmd.allFlags(), args)
+	pos, opts, err := parseFlagsUntil(cmd.allFlags(), args, cmd.leadingFlags)
 	if err != nil {
 		return &usageError{msg: err.Error(), usage: cmd.usage()}
 	}

@@ -18,6 +18,13 @@ type flag struct {
 // parseFlags splits args into positional arguments and options keyed by
 // long name. Switches get the value "true".
 func parseFlags(flags []flag, args []string) (pos []string, opts map[string]string, err error) {
+	return parseFlagsUntil(flags, args, false)
+}
+
+// parseFlagsUntil is parseFlags; with leading, flags end at the first
+// positional argument, so that a command line to run keeps its own
+// flags (`grid run -a app ls -la`).
+func parseFlagsUntil(flags []flag, args []string, leading bool) (pos []string, opts map[string]string, err error) {
 	opts = map[string]string{}
 	find := func(arg string) (flag, string, bool, error) {
 		var name, val string
@@ -49,6 +56,9 @@ func parseFlags(flags []flag, args []string) (pos []string, opts map[string]stri
 			return append(pos, args[i+1:]...), opts, nil
 		}
 		if len(arg) < 2 || arg[0] != '-' {
+			if leading {
+				return append(pos, args[i:]...), opts, nil
+			}
 			pos = append(pos, arg)
 			continue
 		}

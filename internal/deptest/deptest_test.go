@@ -23,15 +23,16 @@ var allowed = map[string][]string{
 	"provider":  {"grid"},
 	"schema":    {},
 	"localca":   {},
+	"session":   {},
 	"store":     {"grid"},
 	"logs":      {"grid", "store"},
 	"router":    {"grid", "store", "logs"},
 	"build":     {"grid", "store", "logs", "slug", "sandbox"},
 	"gitrecv":   {"grid"},
 	"manager":   {"grid", "store", "scheduler"},
-	"host":      {"grid", "store", "logs", "slug", "sandbox"},
-	"api":       {"grid", "store", "logs", "schema"},
-	"cli":       {"grid", "schema"},
+	"host":      {"grid", "store", "logs", "slug", "sandbox", "session"},
+	"api":       {"grid", "store", "logs", "schema", "session"},
+	"cli":       {"grid", "schema", "session"},
 }
 
 func TestImportRules(t *testing.T) {

@@ -80,6 +80,15 @@ type Config struct {
 	// for the next agent of this host to adopt: an agent restart or
 	// upgrade then restarts no dyno.
 	StopDynosOnExit bool
+	// AttachWait is how long an attached one-off dyno (grid run) waits
+	// for its client before it gives up. Zero means 2 minutes.
+	AttachWait time.Duration
+	// RunIdle ends an attached one-off dyno whose session has carried
+	// nothing either way for this long; RunMaxAge ends any one-off dyno
+	// this long after it was asked for (an Assignment's TimeToLive may
+	// make it sooner). Zero means Heroku's 1 hour and 24 hours.
+	RunIdle   time.Duration
+	RunMaxAge time.Duration
 	// SlugKeep is how long an unpacked slug tree that no local dyno uses
 	// and that is no app's current slug stays cached (for rollbacks and
 	// scaling). Zero means 10 minutes.
@@ -100,6 +109,7 @@ type Agent struct {
 	now     func() time.Time
 	rep     *reporter
 	slugs   *slugKeeper
+	runs    *sessions
 }
 
 // New checks cfg and returns an agent; it does nothing until Run.
@@ -125,6 +135,9 @@ func New(cfg Config) (*Agent, error) {
 	c.StopGrace = orDefault(c.StopGrace, 30*time.Second)
 	c.Heartbeat = orDefault(c.Heartbeat, 2*time.Second)
 	c.MemoryCheck = orDefault(c.MemoryCheck, 5*time.Second)
+	c.AttachWait = orDefault(c.AttachWait, 2*time.Minute)
+	c.RunIdle = orDefault(c.RunIdle, time.Hour)
+	c.RunMaxAge = orDefault(c.RunMaxAge, 24*time.Hour)
 	if c.DrainDelay == 0 {
 		c.DrainDelay = 100 * time.Millisecond
 	}
@@ -137,6 +150,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.rep = newReporter(cfg.Store, a.log)
 	a.slugs = newSlugKeeper(a)
+	a.runs = newSessions(cfg.Store.Conn(), cfg.ID)
 	return a, nil
 }
 
@@ -185,6 +199,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	background.Go(func() { a.heartbeats(bg) })
 	background.Go(func() { a.rep.run(bg) })
 
+	if err := a.runs.listen(); err != nil {
+		a.log.Error("one-off sessions unavailable", "err", err)
+	}
+	defer a.runs.stop()
 	var watchers sync.WaitGroup
 	assignments := make(chan watchMsg[grid.Assignment])
 	watchers.Go(func() { rewatch(ctx, a, "assignments", a.watchAssignments, assignments) })

@@ -178,11 +178,103 @@ func (d *dyno) attempt(ctx context.Context) (ran time.Duration, how outcome) {
 	port := 10000 + rand.IntN(50000)
 	out := d.a.cfg.Logs.Writer(d.asg.App, "app", d.asg.Name)
 	defer out.Close()
-	sb, err := d.a.cfg.Sandboxes.Start(ctx, d.spec(n, dir, port, out))
+	spec := d.spec(n, dir, port, out)
+	var at *attached
+	if d.asg.Attach {
+		if at, err = d.a.runs.await(ctx, d.asg.DynoID, d.a.cfg.AttachWait); err != nil {
+			if ctx.Err() == nil {
+				d.heroku("Error: no client attached within %s", d.a.cfg.AttachWait)
+			}
+			return d.failedStart(ctx, begin, "one-off dyno not attached", err)
+		}
+		defer at.close()
+		spec.Stdin, spec.Stdout, spec.Stderr = at.stdin, at, at
+		if d.asg.TTY {
+			spec.TTY = &at.size
+		}
+	}
+	sb, err := d.a.cfg.Sandboxes.Start(ctx, spec)
 	if err != nil {
+		if at != nil {
+			at.exit(-1)
+		}
 		return d.failedStart(ctx, begin, "sandbox start failed", err)
 	}
-	return d.supervise(ctx, sb, port, begin, false)
+	if d.asg.OneOff {
+		go d.limitOneOff(ctx, sb, at)
+	}
+	ran, how = d.supervise(ctx, sb, port, begin, false)
+	if at != nil && how != left {
+		code, _ := sb.Wait()
+		at.exit(code)
+	}
+	return ran, how
+}
+
+// limitOneOff ends a one-off dyno, as Heroku does, once it is RunMaxAge
+// (or its TimeToLive) old, once its session has been idle for RunIdle,
+// or once its client hangs up (SIGHUP, as a terminal closing would
+// send); each gets SIGTERM-grace-SIGKILL after. It returns when the
+// sandbox exits or the dyno is stopped.
+func (d *dyno) limitOneOff(ctx context.Context, sb *sandbox.Sandbox, at *attached) {
+	maxAge := d.a.cfg.RunMaxAge
+	if ttl := time.Duration(d.asg.TimeToLive) * time.Second; ttl > 0 && ttl < maxAge {
+		maxAge = ttl
+	}
+	deadline := time.NewTimer(max(d.asg.CreatedAt.Add(maxAge).Sub(d.a.now()), 0))
+	defer deadline.Stop()
+	var hangup <-chan struct{}
+	var resize <-chan sandbox.WindowSize
+	idleCheck := make(<-chan time.Time)
+	if at != nil {
+		hangup, resize = at.hangup, at.resize
+		t := time.NewTicker(min(d.a.cfg.RunIdle/4, time.Minute))
+		defer t.Stop()
+		idleCheck = t.C
+	}
+	var why string
+	first := syscall.SIGTERM
+	for why == "" {
+		select {
+		case <-sb.Done():
+			return
+		case <-ctx.Done():
+			return
+		case ws := <-resize:
+			if err := sb.Resize(ws); err != nil {
+				d.log.Debug("resize", "err", err)
+			}
+		case <-idleCheck:
+			if at.idle() >= d.a.cfg.RunIdle {
+				why = fmt.Sprintf("idle for %s", at.idle().Round(time.Second))
+			}
+		case <-deadline.C:
+			why = fmt.Sprintf("one-off dyno limit of %s reached", maxAge)
+		case <-hangup:
+			why, first = "client hung up", syscall.SIGHUP
+		}
+	}
+	d.heroku("Stopping all processes with %s: %s", signalName(first), why)
+	if err := sb.Signal(first); err != nil {
+		return // exited meanwhile
+	}
+	grace := time.NewTimer(d.a.cfg.StopGrace)
+	defer grace.Stop()
+	select {
+	case <-sb.Done():
+	case <-ctx.Done():
+	case <-grace.C:
+		d.heroku("Error R12 (Exit timeout) -> At least one process failed to exit within %d seconds of %s", seconds(d.a.cfg.StopGrace), signalName(first))
+		d.heroku("Stopping remaining processes with SIGKILL")
+		d.kill(sb)
+	}
+}
+
+func signalName(s syscall.Signal) string {
+	if s == syscall.SIGHUP {
+		return "SIGHUP"
+	}
+	return "SIGTERM"
 }
 
 // spec describes the sandbox of attempt n.
@@ -203,6 +295,7 @@ func (d *dyno) spec(n int, dir string, port int, out io.Writer) sandbox.Spec {
 		MemoryMB:  r15Factor * size.MemoryMB, // the kernel's OOM kill is R15 (memory.go)
 		PidsMax:   size.MaxProcs,
 		CPUShares: size.CPUShares,
+		CPUMilli:  size.CPUMilli,
 		CPUs:      d.asg.CPUs,
 		Network:   true,
 		Labels:    map[string]string{labelDyno: d.asg.DynoID, labelPort: strconv.Itoa(port)},

@@ -10,7 +10,7 @@ type Dyno struct {
 	State     string     `json:"state"`
 	Command   string     `json:"command"`
 	Size      string     `json:"size"`       // display name: "Standard-1X"
-	AttachURL *string    `json:"attach_url"` // always null: no one-off dynos
+	AttachURL *string    `json:"attach_url"` // an attached one-off dyno's session, at its creation; else null
 	Release   ReleaseRef `json:"release"`
 	App       Ref        `json:"app"`
 	Host      *Ref       `json:"host,omitempty"` // where it runs; id and name are the host id

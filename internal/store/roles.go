@@ -120,6 +120,7 @@ func permissions(r Role) *server.Permissions {
 	get := func(bucket, filter string) []string {
 		return []string{"$JS.API.DIRECT.GET.KV_" + bucket + ".$KV." + bucket + "." + filter}
 	}
+	sub := []string{r.inboxPrefix() + ".>"}
 	switch r.Kind {
 	case RoleHost:
 		h := r.ID
@@ -131,6 +132,8 @@ func permissions(r Role) *server.Permissions {
 			"$JS.API.CONSUMER.CREATE.OBJ_slugblobs.*.$O.slugblobs.C.>",
 			"$JS.API.CONSUMER.DELETE.OBJ_slugblobs.*",
 		)
+		pub = append(pub, "sessions."+h+".>") // attached one-off dynos (internal/session)
+		sub = append(sub, "sessions."+h+".>")
 		pub = append(pub, watch("assignments", h+".>")...)
 		pub = append(pub, watch("dynos", h+".>")...)
 		pub = append(pub, watch("appmeta", ">")...)
@@ -147,6 +150,9 @@ func permissions(r Role) *server.Permissions {
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
-		Subscribe: &server.SubjectPermission{Allow: []string{r.inboxPrefix() + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: sub},
+		// One reply to each request received (a host answering an attach,
+		// internal/session), to the requester's inbox only.
+		Response: &server.ResponsePermission{MaxMsgs: 1},
 	}
 }

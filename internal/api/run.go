@@ -1,0 +1,329 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/session"
+	"github.com/dynogrid/grid/internal/store"
+)
+
+// One-off dynos (grid run): POST /apps/{app}/dynos writes the dyno's
+// assignment on grid.PendingHost and the manager moves it to a host. An
+// attached one then waits on its host for its client, which joins at
+// its attach_url: an HTTP upgrade to the session protocol
+// (internal/session), relayed here to the host over NATS.
+
+const (
+	// maxCommandBytes bounds a one-off command line.
+	maxCommandBytes = 64 << 10
+	// maxTimeToLive is Heroku's longest one-off dyno life, 24 hours.
+	maxTimeToLive = 24 * 60 * 60
+	// placeWait bounds how long an attach waits for the manager to place
+	// the dyno and for its host to take the session (a cold host may
+	// first fetch and unpack the slug).
+	placeWait = 90 * time.Second
+	// sessionProtocol is the Upgrade token of an attach.
+	sessionProtocol = "grid-session"
+)
+
+type runRequest struct {
+	Command    string            `json:"command"`
+	Attach     *bool             `json:"attach"`
+	Env        map[string]string `json:"env"`
+	ForceNoTTY *bool             `json:"force_no_tty"`
+	Size       string            `json:"size"`
+	Type       string            `json:"type"`
+	TimeToLive *int              `json:"time_to_live"`
+}
+
+func (q runRequest) check() error {
+	switch {
+	case strings.TrimSpace(q.Command) == "":
+		return invalid("command is required.")
+	case len(q.Command) > maxCommandBytes:
+		return invalid(fmt.Sprintf("command is longer than %d bytes.", maxCommandBytes))
+	case strings.ContainsRune(q.Command, 0):
+		return invalid("command contains a NUL byte.")
+	case q.Type != "" && q.Type != "run":
+		return invalid(`type must be "run" (one-off dynos only).`)
+	case q.TimeToLive != nil && (*q.TimeToLive < 1 || *q.TimeToLive > maxTimeToLive):
+		return invalid(fmt.Sprintf("time_to_live must be between 1 and %d seconds.", maxTimeToLive))
+	}
+	for k, v := range q.Env {
+		if k == "" || len(k) > 256 || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return invalid(fmt.Sprintf("env name %q is not a valid variable name (or its value holds a NUL byte).", k))
+		}
+	}
+	return nil
+}
+
+// createDyno is POST /apps/{app}/dynos: a one-off dyno of the current
+// release.
+func (s *server) createDyno(w http.ResponseWriter, r *http.Request, user string) error {
+	a, err := s.appOf(r)
+	if err != nil {
+		return err
+	}
+	var q runRequest
+	if err := decode(r, &q); err != nil {
+		return err
+	}
+	if err := q.check(); err != nil {
+		return err
+	}
+	size := sizeByNameOrID(q.Size)
+	if size == "" {
+		size = grid.DefaultSize
+	}
+	if _, err := grid.LookupSize(size); err != nil {
+		return invalid(fmt.Sprintf("Unknown dyno size %q.", q.Size))
+	}
+	if a.Release.SlugID == "" {
+		return invalid("App has no release with code yet: push code before running a one-off dyno.")
+	}
+	name, err := s.oneOffName(r.Context(), a.Name)
+	if err != nil {
+		return err
+	}
+	env := copyMap(a.Release.Config)
+	for k, v := range q.Env {
+		env[k] = v
+	}
+	attach := q.Attach != nil && *q.Attach
+	as := grid.Assignment{
+		DynoID: store.NewID(), App: a.Name, AppID: a.ID, UID: a.UID, Host: grid.PendingHost,
+		Name: name, Type: "run", Command: q.Command, Size: size,
+		Release: a.Release.Version, SlugID: a.Release.SlugID, Env: env,
+		OneOff: true, Attach: attach, TTY: attach && (q.ForceNoTTY == nil || !*q.ForceNoTTY),
+		CreatedAt: s.now().UTC(),
+	}
+	if q.TimeToLive != nil {
+		as.TimeToLive = *q.TimeToLive
+	}
+	if err := s.store.PutAssignment(r.Context(), as); err != nil {
+		return err
+	}
+	s.audit(a.Name, fmt.Sprintf("Starting process with command `%s` by user %s", q.Command, user))
+	view := s.dynoViews(r.Context(), a, []grid.Dyno{{
+		ID: as.DynoID, Name: name, Type: as.Type, Command: as.Command, Size: size,
+		Release: as.Release, State: grid.DynoStarting, CreatedAt: as.CreatedAt, UpdatedAt: as.CreatedAt,
+	}})[0]
+	view.Host = nil
+	if attach {
+		u := s.baseURL + "/apps/" + a.Name + "/dynos/" + name + "/attach"
+		view.AttachURL = &u
+	}
+	writeJSON(w, http.StatusCreated, view)
+	return nil
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m)+4)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// oneOffName picks run.N, N of four digits as on Heroku, unused by the
+// app's dynos.
+func (s *server) oneOffName(ctx context.Context, app string) (string, error) {
+	as, err := s.store.Assignments(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	used := map[string]bool{}
+	for _, a := range as {
+		if a.App == app {
+			used[a.Name] = true
+		}
+	}
+	for range 100 {
+		if n := grid.DynoName("run", 1000+rand.IntN(9000)); !used[n] {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("too many one-off dynos: %w", grid.ErrConflict)
+}
+
+// attachDyno is GET /apps/{app}/dynos/{dyno}/attach: the client's end of
+// an attached one-off dyno's session. It upgrades the connection, takes
+// the client's first frame (its terminal size), waits for the dyno to
+// be placed and its host to take the session, then relays frames both
+// ways until the dyno's exit status has been sent or the client goes
+// (then the dyno gets a Hangup).
+func (s *server) attachDyno(w http.ResponseWriter, r *http.Request, user string) error {
+	a, err := s.appOf(r)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), sessionProtocol) {
+		return &userError{msg: "Attach needs Upgrade: " + sessionProtocol + ".", err: errBadRequest}
+	}
+	as, err := s.oneOff(r.Context(), a.Name, r.PathValue("dyno"))
+	if err != nil {
+		return err
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Time{}) // the server's timeouts are for requests
+	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n", sessionProtocol)
+	if err := rw.Flush(); err != nil {
+		return nil
+	}
+	rel := &relay{conn: conn, nc: s.store.Conn()}
+	if err := rel.run(r.Context(), s.store, as, rw.Reader); err != nil {
+		s.logger.Info("one-off session ended", "app", a.Name, "dyno", as.Name, "err", err)
+		rel.send(session.Frame{Kind: session.Error, Payload: []byte(err.Error())})
+	}
+	return nil
+}
+
+// oneOff finds an attachable one-off dyno's assignment by name or ID.
+func (s *server) oneOff(ctx context.Context, app, ref string) (grid.Assignment, error) {
+	as, err := s.store.Assignments(ctx, "")
+	if err != nil {
+		return grid.Assignment{}, err
+	}
+	for _, a := range as {
+		if a.App == app && a.OneOff && (a.Name == ref || a.DynoID == ref) {
+			if !a.Attach {
+				return grid.Assignment{}, invalid("Dyno " + a.Name + " was started detached: its output is in the logs.")
+			}
+			return a, nil
+		}
+	}
+	return grid.Assignment{}, notFound("dyno")
+}
+
+// relay is one attached session on the API's side.
+type relay struct {
+	conn net.Conn
+	nc   *nats.Conn
+	mu   sync.Mutex // serializes writes to conn
+}
+
+func (rl *relay) send(f session.Frame) error {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	return session.Write(rl.conn, f)
+}
+
+func (rl *relay) run(ctx context.Context, st *store.Store, as grid.Assignment, in *bufio.Reader) error {
+	first, err := session.Read(in)
+	if err != nil {
+		return fmt.Errorf("reading the terminal size: %w", err)
+	}
+	if _, _, ok := first.Size(); !ok {
+		return errors.New("the first frame must be the terminal size")
+	}
+	ctx, cancel := context.WithTimeout(ctx, placeWait)
+	as, err = placed(ctx, st, as)
+	if err != nil {
+		cancel()
+		return err
+	}
+	exited := make(chan struct{})
+	var once sync.Once
+	sub, err := rl.nc.Subscribe(session.Subject(as.Host, as.DynoID, "out"), func(m *nats.Msg) {
+		f, err := session.FromMessage(m.Data)
+		if err != nil || rl.send(f) != nil || f.Kind == session.Exit {
+			once.Do(func() { close(exited) })
+		}
+	})
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer sub.Unsubscribe()
+	// Output waits for a slow client; past these limits NATS drops it.
+	_ = sub.SetPendingLimits(16384, 64<<20)
+	err = takeSession(ctx, rl.nc, as, first)
+	cancel()
+	if err != nil {
+		return err
+	}
+	clientGone := make(chan struct{})
+	go func() {
+		defer close(clientGone)
+		inSubj := session.Subject(as.Host, as.DynoID, "in")
+		for {
+			f, err := session.Read(in)
+			if err != nil {
+				_ = rl.nc.Publish(inSubj, session.Frame{Kind: session.Hangup}.Message())
+				return
+			}
+			if f.Kind == session.Data || f.Kind == session.Resize || f.Kind == session.EOF {
+				if rl.nc.Publish(inSubj, f.Message()) != nil {
+					return
+				}
+			}
+		}
+	}()
+	select {
+	case <-exited:
+	case <-clientGone:
+	}
+	return nil
+}
+
+// placed waits until the manager has moved the assignment to a host.
+func placed(ctx context.Context, st *store.Store, as grid.Assignment) (grid.Assignment, error) {
+	for as.Host == grid.PendingHost {
+		select {
+		case <-ctx.Done():
+			return as, fmt.Errorf("no host took dyno %s within %s: %w", as.Name, placeWait, grid.ErrUnavailable)
+		case <-time.After(100 * time.Millisecond):
+		}
+		all, err := st.Assignments(ctx, "")
+		if err != nil {
+			continue
+		}
+		found := false
+		for _, a := range all {
+			if a.DynoID == as.DynoID {
+				as, found = a, true
+			}
+		}
+		if !found {
+			return as, fmt.Errorf("dyno %s is gone", as.Name)
+		}
+	}
+	return as, nil
+}
+
+// takeSession asks the dyno's host to start it for this client until it
+// does; the host says "wait" while the dyno is not waiting yet.
+func takeSession(ctx context.Context, nc *nats.Conn, as grid.Assignment, size session.Frame) error {
+	subj := session.Subject(as.Host, as.DynoID, "attach")
+	for {
+		m, err := nc.RequestWithContext(ctx, subj, size.Message())
+		switch {
+		case err == nil && string(m.Data) == "ok":
+			return nil
+		case err == nil && strings.HasPrefix(string(m.Data), "error: "):
+			return errors.New(strings.TrimPrefix(string(m.Data), "error: "))
+		case ctx.Err() != nil:
+			return fmt.Errorf("dyno %s did not start within %s: %w", as.Name, placeWait, grid.ErrUnavailable)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
