@@ -3,8 +3,10 @@
 # "FAIL <check>: <detail>" per check, and "done" at the end. It takes what
 # it cannot know from inside in the environment: HOSTPID (a pid of the
 # host), HOSTPATHS (host paths that must not exist inside, colon-separated),
-# PROBE_UID, PROBE_HOSTNAME and PROBE_ENV (the variable names the dyno was
-# given, comma-separated).
+# PROBE_UID ("any": any uid but root's), PROBE_HOSTNAME ("!name": any
+# but name) and PROBE_ENV (the variable names the dyno was given,
+# comma-separated). It runs in sandbox tests and as a dyno of a real grid
+# (e2e TestIsolationInGrid).
 import ctypes, errno, os, socket, stat, sys
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -70,7 +72,11 @@ for p in os.environ["HOSTPATHS"].split(":"):
 # 3. IPC and UTS namespaces.
 shm = read("/proc/sysvipc/shm").decode().strip().splitlines()
 report("ipc-ns-empty", len(shm) <= 1, "%d shm segments" % (len(shm) - 1))
-report("uts-ns-hostname", socket.gethostname() == os.environ["PROBE_HOSTNAME"], socket.gethostname())
+want_host = os.environ["PROBE_HOSTNAME"]
+if want_host.startswith("!"):
+    report("uts-ns-hostname", socket.gethostname() != want_host[1:], socket.gethostname())
+else:
+    report("uts-ns-hostname", socket.gethostname() == want_host, socket.gethostname())
 
 # 4. Only the given environment: as the process got it (Python adds
 # LC_CTYPE to its own os.environ).
@@ -87,13 +93,14 @@ report("no-new-privs", status["NoNewPrivs"].strip() == "1", status["NoNewPrivs"]
 report("seccomp-filter", status["Seccomp"].strip() == "2", status["Seccomp"])
 
 # 6. Not root.
-report("uid-not-root", os.getuid() == int(os.environ["PROBE_UID"]) and os.getuid() != 0, str(os.getuid()))
+want_uid = os.environ["PROBE_UID"]
+report("uid-not-root", os.getuid() != 0 and (want_uid == "any" or os.getuid() == int(want_uid)), str(os.getuid()))
 
 # 7. A setuid binary in the slug does not raise privileges.
 if os.path.exists("/app/suid-id"):
     st = os.stat("/app/suid-id")
     out = os.popen("/app/suid-id -u").read().strip()
-    report("setuid-ignored", st.st_mode & stat.S_ISUID and out == os.environ["PROBE_UID"], "euid %s" % out)
+    report("setuid-ignored", st.st_mode & stat.S_ISUID and out == str(os.getuid()), "euid %s" % out)
 
 # 8. Blocked system calls (x86_64 numbers).
 blocked = {
