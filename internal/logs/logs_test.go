@@ -459,3 +459,59 @@ func TestBurstIsBatched(t *testing.T) {
 		t.Errorf("%d messages for 3,000 lines written at once: not batched", n)
 	}
 }
+
+// TestWriterRateLimit floods one writer far past WriterRate, with a
+// line longer than the rest of the burst in the middle: the excess is
+// dropped and reported in one Error L12 line, and another dyno's lines
+// written meanwhile all arrive.
+func TestWriterRateLimit(t *testing.T) {
+	t.Parallel()
+	l := openLog(t)
+	flood, calm := l.Writer("flood", "app", "web.1"), l.Writer("flood", "app", "web.2")
+	const lines = 3 * logs.WriterBurst
+	begin := time.Now()
+	chunk := strings.Repeat("spam\n", 100)
+	for i := 0; i < lines/100; i++ {
+		io.WriteString(flood, chunk)
+		if i == lines/200 {
+			io.WriteString(flood, "start of a long line "+strings.Repeat("x", 3*logs.MaxLineBytes))
+			io.WriteString(flood, strings.Repeat("y", 3*logs.MaxLineBytes)+"\n")
+		}
+		if i%3 == 0 {
+			fmt.Fprintf(calm, "calm %d\n", i/3)
+		}
+	}
+	elapsed := time.Since(begin)
+	flood.Close()
+	calm.Close()
+	flush(t, l)
+	got := readAll(t, l, "flood", logs.Query{Lines: logs.History})
+	var l12 []string
+	calmLines := 0
+	for _, line := range got {
+		switch {
+		case line.Source == "heroku" && line.Dyno == "web.1":
+			l12 = append(l12, line.Text)
+		case line.Dyno == "web.2":
+			calmLines++
+		}
+	}
+	if want := (lines/100 + 2) / 3; calmLines != want {
+		t.Errorf("the calm dyno's lines: %d arrived, want %d", calmLines, want)
+	}
+	dropped := 0
+	for _, s := range l12 {
+		var n int
+		if _, err := fmt.Sscanf(s, "Error L12 (Local buffer overflow) -> %d log lines dropped", &n); err != nil {
+			t.Fatalf("not an L12 line: %q", s)
+		}
+		dropped += n
+	}
+	allowed := logs.WriterBurst + int(elapsed.Seconds()*logs.WriterRate) + 1
+	if total := lines + 1; dropped < total-allowed || dropped > total {
+		t.Errorf("dropped %d of %d lines in %v (at most %d may pass)", dropped, total, elapsed, allowed)
+	}
+	if len(l12) == 0 || len(l12) > int(elapsed.Seconds())+2 {
+		t.Errorf("%d L12 lines in %v: want one per second with drops", len(l12), elapsed)
+	}
+}
