@@ -65,6 +65,9 @@ type Config struct {
 	// MemoryCheck is how often a running dyno's memory is read, for R14
 	// (memory.go). Zero means 5s.
 	MemoryCheck time.Duration
+	// CPUCheck is how often a running dyno's CPU use is read, to run a
+	// CPU-bound dyno at idle priority (cpu.go). Zero means 250ms.
+	CPUCheck time.Duration
 	// Backoff is the crash restart schedule. The zero value is Heroku's.
 	Backoff Backoff
 	// Logger receives the agent's own diagnostics. Nil discards them.
@@ -135,6 +138,7 @@ func New(cfg Config) (*Agent, error) {
 	c.StopGrace = orDefault(c.StopGrace, 30*time.Second)
 	c.Heartbeat = orDefault(c.Heartbeat, 2*time.Second)
 	c.MemoryCheck = orDefault(c.MemoryCheck, 5*time.Second)
+	c.CPUCheck = orDefault(c.CPUCheck, 250*time.Millisecond)
 	c.AttachWait = orDefault(c.AttachWait, 2*time.Minute)
 	c.RunIdle = orDefault(c.RunIdle, time.Hour)
 	c.RunMaxAge = orDefault(c.RunMaxAge, 24*time.Hour)

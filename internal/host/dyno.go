@@ -370,6 +370,9 @@ func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, beg
 	}
 	check := time.NewTicker(d.a.cfg.MemoryCheck)
 	defer check.Stop()
+	cpuCheck := time.NewTicker(d.a.cfg.CPUCheck)
+	defer cpuCheck.Stop()
+	cpu := &cpuWatch{sb: sb}
 	for {
 		select {
 		case <-sb.Done():
@@ -379,6 +382,8 @@ func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, beg
 			return d.end(ctx, sb)
 		case <-check.C:
 			d.checkMemory(sb)
+		case <-cpuCheck.C:
+			d.checkCPU(cpu)
 		}
 	}
 }

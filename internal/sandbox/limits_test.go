@@ -242,3 +242,31 @@ time.sleep(30)`)
 		t.Errorf("memory %+v, want rss ≥ 80 MB and no OOM kill", mem)
 	}
 }
+
+func TestCPUIdleAndLimit(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("cpuidle", "sleep", "1000")
+	sp.CPUMilli, sp.CPUs = 500, "0"
+	s := start(t, m, sp)
+	if got := s.CPULimit(); got != 0.5 {
+		t.Errorf("CPULimit %v, want 0.5 (the cap)", got)
+	}
+	for _, idle := range []bool{true, false} {
+		if err := s.SetCPUIdle(idle); err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]string{true: "1", false: "0"}[idle]
+		if got := cgroupFile(t, m, s, "cpu", "cpu.idle"); got != want {
+			t.Errorf("cpu.idle %s, want %s", got, want)
+		}
+	}
+	if used, err := s.CPUTime(); err != nil || used <= 0 {
+		t.Errorf("CPUTime %v %v", used, err)
+	}
+	sp2, _, _ := spec("cpulimit", "sleep", "1000")
+	sp2.CPUMilli, sp2.CPUs = 8000, "0"
+	if got := start(t, m, sp2).CPULimit(); got != 1 {
+		t.Errorf("CPULimit %v, want 1 (one core pinned)", got)
+	}
+}

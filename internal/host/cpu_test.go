@@ -1,0 +1,46 @@
+package host_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/sandbox/sandboxtest"
+)
+
+// TestCPUBoundDynoRunsIdle: a dyno that keeps using its whole CPU cap is
+// moved to the idle scheduling class, and back once it calms down; a
+// dyno that mostly sleeps stays at normal priority.
+func TestCPUBoundDynoRunsIdle(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start(t)
+	hog := h.assign(t, "worker.1", `end=$((SECONDS+6)); while [ $SECONDS -lt $end ]; do :; done; echo calm; sleep 1000`, func(a *grid.Assignment) { a.Size = "eco" })
+	calm := h.assign(t, "clock.1", "while :; do sleep 0.2; done", nil)
+	idle := func(a grid.Assignment) string {
+		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/cpu", sandboxtest.CgroupParent, "d-"+strings.ReplaceAll(a.DynoID, "-", "")[:12]+"-*", "cpu.idle"))
+		if len(matches) != 1 {
+			return "?"
+		}
+		b, _ := os.ReadFile(matches[0])
+		return strings.TrimSpace(string(b))
+	}
+	waitIdle := func(a grid.Assignment, want string, limit time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for idle(a) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: cpu.idle %s, want %s", a.Name, idle(a), want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitIdle(hog, "1", 15*time.Second)
+	if got := idle(calm); got != "0" {
+		t.Errorf("a sleeping dyno's cpu.idle is %s", got)
+	}
+	h.waitLines(t, 20*time.Second, "app[worker.1]: calm")
+	waitIdle(hog, "0", 15*time.Second)
+}
