@@ -235,6 +235,7 @@ func floodWrk(url, host string) string {
 type pacedResult struct {
 	p50, p99 float64 // ms
 	n, errs  int
+	firstErr error // of the first failed request; nil if none failed
 }
 
 // paced sends rate requests per second for dur, each at its scheduled
@@ -246,7 +247,7 @@ func paced(b *testing.B, addr, host string, rate int, dur time.Duration) pacedRe
 	defer client.CloseIdleConnections()
 	total := int(dur.Seconds() * float64(rate))
 	lat := make([]time.Duration, total)
-	fails := make([]bool, total)
+	fails := make([]error, total)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range total {
@@ -265,14 +266,17 @@ func paced(b *testing.B, addr, host string, rate int, dur time.Duration) pacedRe
 					err = fmt.Errorf("status %d", res.StatusCode)
 				}
 			}
-			lat[i], fails[i] = time.Since(t0), err != nil
+			lat[i], fails[i] = time.Since(t0), err
 		}()
 	}
 	wg.Wait()
 	r := pacedResult{n: total}
-	for _, f := range fails {
-		if f {
+	for _, err := range fails {
+		if err != nil {
 			r.errs++
+			if r.firstErr == nil {
+				r.firstErr = err
+			}
 		}
 	}
 	r.p50, r.p99 = ms(percentile(lat, 50)), ms(percentile(lat, 99))

@@ -48,7 +48,7 @@ func TestIsolationInGrid(t *testing.T) {
 		// and what bash -c (the process's parent) exports.
 		"PROBE_ENV=" + strings.Join([]string{"HOSTPID", "HOSTPATHS", "PROBE_UID", "PROBE_HOSTNAME", "PROBE_ENV", "HOME", "PATH", "PORT", "DYNO", "PWD", "SHLVL", "_"}, ","),
 	}
-	g.MustCLI(append([]string{"apps:create", "probe"})...)
+	g.MustCLI("apps:create", "probe")
 	g.MustCLI(append([]string{"config:set", "-a", "probe"}, config...)...)
 	if out, err := g.Push("probe", g.Repo(src)); err != nil {
 		t.Fatalf("push probe: %v\n%s", err, out)

@@ -1,0 +1,650 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/gridtest"
+	"github.com/dynogrid/grid/internal/store"
+)
+
+// BenchmarkNoisyNeighbour measures how much app A misbehaving in its dyno
+// slows app B down on the same host (reliability.md I-5 to I-9): B is the
+// Go sample app (standard-1x) at a paced 200 req/s through the router; A
+// is bench/testdata/hog, an eco dyno (512 MB, a kernel limit of 1 GB,
+// 256 processes, half a core) running one hog at a time: a fork bomb, a
+// memory bomb, a disk and inode fill, a CPU hog (4 busy processes), a log
+// flood. Each case alternates rounds of B alone (A scaled to 0) and B
+// beside the hog, and prints the medians of B's p50 and p99, its errors
+// and the p99 ratio beside the target (1.2; 1.5 for the CPU hog), with
+// what was seen of A, and the CPU the machine and the grid process used.
+// An idle third app takes core 1 so that the scheduler pins A's dyno to
+// B's core 0, which is the worst case; a last case runs the CPU hog on
+// the other core. B's noisy round starts noisySettle after A's dyno is
+// up: the platform reacts to a hog in under a second (a CPU-bound dyno
+// drops to idle priority, host/cpu.go), and the figures are those of a
+// neighbour that misbehaves for long, not of its first second.
+// NOISY_ONLY=cpu,log (process types of the hog app) runs only those
+// cases.
+func BenchmarkNoisyNeighbour(b *testing.B) {
+	g := gridtest.Start(b, "--stop-grace", "2s")
+	n := &neighbours{b: b, g: g, st: g.Store(), seen: map[string]bool{}}
+	helloApp(b, g, "appb", 1)
+	repo := g.Repo("testdata/hog")
+	for _, app := range []string{"pad", "appa"} {
+		g.MustCLI("apps:create", app)
+		if out, err := g.Push(app, repo); err != nil {
+			b.Fatalf("push %s: %v\n%s", app, err, out)
+		}
+	}
+	n.gridPid = gridPid(g.Exe)
+	pad := n.start("pad", "idle")
+	bID := upDynos(b, n.st, "appb")[0].ID
+	fmt.Printf("noisy neighbour: app B (Go hello, standard-1x, on core %s; an idle app on core %s) at %d req/s through the router, %d rounds of %v per case, B alone then beside A from %v after it is up (eco: 512 MB, kernel limit %d MB, %d pids, %.1f core):\n",
+		pinned(bID), pinned(pad.ID), noisyRate, noisyRounds, noisyRound, noisySettle, 2*ecoSize().MemoryMB, ecoSize().MaxProcs, float64(ecoSize().CPUMilli)/1000)
+	only := os.Getenv("NOISY_ONLY")
+	for _, c := range noiseCases {
+		if only != "" && !slices.Contains(strings.Split(only, ","), c.typ) {
+			continue
+		}
+		if c.otherCore && len(n.dynos("pad", "idle")) > 0 {
+			n.g.MustCLI("ps:scale", "idle=0", "-a", "pad")
+			n.waitGone("pad", "idle")
+		}
+		n.run(c)
+	}
+}
+
+const (
+	noisyRate   = 200
+	noisyRounds = 3
+	noisyRound  = 6 * time.Second
+	noisySettle = 2 * time.Second
+	// dynoCgroups is where `grid up` puts dynos' cgroups, in each
+	// hierarchy (the host agent's default --cgroup-parent).
+	dynoCgroups = "/sys/fs/cgroup/%s/grid"
+)
+
+// noise is one way A misbehaves.
+type noise struct {
+	name   string
+	typ    string  // A's process type (bench/testdata/hog/Procfile)
+	metric string  // suffix of the reported metrics
+	target float64 // B's p99 ratio, at most
+	// during watches (for the memory bomb, also drives) A from the
+	// moment its dyno runs until done is called, and says what it saw;
+	// with unit set, the medians of the values are reported.
+	during func(n *neighbours, a grid.Dyno) (done func() (note string, value float64))
+	unit   string
+	// bLines counts B's router log lines after each round.
+	bLines bool
+	// otherCore frees core 1 (the idle app goes), where A then lands.
+	// Cases that do come last.
+	otherCore bool
+}
+
+// round is B's load of one round, with its router log lines (-1: not
+// counted), and the CPU the machine and the grid process (router, host
+// agent, API, NATS) used meanwhile, in cores.
+type round struct {
+	pacedResult
+	lines      int
+	busy, grid float64
+}
+
+var noiseCases = []noise{
+	{name: "fork bomb", typ: "fork", metric: "fork", target: 1.2, during: pids},
+	{name: "memory bomb", typ: "mem", metric: "mem", target: 1.2, during: oomKills},
+	{name: "disk fill", typ: "disk", metric: "disk", target: 1.2, during: diskFill},
+	{name: "inode + tmpfs fill", typ: "inodes", metric: "inodes", target: 1.2, during: diskFill},
+	{name: "CPU hog", typ: "cpu", metric: "cpu", target: 1.5, during: cpuUse, unit: "cpu-use/cap"},
+	{name: "log flood", typ: "log", metric: "log", target: 1.2, during: logFlood, bLines: true},
+	{name: "CPU hog, other core", typ: "cpu", metric: "cpu-apart", target: 1.5, during: cpuUse, unit: "cpu-use/cap-apart", otherCore: true},
+}
+
+func ecoSize() grid.Size {
+	s, _ := grid.LookupSize("eco")
+	return s
+}
+
+// neighbours is the grid of one BenchmarkNoisyNeighbour.
+type neighbours struct {
+	b       *testing.B
+	g       *gridtest.Grid
+	st      *store.Store
+	gridPid int             // the `grid up` process
+	seen    map[string]bool // IDs of A's dynos of the current round
+}
+
+// run measures one case and prints it.
+func (n *neighbours) run(c noise) {
+	var base, noisy []round
+	var notes []string
+	var values []float64
+	var cores []string // A's cpuset, each round
+	for range noisyRounds {
+		base = append(base, n.round(c.bLines))
+		a := n.start("appa", c.typ)
+		if pin := pinned(a.ID); !slices.Contains(cores, pin) {
+			cores = append(cores, pin)
+		}
+		done := c.during(n, a)
+		time.Sleep(noisySettle)
+		noisy = append(noisy, n.round(c.bLines))
+		note, v := done()
+		notes, values = append(notes, note), append(values, v)
+		n.g.MustCLI("ps:scale", c.typ+"=0", "-a", "appa")
+		n.waitGone("appa", c.typ)
+		syscall.Sync() // A's writes are not left to slow the next baseline
+	}
+	bm, nm := summary(base), summary(noisy)
+	ratio := nm.p99 / bm.p99
+	verdict := "ok"
+	if ratio >= c.target || nm.errs > 0 {
+		verdict = "MISSED"
+	}
+	fmt.Printf("  %-19s A on core %s: B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (target < %.1f: %s), errors %d/%d → %d/%d\n",
+		c.name, strings.Join(cores, " and "), bm.p50, nm.p50, bm.p99, nm.p99, ratio, c.target, verdict, bm.errs, bm.n, nm.errs, nm.n)
+	fmt.Printf("      p99 by round, ms: alone %s | beside A %s\n", p99s(base), p99s(noisy))
+	fmt.Printf("      CPU, median cores: machine busy %.2f → %.2f, grid process %.2f → %.2f\n",
+		midOf(base, func(r round) float64 { return r.busy }), midOf(noisy, func(r round) float64 { return r.busy }),
+		midOf(base, func(r round) float64 { return r.grid }), midOf(noisy, func(r round) float64 { return r.grid }))
+	for i, note := range notes {
+		fmt.Printf("      round %d: %s\n", i+1, note)
+	}
+	n.b.ReportMetric(ratio, "p99-ratio-"+c.metric)
+	n.b.ReportMetric(float64(nm.errs), "errors-"+c.metric)
+	if c.unit != "" {
+		n.b.ReportMetric(mid(values), c.unit)
+	}
+}
+
+// round runs one round of B's load; with lines, it also counts B's
+// router log lines of the round.
+func (n *neighbours) round(lines bool) round {
+	start, busy0, grid0 := time.Now(), busyTime(), procTime(n.gridPid)
+	r := round{pacedResult: paced(n.b, n.g.RtAddr, "appb.localhost", noisyRate, noisyRound), lines: -1}
+	secs := time.Since(start).Seconds()
+	r.busy, r.grid = (busyTime()-busy0).Seconds()/secs, (procTime(n.gridPid)-grid0).Seconds()/secs
+	if lines {
+		r.lines = n.routerLines("appb", start)
+	}
+	return r
+}
+
+// summary is the median p50 and p99 of rounds, and their errors summed.
+func summary(rs []round) pacedResult {
+	var s pacedResult
+	var p50, p99 []float64
+	for _, r := range rs {
+		p50, p99 = append(p50, r.p50), append(p99, r.p99)
+		s.n += r.n
+		s.errs += r.errs
+	}
+	s.p50, s.p99 = mid(p50), mid(p99)
+	return s
+}
+
+func midOf(rs []round, f func(round) float64) float64 {
+	xs := make([]float64, len(rs))
+	for i, r := range rs {
+		xs[i] = f(r)
+	}
+	return mid(xs)
+}
+
+// p99s lists the rounds' p99s, with their errors and, when counted,
+// their router log lines.
+func p99s(rs []round) string {
+	var s []string
+	for _, r := range rs {
+		x := fmt.Sprintf("%.2f", r.p99)
+		if r.errs > 0 {
+			x += fmt.Sprintf(" (%d errors, first: %v)", r.errs, r.firstErr)
+		}
+		if r.lines >= 0 {
+			x += fmt.Sprintf(" (router log lines %d/%d)", r.lines, r.n)
+		}
+		s = append(s, x)
+	}
+	return strings.Join(s, " ")
+}
+
+// start scales app's process type typ to one eco dyno and returns it once
+// it runs (for the memory bomb: ran and crashed).
+func (n *neighbours) start(app, typ string) grid.Dyno {
+	n.b.Helper()
+	n.seen = map[string]bool{}
+	n.g.MustCLI("ps:scale", typ+"=1:eco", "-a", app)
+	var a grid.Dyno
+	gridtest.WaitFor(n.b, time.Minute, app+" "+typ+" dyno running", func() error {
+		for _, d := range n.dynos(app, typ) {
+			if d.State == grid.DynoUp || d.State == grid.DynoCrashed {
+				a = d
+				return nil
+			}
+		}
+		return errors.New("none up")
+	})
+	return a
+}
+
+// dynos lists app's dynos of type typ and remembers their IDs.
+func (n *neighbours) dynos(app, typ string) []grid.Dyno {
+	ds, err := n.st.Dynos(n.b.Context(), app)
+	if err != nil {
+		return nil
+	}
+	var out []grid.Dyno
+	for _, d := range ds {
+		if d.Type == typ {
+			out = append(out, d)
+			n.seen[d.ID] = true
+		}
+	}
+	return out
+}
+
+// waitGone waits until app has no dyno of type typ left, and the cgroups
+// of every one seen are gone (the host has torn the sandboxes down).
+func (n *neighbours) waitGone(app, typ string) {
+	n.b.Helper()
+	gridtest.WaitFor(n.b, time.Minute, app+" "+typ+" dynos gone", func() error {
+		for _, d := range n.dynos(app, typ) {
+			if d.State != grid.DynoDown {
+				return fmt.Errorf("%s is %s", d.Name, d.State)
+			}
+		}
+		for id := range n.seen {
+			if dirs := cgroupDirs("pids", id); len(dirs) > 0 {
+				return fmt.Errorf("cgroup %s still there", dirs[0])
+			}
+		}
+		return nil
+	})
+}
+
+// sandboxPrefix starts the names of a dyno's sandboxes: the host agent
+// names them "d-" + the first 12 letters and digits of the dyno's ID +
+// "-" + the attempt (internal/host/dyno.go, sandboxID).
+func sandboxPrefix(dynoID string) string {
+	var id strings.Builder
+	for _, r := range strings.ToLower(dynoID) {
+		if id.Len() < 12 && (r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			id.WriteRune(r)
+		}
+	}
+	return "d-" + id.String() + "-"
+}
+
+// cgroupDirs lists the cgroups of a dyno's sandboxes in the hierarchy of
+// controller ctrl.
+func cgroupDirs(ctrl, dynoID string) []string {
+	dirs, _ := filepath.Glob(filepath.Join(fmt.Sprintf(dynoCgroups, ctrl), sandboxPrefix(dynoID)+"*"))
+	return dirs
+}
+
+// cgroupFile reads a file of a dyno's sandbox (of the last listed, when
+// it has had several).
+func cgroupFile(ctrl, dynoID, name string) string {
+	dirs := cgroupDirs(ctrl, dynoID)
+	if len(dirs) == 0 {
+		return ""
+	}
+	b, _ := os.ReadFile(filepath.Join(dirs[len(dirs)-1], name))
+	return strings.TrimSpace(string(b))
+}
+
+func cgroupInt(ctrl, dynoID, name string) int64 {
+	v, _ := strconv.ParseInt(cgroupFile(ctrl, dynoID, name), 10, 64)
+	return v
+}
+
+// pinned is the cpuset a dyno's sandbox is pinned to, as the kernel has
+// it.
+func pinned(dynoID string) string {
+	if c := cgroupFile("cpuset", dynoID, "cpuset.cpus"); c != "" {
+		return c
+	}
+	return "?"
+}
+
+// sampler calls f every interval until stop is called.
+func sampler(interval time.Duration, f func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			f()
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// pids watches the fork bomb: A's pids.current at its highest, its
+// output (bash's fork errors), and whether this host can still fork
+// (I-5: 100 runs of true).
+func pids(n *neighbours, a grid.Dyno) func() (string, float64) {
+	t0 := time.Now()
+	var most int64
+	stop := sampler(50*time.Millisecond, func() { most = max(most, cgroupInt("pids", a.ID, "pids.current")) })
+	limit := cgroupFile("pids", a.ID, "pids.max")
+	failed := make(chan int, 1)
+	go func() {
+		f := 0
+		for range 100 {
+			if exec.Command("true").Run() != nil {
+				f++
+			}
+		}
+		failed <- f
+	}()
+	return func() (string, float64) {
+		stop()
+		return fmt.Sprintf("A's pids.current at most %d (pids.max %s), A's output %.0f lines/s; host forks of `true` failed %d/100",
+			most, limit, lineRate(n.logLines("appa", "app", t0), t0), <-failed), 0
+	}
+}
+
+// lineRate is how many lines per second came since t0, from the lines
+// read back (the stream keeps the last 1,500: then from their span).
+func lineRate(ls []logLine, t0 time.Time) float64 {
+	if len(ls) < 1500 {
+		return float64(len(ls)) / time.Since(t0).Seconds()
+	}
+	return float64(len(ls)) / ls[len(ls)-1].t.Sub(ls[0].t).Seconds()
+}
+
+// oomKills drives the memory bomb and watches it. The crash back-off
+// restarts a dyno at once only twice in its first 10 minutes, so once A's
+// dyno has sat crashed for 300 ms it is restarted (a new dyno, as
+// `ps:restart` makes). The kernel's OOM kills are read from dmesg, the
+// platform's view from A's log.
+func oomKills(n *neighbours, a grid.Dyno) func() (string, float64) {
+	t0 := time.Now()
+	_, since := dmesgOOM(-1)
+	restarts, crashed := 0, 0
+	// n.seen is this goroutine's until stop returns.
+	stop := sampler(100*time.Millisecond, func() {
+		ds := n.dynos("appa", "mem")
+		if len(ds) == 0 {
+			crashed = 0
+		}
+		for _, d := range ds {
+			if d.State != grid.DynoCrashed {
+				crashed = 0
+				return
+			}
+		}
+		if crashed++; crashed == 3 {
+			n.g.CLI("ps:restart", "mem", "-a", "appa")
+			restarts, crashed = restarts+1, 0
+		}
+	})
+	return func() (string, float64) {
+		stop()
+		kills, _ := dmesgOOM(since)
+		var other []string
+		for _, k := range kills {
+			if !k.ofAny(n.seen) {
+				other = append(other, k.memcg)
+			}
+		}
+		// The platform's restarts (not ps:restart's new dynos): from the
+		// killed process's exit to the dyno up again, at the longest.
+		r15, crashes, slowest := 0, 0, time.Duration(0)
+		var exited time.Time
+		restarting := false
+		for _, l := range n.logLines("appa", "heroku", t0) {
+			switch {
+			case strings.Contains(l.text, "Error R15"):
+				r15++
+			case strings.HasPrefix(l.text, "Process exited"):
+				exited, restarting = l.t, false
+			case strings.Contains(l.text, "to crashed"):
+				crashes++
+			case strings.Contains(l.text, "crashed to starting"):
+				restarting = true
+			case strings.Contains(l.text, "starting to up") && restarting && !exited.IsZero():
+				slowest = max(slowest, l.t.Sub(exited))
+			}
+		}
+		return fmt.Sprintf("kernel OOM kills %d, outside A's cgroups %d %v; A's log: R15 %d, crashed %d, exit to up again ≤ %v (I-6: first restart ≤ 5 s); restarted by ps:restart %d times",
+			len(kills), len(other), other, r15, crashes, slowest.Round(time.Millisecond), restarts), 0
+	}
+}
+
+// oomKill is one of the kernel's OOM kills: the memory cgroup of the
+// killed task.
+type oomKill struct{ memcg string }
+
+// ofAny reports whether the kill was in a sandbox of one of the dynos.
+func (k oomKill) ofAny(dynoIDs map[string]bool) bool {
+	for id := range dynoIDs {
+		if strings.Contains(k.memcg, "/"+sandboxPrefix(id)) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	kernelLine = regexp.MustCompile(`(?m)^\[\s*(\d+\.\d+)\] (.*)$`)
+	oomLine    = regexp.MustCompile(`^oom-kill:.*task_memcg=([^,]+),`)
+)
+
+// dmesgOOM lists the kernel's OOM kills logged after the kernel time
+// since (seconds since boot), oldest first, and the time of its last
+// message. The ring buffer drops old messages, so times, not counts, say
+// which are new.
+func dmesgOOM(since float64) (kills []oomKill, last float64) {
+	out, _ := exec.Command("dmesg").Output()
+	last = since
+	for _, m := range kernelLine.FindAllStringSubmatch(string(out), -1) {
+		t, _ := strconv.ParseFloat(m[1], 64)
+		if t <= since {
+			continue
+		}
+		last = t
+		if k := oomLine.FindStringSubmatch(m[2]); k != nil {
+			kills = append(kills, oomKill{memcg: k[1]})
+		}
+	}
+	return kills, last
+}
+
+// diskFill watches the disk fill: what A reports of each step, and the
+// host's free disk space at its lowest (I-7: it drops by less than A's
+// 2 GB layer).
+func diskFill(n *neighbours, a grid.Dyno) func() (string, float64) {
+	t0 := time.Now()
+	free := func() uint64 {
+		var s syscall.Statfs_t
+		syscall.Statfs(n.g.Data, &s)
+		return s.Bavail * uint64(s.Bsize)
+	}
+	before := free()
+	least := before
+	stop := sampler(100*time.Millisecond, func() { least = min(least, free()) })
+	return func() (string, float64) {
+		stop()
+		// What A said of each step, and of the step it was in (the
+		// files), its last word.
+		var said []string
+		progress := ""
+		for _, l := range n.logLines("appa", "app", t0) {
+			if t, ok := strings.CutPrefix(l.text, "hog: files: "); ok {
+				progress = "files so far: " + t
+			} else if t, ok := strings.CutPrefix(l.text, "hog: "); ok {
+				said, progress = append(said, t), ""
+			}
+		}
+		if progress != "" {
+			said = append(said, progress)
+		}
+		return fmt.Sprintf("host disk free dropped by %d MB at most; A said: %s", (before-least)>>20, strings.Join(said, "; ")), 0
+	}
+}
+
+// cpuUse watches the CPU hog: A's CPU time (cpuacct.usage) over the
+// round, against its CFS cap (I-8: ≤ cap + 5 %).
+func cpuUse(n *neighbours, a grid.Dyno) func() (string, float64) {
+	t0, u0 := time.Now(), cgroupInt("cpuacct", a.ID, "cpuacct.usage")
+	quota, period := cgroupInt("cpu", a.ID, "cpu.cfs_quota_us"), cgroupInt("cpu", a.ID, "cpu.cfs_period_us")
+	return func() (string, float64) {
+		used := float64(cgroupInt("cpuacct", a.ID, "cpuacct.usage")-u0) / float64(time.Since(t0).Nanoseconds())
+		limit := float64(quota) / float64(period)
+		return fmt.Sprintf("A used %.3f cores, cap %.3f (cfs_quota_us %d / cfs_period_us %d): %.1f %% of cap (I-8: ≤ 105 %%)",
+			used, limit, quota, period, 100*used/limit), used / limit
+	}
+}
+
+var floodLine = regexp.MustCompile(`^flood (\d+)$`)
+
+// logFlood watches the log flood. A's lines are numbered, so over a
+// 2-s window of following A's log (`grid logs --tail`, after B's round)
+// the numbers say how many lines A wrote and the count how many
+// arrived.
+func logFlood(n *neighbours, a grid.Dyno) func() (string, float64) {
+	return func() (string, float64) {
+		ctx, cancel := context.WithTimeout(n.b.Context(), 3*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, n.g.Exe, "logs", "--tail", "-a", "appa", "-s", "app")
+		cmd.Env = n.g.Env()
+		t0 := time.Now().Add(500 * time.Millisecond) // past the history it starts with
+		out, _ := cmd.Output()
+		var first, last logLine
+		var firstSeq, lastSeq, got int
+		for _, l := range parseLogLines(string(out), t0) {
+			m := floodLine.FindStringSubmatch(l.text)
+			if m == nil {
+				continue
+			}
+			seq, _ := strconv.Atoi(m[1])
+			if got == 0 {
+				first, firstSeq = l, seq
+			}
+			last, lastSeq, got = l, seq, got+1
+		}
+		secs := last.t.Sub(first.t).Seconds()
+		if got < 2 || secs <= 0 {
+			return fmt.Sprintf("%d of A's lines arrived in 2 s of following its log", got), 0
+		}
+		wrote := float64(lastSeq-firstSeq) / secs
+		return fmt.Sprintf("A wrote %.0f lines/s, %.0f/s arrived (%.2f %%; the rest dropped on the host)",
+			wrote, float64(got-1)/secs, 100*float64(got-1)/secs/wrote), 0
+	}
+}
+
+// routerLines counts app's router log lines since start, once the log
+// stream has them (they come within a second; 2 s is plenty).
+func (n *neighbours) routerLines(app string, start time.Time) int {
+	time.Sleep(2 * time.Second)
+	c := 0
+	for _, l := range n.logLines(app, "heroku", start) {
+		if l.dyno == "router" && strings.Contains(l.text, "status=") {
+			c++
+		}
+	}
+	return c
+}
+
+type logLine struct {
+	t          time.Time
+	dyno, text string
+}
+
+var logLineRE = regexp.MustCompile(`^(\S+) (\w+)\[([\w.]+)\]: (.*)$`)
+
+// logLines reads app's last 1,500 log lines of source (app or heroku)
+// from since on, through the CLI.
+func (n *neighbours) logLines(app, source string, since time.Time) []logLine {
+	out, _, _ := n.g.CLI("logs", "-n", "1500", "-s", source, "-a", app)
+	return parseLogLines(out, since)
+}
+
+// parseLogLines reads the CLI's log lines from since on.
+func parseLogLines(out string, since time.Time) []logLine {
+	var ls []logLine
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		m := logLineRE.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		t, err := time.Parse("2006-01-02T15:04:05.000000-07:00", m[1])
+		if err != nil || t.Before(since) {
+			continue
+		}
+		ls = append(ls, logLine{t: t, dyno: m[3], text: m[4]})
+	}
+	return ls
+}
+
+// gridPid finds the `grid up` process of the binary exe.
+func gridPid(exe string) int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		b, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 1 && args[0] == exe && args[1] == "up" {
+			pid, _ := strconv.Atoi(filepath.Base(dir))
+			return pid
+		}
+	}
+	return 0
+}
+
+// clockTick is USER_HZ, the unit of /proc's CPU times: 100 on Linux.
+const clockTick = 10 * time.Millisecond
+
+// busyTime is the CPU time all cores spent on anything but idling, so far.
+func busyTime() time.Duration {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	var busy int64
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		if i != 3 && i != 4 && i < 8 { // not idle, iowait, or guest (already in user)
+			busy += v
+		}
+	}
+	return time.Duration(busy) * clockTick
+}
+
+// procTime is the CPU time (user and system) process pid used so far.
+func procTime(pid int) time.Duration {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b)[i+1:]) // from field 3, state
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * clockTick
+}

@@ -1,0 +1,105 @@
+"""App A of BenchmarkNoisyNeighbour: a dyno that misbehaves.
+
+python3 hog.py mem MB   touch MB of memory (meant: past the kernel's limit)
+python3 hog.py disk     fill /app's writable layer, again and again
+python3 hog.py inodes   fill /tmp and /dev/shm, then /app's inodes with
+                        empty files, again and again
+python3 hog.py cpu N    N busy processes
+python3 hog.py log      one 1 MB line without a newline, then short lines
+                        ("flood N") as fast as it can
+"""
+import errno
+import os
+import shutil
+import sys
+import time
+
+
+def say(msg):
+    sys.stdout.write("hog: %s\n" % msg)
+    sys.stdout.flush()
+
+
+def mem(mb):
+    say("mem: touching %d MB" % mb)
+    held = [b"\1" * (64 << 20) for _ in range(mb // 64)]
+    say("mem: still alive, holding %d MB" % (len(held) * 64))
+    time.sleep(3600)
+
+
+def fill(path):
+    """Writes 1 MB blocks to path until a write fails: MB written, error."""
+    block = b"\1" * (1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    n = 0
+    try:
+        while True:
+            n += os.write(fd, block)
+    except OSError as e:
+        return n >> 20, errno.errorcode.get(e.errno, str(e.errno))
+    finally:
+        os.close(fd)
+
+
+def files(dir, most):
+    """Creates up to most empty files in dir, saying how many every
+    10,000: how many, error."""
+    os.makedirs(dir, exist_ok=True)
+    n, t = 0, time.time()
+    try:
+        while n < most:
+            os.close(os.open("%s/%d" % (dir, n), os.O_WRONLY | os.O_CREAT, 0o600))
+            n += 1
+            if n % 10000 == 0:
+                say("files: %d in %.1f s" % (n, time.time() - t))
+    except OSError as e:
+        return n, errno.errorcode.get(e.errno, str(e.errno))
+    return n, "none"
+
+
+def disk():
+    for cycle in range(1, 1 << 30):
+        t = time.time()
+        mb, err = fill("/app/fill")
+        say("disk %d: /app: %d MB in %.1f s, then %s" % (cycle, mb, time.time() - t, err))
+        os.remove("/app/fill")
+
+
+def inodes():
+    # The tmpfs mounts first: they take a second, the inodes longer than
+    # a round of the benchmark.
+    for cycle in range(1, 1 << 30):
+        for d in ("/tmp", "/dev/shm"):
+            t = time.time()
+            try:
+                mb, err = fill(d + "/fill")
+            except OSError as e:
+                mb, err = 0, errno.errorcode.get(e.errno, str(e.errno))
+            say("inodes %d: %s: %d MB in %.1f s, then %s" % (cycle, d, mb, time.time() - t, err))
+        t = time.time()
+        n, err = files("/app/files", 1000000)
+        say("inodes %d: /app: %d empty files in %.1f s, then %s" % (cycle, n, time.time() - t, err))
+        for p in ("/tmp/fill", "/dev/shm/fill"):
+            os.remove(p)
+        shutil.rmtree("/app/files")
+
+
+def cpu(n):
+    for _ in range(n - 1):
+        if os.fork() == 0:
+            break
+    while True:
+        pass
+
+
+def log():
+    os.write(1, b"x" * (1 << 20))
+    seq = 0
+    while True:
+        os.write(1, "".join("flood %d\n" % i for i in range(seq, seq + 1000)).encode())
+        seq += 1000
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
+    {"mem": mem, "disk": disk, "inodes": inodes, "cpu": cpu, "log": log}[mode](*args)
