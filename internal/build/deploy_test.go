@@ -228,6 +228,43 @@ func TestDeployProcfileOnly(t *testing.T) {
 	}
 }
 
+// TestDeploySlugignore: what .slugignore lists never reaches the
+// buildpacks or the slug.
+func TestDeploySlugignore(t *testing.T) {
+	h := newHarness(t, nil)
+	app := h.createApp(t, "ignoring", nil)
+	src := t.TempDir()
+	if err := os.CopyFS(src, os.DirFS(apps+"procfile-only")); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		".slugignore":     "# not needed at runtime\ndocs/\n*.psd\n",
+		"docs/manual.txt": strings.Repeat("m", 1<<20),
+		"art/logo.psd":    "layers",
+		"art/logo.png":    "pixels",
+	} {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rel, out, err := h.deploy(t, app.Name, src, commit(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, out, "       Removed 3 files and directories listed in .slugignore\n")
+	sl := h.checkReleased(t, app.Name, rel, 2, map[string]string{"web": "python3 -m http.server $PORT"})
+	tree := filepath.Join(h.slugs.Dir, sl.ID)
+	for name, want := range map[string]bool{"docs": false, "art/logo.psd": false, "art/logo.png": true, "index.html": true} {
+		if _, err := os.Lstat(filepath.Join(tree, name)); (err == nil) != want {
+			t.Errorf("%s in the slug: %v, want %v", name, err == nil, want)
+		}
+	}
+}
+
 func TestDeployBrokenGo(t *testing.T) {
 	h := newHarness(t, nil)
 	app := h.createApp(t, "broken", nil)

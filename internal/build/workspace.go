@@ -13,14 +13,25 @@ import (
 	"github.com/dynogrid/grid/internal/slug"
 )
 
-// prepare unpacks the source into a fresh build dir and writes ENV_DIR and
-// the app's cache dir, all owned by the app's uid.
+// prepare unpacks the source into a fresh build dir, removes what its
+// .slugignore lists, and writes ENV_DIR and the app's cache dir, all
+// owned by the app's uid.
 func (b *Builder) prepare(j *job, source io.Reader, out *output) error {
 	if err := slug.UnpackTar(source, j.dir, b.cfg.MaxSourceBytes); err != nil {
 		if errors.Is(err, grid.ErrInvalid) || errors.Is(err, grid.ErrTooLarge) {
 			return reject(err, out, "Push rejected: the pushed source cannot be unpacked: "+explain(err))
 		}
 		return fmt.Errorf("unpack source: %w", err)
+	}
+	removed, warnings, err := applySlugignore(j.dir)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		out.detail("%s", w)
+	}
+	if removed > 0 {
+		out.detail("Removed %d files and directories listed in .slugignore", removed)
 	}
 	if err := writeEnvDir(j.env, j.app.Release.Config); err != nil {
 		return err
