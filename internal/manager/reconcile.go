@@ -177,9 +177,15 @@ func reconcile(v *view, app string, p policy) decision {
 	return d
 }
 
+// pendingOneOffLimit is how long a one-off dyno waits for room before it
+// is dropped: past it, its client (grid run waits 90 s) has given up,
+// and a command started much later than asked would surprise its user.
+const pendingOneOffLimit = 2 * time.Minute
+
 // placeOneOffs moves one-off dynos the API asked for (on PendingHost)
 // to hosts, under the same dyno ID. Those the scheduler has no room for
-// wait, reported as unplaced; those of a deleted app are dropped.
+// wait, reported as unplaced (which may provision a host), for
+// pendingOneOffLimit; those of a deleted app are dropped.
 func (d *decision) placeOneOffs(v *view, pending []grid.Assignment, p policy) {
 	if len(pending) == 0 || p.Hold {
 		return
@@ -196,7 +202,11 @@ func (d *decision) placeOneOffs(v *view, pending []grid.Assignment, p policy) {
 	}
 	plan := scheduler.Place(hostStates(v, pending[0].App, p), reqs)
 	for i, pl := range plan.Placements {
-		if pl.Host == "" {
+		switch {
+		case pl.Host == "" && p.Now.Sub(pending[i].CreatedAt) > pendingOneOffLimit:
+			d.delete(pending[i], fmt.Sprintf("no room for the one-off dyno within %v", pendingOneOffLimit))
+			continue
+		case pl.Host == "":
 			d.Unplaced = append(d.Unplaced, pl)
 			continue
 		}

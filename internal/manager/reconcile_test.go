@@ -282,6 +282,20 @@ func TestReconcile(t *testing.T) {
 			want: []string{"delete run.1 r1 (one-off placed)", "put run.1 v3 e0 on h1 cpus 0"},
 		},
 		{
+			name: "a pending one-off dyno waits for room, then is dropped",
+			f: newFixture().scale("web", 0).with(func(v *view) {
+				for _, id := range []string{"h1", "h2"} {
+					h := v.hosts[id]
+					h.MemoryMB = 256
+					v.hosts[id] = h
+				}
+				v.putAssignment(grid.Assignment{DynoID: "r1", App: "a", Host: grid.PendingHost, Name: "run.1", Type: "run", Size: "standard-1x", OneOff: true, Release: 3, CreatedAt: t0.Add(-time.Minute)})
+				v.putAssignment(grid.Assignment{DynoID: "r2", App: "a", Host: grid.PendingHost, Name: "run.2", Type: "run", Size: "standard-1x", OneOff: true, Release: 3, CreatedAt: t0.Add(-3 * time.Minute)})
+			}),
+			want:     []string{"delete run.2 r2 (no room for the one-off dyno within 2m0s)"},
+			unplaced: []string{"run.1: needs 512 MB of memory; the most any of 2 hosts has free is 256 MB"},
+		},
+		{
 			name: "a pending one-off dyno of a deleted app is dropped",
 			f: newFixture().scale("web", 0).with(func(v *view) {
 				delete(v.apps, "a")
