@@ -52,10 +52,14 @@ type Assignment struct {
 	// starts, its stdio connected to the session instead of the logs; TTY
 	// gives it a terminal. TimeToLive (seconds) ends a one-off dyno
 	// sooner than the host's limit; zero means the host's limit.
-	Attach     bool      `json:"attach,omitempty"`
-	TTY        bool      `json:"tty,omitempty"`
-	TimeToLive int       `json:"time_to_live,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	Attach     bool `json:"attach,omitempty"`
+	TTY        bool `json:"tty,omitempty"`
+	TimeToLive int  `json:"time_to_live,omitempty"`
+	// Reason says why the manager started this dyno when it replaces a
+	// healthy-looking one: "cycle" (the daily cycle) or "hung" (routers
+	// found its predecessor hung). The host logs it.
+	Reason    string    `json:"reason,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // PendingHost is the Host of a one-off dyno's assignment until the

@@ -168,6 +168,14 @@ func (d *dyno) attempt(ctx context.Context) (ran time.Duration, how outcome) {
 	}
 	d.rec.Addr, d.rec.ExitCode = "", 0
 	d.put(grid.DynoStarting)
+	if n == 0 {
+		switch d.asg.Reason {
+		case "cycle":
+			d.heroku("Cycling")
+		case "hung":
+			d.heroku("Restarting: the routers found the previous %s hung", d.asg.Name)
+		}
+	}
 	d.heroku("Starting process with command `%s`", d.asg.Command)
 	dir, err := d.a.cfg.Slugs.Path(ctx, d.asg.SlugID, d.asg.UID, func(ctx context.Context) (io.ReadCloser, error) {
 		return d.a.cfg.Store.OpenSlug(ctx, d.asg.SlugID)

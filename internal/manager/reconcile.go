@@ -34,7 +34,11 @@ func (a action) String() string {
 		if a.Assignment.CPUs != "" {
 			cpus = " cpus " + a.Assignment.CPUs
 		}
-		return fmt.Sprintf("put %s v%d e%d on %s%s", a.Assignment.Name, a.Assignment.Release, a.Assignment.Epoch, a.Assignment.Host, cpus)
+		why := ""
+		if a.Assignment.Reason != "" {
+			why = " (" + a.Assignment.Reason + ")"
+		}
+		return fmt.Sprintf("put %s v%d e%d on %s%s%s", a.Assignment.Name, a.Assignment.Release, a.Assignment.Epoch, a.Assignment.Host, cpus, why)
 	case opDelete:
 		return fmt.Sprintf("delete %s %s (%s)", a.Assignment.Name, a.Assignment.DynoID, a.Why)
 	default:
@@ -119,6 +123,18 @@ type slot struct {
 	command string
 	size    string
 	epoch   int
+	reason  replaceReason // why the slot's dyno is being replaced, if it is
+}
+
+// replacedFor is why a dyno of as is being replaced (hung, cycle), if
+// one is: its successor's assignment says so, for the host to log.
+func replacedFor(as []grid.Assignment, p policy) replaceReason {
+	for _, a := range as {
+		if r := p.Replacing[a.DynoID]; r != "" {
+			return r
+		}
+	}
+	return ""
 }
 
 // reconcile decides what to write so that app converges on its formation
@@ -166,6 +182,7 @@ func reconcile(v *view, app string, p policy) decision {
 	var missing []slot
 	for _, s := range slots {
 		if !d.converge(v, s, a.Release.Version, byName[s.name], p) {
+			s.reason = replacedFor(byName[s.name], p)
 			missing = append(missing, s)
 		}
 		delete(byName, s.name)
@@ -369,7 +386,7 @@ func (d *decision) place(v *view, a grid.App, missing []slot, p policy) {
 			DynoID: p.NewID(), App: a.Name, AppID: a.ID, UID: a.UID, Host: pl.Host,
 			Name: s.name, Type: s.typ, Command: s.command, Size: s.size,
 			Release: a.Release.Version, Epoch: s.epoch, SlugID: a.Release.SlugID,
-			Env: copyEnv(a.Release.Config), CPUs: pl.CPUs, CreatedAt: p.Now,
+			Env: copyEnv(a.Release.Config), CPUs: pl.CPUs, CreatedAt: p.Now, Reason: string(s.reason),
 		}})
 	}
 }

@@ -405,7 +405,7 @@ func TestReconcile(t *testing.T) {
 			name:   "hung dyno: a successor is placed, the hung one keeps its slot meanwhile",
 			f:      newFixture().scale("web", 1).assign("hung", "h1", "web.1", 3, 0, grid.DynoUp),
 			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"hung": replaceHung} },
-			want:   []string{"put web.1 v3 e0 on h2 cpus 0"},
+			want:   []string{"put web.1 v3 e0 on h2 cpus 0 (hung)"},
 		},
 		{
 			name:   "hung dyno: deleted once the successor is up and routed",
@@ -429,7 +429,7 @@ func TestReconcile(t *testing.T) {
 			name:   "cycled dyno: a successor is placed, the old one keeps serving meanwhile",
 			f:      newFixture().scale("web", 1).assign("old", "h1", "web.1", 3, 0, grid.DynoUp),
 			policy: func(p *policy) { p.Replacing = map[string]replaceReason{"old": replaceCycle} },
-			want:   []string{"put web.1 v3 e0 on h2 cpus 0"},
+			want:   []string{"put web.1 v3 e0 on h2 cpus 0 (cycle)"},
 		},
 		{
 			name:   "cycled dyno: kept while the successor starts",
