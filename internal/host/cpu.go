@@ -32,6 +32,7 @@ const (
 // cpuWatch is a dyno's recent CPU readings.
 type cpuWatch struct {
 	sb         *sandbox.Sandbox
+	limit      float64                      // cores: sb.CPULimit(), read once
 	used       [cpuWindow + 1]time.Duration // a ring of readings
 	at         [cpuWindow + 1]time.Time
 	n          int // readings taken
@@ -54,7 +55,7 @@ func (d *dyno) checkCPU(w *cpuWatch) {
 	if w.n < len(w.at) {
 		return
 	}
-	share := (used - w.used[oldest]).Seconds() / now.Sub(w.at[oldest]).Seconds() / w.sb.CPULimit()
+	share := (used - w.used[oldest]).Seconds() / now.Sub(w.at[oldest]).Seconds() / w.limit
 	if !w.observe(share) {
 		return
 	}

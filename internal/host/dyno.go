@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/logs"
 	"github.com/dynogrid/grid/internal/sandbox"
@@ -262,9 +264,22 @@ func (d *dyno) limitOneOff(ctx context.Context, sb *sandbox.Sandbox, at *attache
 			why, first = "client hung up", syscall.SIGHUP
 		}
 	}
-	d.heroku("Stopping all processes with %s: %s", signalName(first), why)
-	if err := sb.Signal(first); err != nil {
-		return // exited meanwhile
+	d.terminate(ctx, sb, first, why)
+}
+
+// terminate stops the sandbox as Heroku stops a dyno: sig to every
+// process, StopGrace for the main one to exit, then R12 and SIGKILL for
+// what is left. why, if any, is added to the log line. It gives up
+// waiting when ctx ends.
+func (d *dyno) terminate(ctx context.Context, sb *sandbox.Sandbox, sig syscall.Signal, why string) {
+	name := unix.SignalName(sig)
+	if why != "" {
+		d.heroku("Stopping all processes with %s: %s", name, why)
+	} else {
+		d.heroku("Stopping all processes with %s", name)
+	}
+	if err := sb.Signal(sig); err != nil {
+		d.log.Debug("signal", "signal", name, "err", err) // it may have exited just now
 	}
 	grace := time.NewTimer(d.a.cfg.StopGrace)
 	defer grace.Stop()
@@ -272,17 +287,10 @@ func (d *dyno) limitOneOff(ctx context.Context, sb *sandbox.Sandbox, at *attache
 	case <-sb.Done():
 	case <-ctx.Done():
 	case <-grace.C:
-		d.heroku("Error R12 (Exit timeout) -> At least one process failed to exit within %d seconds of %s", seconds(d.a.cfg.StopGrace), signalName(first))
+		d.heroku("Error R12 (Exit timeout) -> At least one process failed to exit within %d seconds of %s", seconds(d.a.cfg.StopGrace), name)
 		d.heroku("Stopping remaining processes with SIGKILL")
 		d.kill(sb)
 	}
-}
-
-func signalName(s syscall.Signal) string {
-	if s == syscall.SIGHUP {
-		return "SIGHUP"
-	}
-	return "SIGTERM"
 }
 
 // spec describes the sandbox of attempt n.
@@ -380,7 +388,7 @@ func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, beg
 	defer check.Stop()
 	cpuCheck := time.NewTicker(d.a.cfg.CPUCheck)
 	defer cpuCheck.Stop()
-	cpu := &cpuWatch{sb: sb}
+	cpu := &cpuWatch{sb: sb, limit: sb.CPULimit()}
 	for {
 		select {
 		case <-sb.Done():
@@ -446,19 +454,7 @@ func (d *dyno) stopSandbox(ctx context.Context, sb *sandbox.Sandbox) {
 		}
 		sleep(context.Background(), d.a.cfg.DrainDelay)
 	}
-	d.heroku("Stopping all processes with SIGTERM")
-	if err := sb.Signal(syscall.SIGTERM); err != nil {
-		d.log.Debug("sigterm", "err", err) // it may have exited just now
-	}
-	grace := time.NewTimer(d.a.cfg.StopGrace)
-	defer grace.Stop()
-	select {
-	case <-sb.Done():
-	case <-grace.C:
-		d.heroku("Error R12 (Exit timeout) -> At least one process failed to exit within %d seconds of SIGTERM", seconds(d.a.cfg.StopGrace))
-		d.heroku("Stopping remaining processes with SIGKILL")
-		d.kill(sb)
-	}
+	d.terminate(context.Background(), sb, syscall.SIGTERM, "")
 	code, _ := sb.Wait()
 	d.heroku("Process exited with status %d", code)
 	d.heroku("State changed from %s to down", from)
