@@ -59,7 +59,7 @@ func TestIsolationInGrid(t *testing.T) {
 	})
 
 	t.Run("one-off dyno", func(t *testing.T) {
-		out, errOut, err := runCLI(g, "", "run", "-x", "-a", "probe", "python3 probe.py")
+		out, errOut, err := g.CLI("run", "-x", "-a", "probe", "python3 probe.py")
 		if err != nil {
 			t.Errorf("probe exited %v\n%s", err, errOut)
 		}
@@ -113,7 +113,7 @@ for t in targets:
         s.close()
 `
 		targets := []string{victim, "GW:" + port(g.APIAddr), "GW:" + natsPort, "GW:" + port(g.RtAddr), "GW:22", "169.254.169.254:80"}
-		out, errOut, err := runCLI(g, "", "run", "-x", "-a", "probe", "-e", "TARGETS="+strings.Join(targets, ","), "python3", "-c", script)
+		out, errOut, err := g.CLI("run", "-x", "-a", "probe", "-e", "TARGETS="+strings.Join(targets, ","), "python3", "-c", script)
 		if err != nil {
 			t.Fatalf("reach script: %v\n%s\n%s", err, out, errOut)
 		}

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -31,7 +29,7 @@ func TestRun(t *testing.T) {
 	g.MustCLI("config:set", "GREETING=hey", "-a", "oneoff")
 
 	t.Run("exit code and environment", func(t *testing.T) {
-		out, errOut, err := runCLI(g, "", "run", "-x", "-a", "oneoff", "sh", "-c", `echo "out:$GREETING:$DYNO:$PORT"; exit 7`)
+		out, errOut, err := g.CLI("run", "-x", "-a", "oneoff", "sh", "-c", `echo "out:$GREETING:$DYNO:$PORT"; exit 7`)
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 7 {
 			t.Errorf("exit %v, want status 7\n%s\n%s", err, out, errOut)
@@ -42,13 +40,13 @@ func TestRun(t *testing.T) {
 		if !regexp.MustCompile(`Running sh -c 'echo .* on ⬢ oneoff\.\.\. up, run\.\d{4}`).MatchString(errOut) {
 			t.Errorf("stderr %q", errOut)
 		}
-		if _, _, err := runCLI(g, "", "run", "-a", "oneoff", "false"); err != nil {
+		if _, _, err := g.CLI("run", "-a", "oneoff", "false"); err != nil {
 			t.Errorf("without --exit-code grid run exits 0; got %v", err)
 		}
 	})
 
 	t.Run("piped input reaches the dyno and ends", func(t *testing.T) {
-		out, errOut, err := runCLI(g, "one\ntwo\n", "run", "-a", "oneoff", "--", "tr", "a-z", "A-Z")
+		out, errOut, err := g.CLIInput("one\ntwo\n", "run", "-a", "oneoff", "--", "tr", "a-z", "A-Z")
 		if err != nil || out != "ONE\nTWO\n" {
 			t.Errorf("got %q, %v\n%s", out, err, errOut)
 		}
@@ -59,7 +57,7 @@ func TestRun(t *testing.T) {
 	})
 
 	t.Run("detached output goes to the logs", func(t *testing.T) {
-		out, errOut, err := runCLI(g, "", "run:detached", "-a", "oneoff", "echo", "detached", "says", "hi")
+		out, errOut, err := g.CLI("run:detached", "-a", "oneoff", "echo", "detached", "says", "hi")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, errOut)
 		}
@@ -86,14 +84,14 @@ func TestRun(t *testing.T) {
 	})
 
 	t.Run("bad requests", func(t *testing.T) {
-		if _, errOut, err := runCLI(g, "", "run", "-a", "oneoff"); err == nil || !strings.Contains(errOut, "no command to run") {
+		if _, errOut, err := g.CLI("run", "-a", "oneoff"); err == nil || !strings.Contains(errOut, "no command to run") {
 			t.Errorf("no command: %v %q", err, errOut)
 		}
-		if _, errOut, err := runCLI(g, "", "run", "-s", "huge-9x", "-a", "oneoff", "true"); err == nil || !strings.Contains(errOut, `Unknown dyno size "huge-9x"`) {
+		if _, errOut, err := g.CLI("run", "-s", "huge-9x", "-a", "oneoff", "true"); err == nil || !strings.Contains(errOut, `Unknown dyno size "huge-9x"`) {
 			t.Errorf("bad size: %v %q", err, errOut)
 		}
 		g.MustCLI("apps:create", "empty")
-		if _, errOut, err := runCLI(g, "", "run", "-a", "empty", "true"); err == nil || !strings.Contains(errOut, "push code before running") {
+		if _, errOut, err := g.CLI("run", "-a", "empty", "true"); err == nil || !strings.Contains(errOut, "push code before running") {
 			t.Errorf("app without code: %v %q", err, errOut)
 		}
 		for _, c := range []struct{ body, want string }{
@@ -113,21 +111,6 @@ func TestRun(t *testing.T) {
 			t.Errorf("attach without upgrade: %d %s", code, body)
 		}
 	})
-}
-
-// runCLI runs grid with stdin (none if empty).
-func runCLI(g *gridtest.Grid, stdin string, args ...string) (string, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, g.Exe, args...)
-	cmd.Env = g.Env()
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	return o.String(), e.String(), err
 }
 
 // interactive runs grid run bash on a pseudo-terminal, as from a user's

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -97,10 +98,11 @@ func (s *server) createDyno(w http.ResponseWriter, r *http.Request, user string)
 	if err != nil {
 		return err
 	}
-	env := copyMap(a.Release.Config)
-	for k, v := range q.Env {
-		env[k] = v
+	env := maps.Clone(a.Release.Config)
+	if env == nil {
+		env = map[string]string{}
 	}
+	maps.Copy(env, q.Env)
 	attach := q.Attach != nil && *q.Attach
 	as := grid.Assignment{
 		DynoID: store.NewID(), App: a.Name, AppID: a.ID, UID: a.UID, Host: grid.PendingHost,
@@ -127,14 +129,6 @@ func (s *server) createDyno(w http.ResponseWriter, r *http.Request, user string)
 	}
 	writeJSON(w, http.StatusCreated, view)
 	return nil
-}
-
-func copyMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+4)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // oneOffName picks run.N, N of four digits as on Heroku, unused by the

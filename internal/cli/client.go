@@ -78,13 +78,10 @@ func (c *client) call(ctx context.Context, method, path string, in, out any, hdr
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	req, err := c.request(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/vnd.heroku+json; version=3")
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	req.Header.Set("User-Agent", "grid-cli")
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -105,6 +102,18 @@ func (c *client) call(ctx context.Context, method, path string, in, out any, hdr
 		}
 	}
 	return resp, nil
+}
+
+// request is an API request to url with the headers every call has.
+func (c *client) request(ctx context.Context, method, url string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/vnd.heroku+json; version=3")
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("User-Agent", "grid-cli")
+	return req, nil
 }
 
 // get is call for GET.

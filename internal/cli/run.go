@@ -223,12 +223,10 @@ func joinSession(ctx context.Context, conn io.ReadWriteCloser, in *bufio.Reader,
 // attach opens a session at an attach URL: an HTTP/1.1 upgrade to the
 // session protocol, with the API key.
 func (c *client) attach(ctx context.Context, attachURL string) (io.ReadWriteCloser, *bufio.Reader, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", attachURL, nil)
+	req, err := c.request(ctx, "GET", attachURL, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	req.Header.Set("Accept", "application/vnd.heroku+json; version=3")
-	req.Header.Set("Authorization", "Bearer "+c.key)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "grid-session")
 	resp, err := c.raw.Do(req)

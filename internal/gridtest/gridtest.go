@@ -204,10 +204,22 @@ func (g *Grid) CLI(args ...string) (stdout, stderr string, err error) {
 
 // CLIIn runs the CLI in directory dir (for git remote detection).
 func (g *Grid) CLIIn(dir string, args ...string) (stdout, stderr string, err error) {
+	return g.cli(dir, "", args)
+}
+
+// CLIInput runs the CLI with stdin (none if empty).
+func (g *Grid) CLIInput(stdin string, args ...string) (stdout, stderr string, err error) {
+	return g.cli("", stdin, args)
+}
+
+func (g *Grid) cli(dir, stdin string, args []string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, g.Exe, args...)
 	cmd.Env, cmd.Dir = g.Env(), dir
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
