@@ -45,7 +45,7 @@ type lineWriter struct {
 	tokens   float64
 	refilled time.Time
 	skipping bool      // dropping the rest of a line cut by a drop
-	dropped  int       // lines dropped since dropSince, not yet reported
+	dropped  int       // lines dropped since since, not yet reported
 	since    time.Time // when the first of them was dropped
 	reported time.Time // when the last L12 line was sent
 }
