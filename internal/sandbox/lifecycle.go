@@ -252,10 +252,12 @@ func (s *Sandbox) Signal(sig os.Signal) error {
 }
 
 // kill SIGKILLs the sandbox's init; the kernel then kills every other
-// process of its PID namespace, so nothing can fork away from it.
+// process of its PID namespace, so nothing can fork away from it. An init
+// that has exited already (reaped, while Wait still copies the output
+// out) is no error.
 func (s *Sandbox) kill() error {
 	err := s.container.Signal(unix.SIGKILL)
-	if err == nil || errors.Is(err, libcontainer.ErrNotRunning) {
+	if err == nil || errors.Is(err, libcontainer.ErrNotRunning) || errors.Is(err, os.ErrProcessDone) {
 		return nil
 	}
 	return fmt.Errorf("sandbox %q: kill: %w", s.spec.ID, err)
