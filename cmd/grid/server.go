@@ -51,6 +51,22 @@ type serverConfig struct {
 	// zero turns cycling (or the jitter) off.
 	cycleAfter  time.Duration
 	cycleJitter time.Duration
+	// buildpackRoots are the directories apps may name local buildpacks
+	// under (--buildpack-root, repeatable).
+	buildpackRoots pathList
+}
+
+// pathList is a repeatable flag of absolute paths.
+type pathList []string
+
+func (l *pathList) String() string { return strings.Join(*l, ",") }
+
+func (l *pathList) Set(v string) error {
+	if !filepath.IsAbs(v) {
+		return fmt.Errorf("%q is not an absolute path", v)
+	}
+	*l = append(*l, filepath.Clean(v))
+	return nil
 }
 
 func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
@@ -64,6 +80,7 @@ func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
 	fs.DurationVar(&c.emptyGrace, "empty-grace", 5*time.Minute, "how long a provisioned host may sit empty before it is drained and released")
 	fs.DurationVar(&c.cycleAfter, "cycle-after", 24*time.Hour, "how long a dyno runs before it is cycled (restarted start-before-stop), as on Heroku; 0 turns cycling off")
 	fs.DurationVar(&c.cycleJitter, "cycle-jitter", 216*time.Minute, "the most added to --cycle-after per dyno, so dynos started together are cycled apart; 0 for none")
+	fs.Var(&c.buildpackRoots, "buildpack-root", "a directory under which apps may use local buildpacks by path (repeatable; default: none)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "cluster secret shared by all servers (default: DATA/cluster-secret, created if missing)")
 }
 
@@ -235,12 +252,13 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 	st, lg, logger := cp.st, cp.lg, cp.logger
 	builder, err := build.New(build.Config{
 		Store: st, Logs: lg, Sandboxes: sb, Slugs: &slug.Cache{Dir: filepath.Join(c.data, "slugs")},
-		WorkDir:      filepath.Join(c.data, "builds"),
-		CacheDir:     filepath.Join(c.data, "buildcache"),
-		BootTimeout:  c.bootTimeout,
-		WaitForDynos: 30 * time.Second,
-		WebURL:       cp.urls.web,
-		Logger:       logger.With("part", "build"),
+		WorkDir:             filepath.Join(c.data, "builds"),
+		CacheDir:            filepath.Join(c.data, "buildcache"),
+		BootTimeout:         c.bootTimeout,
+		WaitForDynos:        30 * time.Second,
+		LocalBuildpackRoots: c.buildpackRoots,
+		WebURL:              cp.urls.web,
+		Logger:              logger.With("part", "build"),
 	})
 	if err != nil {
 		return nil, err

@@ -141,6 +141,9 @@ func (s *server) routes() {
 	s.handle("GET /apps/{app}/addons", s.emptyList)
 	s.handle("GET /apps/{app}/collaborators", s.emptyList)
 
+	s.handle("GET /apps/{app}/buildpack-installations", s.listBuildpacks)
+	s.handle("PUT /apps/{app}/buildpack-installations", s.putBuildpacks)
+
 	s.handle("GET /apps/{app}/config-vars", s.getConfig)
 	s.handle("PATCH /apps/{app}/config-vars", s.patchConfig)
 

@@ -82,6 +82,9 @@ type Config struct {
 	// Go, Node.js, Procfile-only. Each is a directory holding bin/detect,
 	// bin/compile and optionally bin/release, readable by app uids.
 	Buildpacks []Buildpack
+	// LocalBuildpackRoots are the directories under which an app may name
+	// a local buildpack by path. None means local buildpacks are refused.
+	LocalBuildpackRoots []string
 	// WebURL returns the app's URL, printed at the end. Nil prints none.
 	WebURL func(app string) string
 	// Logger is for operators; nil discards.
@@ -91,9 +94,10 @@ type Config struct {
 // Builder runs deploys. It is safe for concurrent use; deploys of one app
 // run one at a time.
 type Builder struct {
-	cfg   Config
-	log   *slog.Logger
-	packs []Buildpack // built-ins, in detection order
+	cfg      Config
+	log      *slog.Logger
+	packs    []Buildpack          // detection list, in order
+	builtins map[string]Buildpack // by name: "heroku/go"
 
 	mu       sync.Mutex
 	building map[string]chan struct{} // app -> closed when its deploy ends
@@ -131,13 +135,17 @@ func New(cfg Config) (*Builder, error) {
 	if err != nil {
 		return nil, err
 	}
+	builtins := map[string]Buildpack{}
+	for _, bp := range packs {
+		builtins["heroku/"+bp.Name] = bp
+	}
 	if cfg.Buildpacks != nil {
 		if err := checkBuildpacks(cfg.Buildpacks); err != nil {
 			return nil, err
 		}
 		packs = cfg.Buildpacks
 	}
-	return &Builder{cfg: cfg, log: cfg.Logger, packs: packs, building: map[string]chan struct{}{}}, nil
+	return &Builder{cfg: cfg, log: cfg.Logger, packs: packs, builtins: builtins, building: map[string]chan struct{}{}}, nil
 }
 
 func orDefault[T int64 | time.Duration](v, def T) T {

@@ -30,6 +30,10 @@ var builtinOrder = []string{"go", "nodejs", "procfile"}
 type Buildpack struct {
 	Name string // [a-z0-9-]; it is mounted at /tmp/buildpacks/<Name>
 	Dir  string // host path
+	// URL is how the app's list named it ("heroku/go"); empty for one
+	// found by detection.
+	URL string
+	own bool // fetched for this build: it may write to Dir
 }
 
 var buildpackNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -44,12 +48,6 @@ func checkBuildpacks(packs []Buildpack) error {
 		}
 	}
 	return nil
-}
-
-// hasRelease reports whether bp has the optional bin/release.
-func (bp Buildpack) hasRelease() bool {
-	_, err := os.Stat(filepath.Join(bp.Dir, "bin", "release"))
-	return err == nil
 }
 
 // Paths inside a build sandbox.
@@ -115,35 +113,74 @@ type job struct {
 	cache  string // CacheDir/<app>: CACHE_DIR
 }
 
-// script runs bin/<name> of bp in a fresh build sandbox with args (paths
-// inside the sandbox) and waits for it. The sandbox is destroyed before
-// script returns, so no tenant process is left touching the build tree.
-// It returns the exit code; an error means the script could not be run
-// or ctx ended.
-func (b *Builder) script(ctx context.Context, j *job, bp Buildpack, name string, network bool, stdout, stderr io.Writer, args ...string) (int, error) {
+// script runs bin/<name> of packs[i] in a fresh build sandbox with args
+// (paths inside the sandbox) and waits for it. The buildpacks before it
+// are mounted too, and their export files, if any, are sourced first, so
+// that a later buildpack finds what an earlier one installed. A
+// buildpack fetched for this build may write to its own directory (where
+// buildpacks leave their export file); built-ins are read-only. A
+// missing bin/release is an empty answer (it is optional); the check is
+// made inside the sandbox, as the host never looks into a fetched
+// buildpack's tree.
+func (b *Builder) script(ctx context.Context, j *job, packs []Buildpack, i int, name string, network bool, stdout, stderr io.Writer, args ...string) (int, error) {
+	bp := packs[i]
 	mountAt := path.Join(sbBuildpacks, bp.Name)
-	spec := sandbox.Spec{
-		ID:   sandboxID("build", j.app.Name),
-		Args: append([]string{path.Join(mountAt, "bin", name)}, args...),
-		Env: []string{
-			"PATH=" + buildPath, "HOME=/tmp", "STACK=" + grid.Stack, "SOURCE_VERSION=" + j.commit,
-			"BUILDPACK_DIR=" + mountAt, "LANG=C.UTF-8",
-		},
-		Dir: sbBuild,
-		UID: j.app.UID, GID: j.app.UID,
-		Mounts: []sandbox.Mount{
-			{Source: j.dir, Target: sbBuild, Writable: true},
-			{Source: j.cache, Target: sbCache, Writable: true},
-			{Source: j.env, Target: sbEnv},
-			{Source: bp.Dir, Target: mountAt},
-		},
-		MemoryMB: buildMemoryMB, PidsMax: buildPidsMax, TmpMB: buildTmpMB,
+	mounts := []sandbox.Mount{
+		{Source: j.dir, Target: sbBuild, Writable: true},
+		{Source: j.cache, Target: sbCache, Writable: true},
+		{Source: j.env, Target: sbEnv},
+	}
+	need := "required"
+	if name == "release" {
+		need = "optional"
+	}
+	cmd := []string{"/bin/bash", "-c", scriptWrapper, "buildpack", need}
+	for _, prev := range packs[:i] {
+		at := path.Join(sbBuildpacks, prev.Name)
+		mounts = append(mounts, sandbox.Mount{Source: prev.Dir, Target: at})
+		cmd = append(cmd, path.Join(at, "export"))
+	}
+	mounts = append(mounts, sandbox.Mount{Source: bp.Dir, Target: mountAt, Writable: bp.own})
+	cmd = append(cmd, "--", path.Join(mountAt, "bin", name))
+	return b.run(ctx, j, sandbox.Spec{
+		Args:    append(cmd, args...),
+		Env:     []string{"STACK=" + grid.Stack, "SOURCE_VERSION=" + j.commit, "BUILDPACK_DIR=" + mountAt},
+		Dir:     sbBuild,
+		Mounts:  mounts,
 		Network: network,
 		Stdout:  stdout, Stderr: stderr,
+	})
+}
+
+// scriptWrapper runs a buildpack script: wrapper required|optional
+// EXPORT... -- SCRIPT ARGS... sources each export file that exists, then
+// runs the script; an optional script that does not exist succeeds.
+const scriptWrapper = `need=$1
+shift
+while [ "$1" != -- ]; do
+  if [ -f "$1" ]; then . "$1" || exit 1; fi
+  shift
+done
+shift
+if [ "$need" = optional ] && [ ! -e "$1" ]; then exit 0; fi
+exec "$@"`
+
+// run completes spec with the build's identity, environment and limits,
+// runs it in a fresh build sandbox and waits for it. The sandbox is
+// destroyed before run returns, so no tenant process is left touching
+// the build's files. It returns the exit code; an error means the
+// sandbox could not be run or ctx ended.
+func (b *Builder) run(ctx context.Context, j *job, spec sandbox.Spec) (int, error) {
+	spec.ID = sandboxID("build", j.app.Name)
+	spec.Env = append([]string{"PATH=" + buildPath, "HOME=/tmp", "LANG=C.UTF-8"}, spec.Env...)
+	spec.UID, spec.GID = j.app.UID, j.app.UID
+	spec.MemoryMB, spec.PidsMax, spec.TmpMB = buildMemoryMB, buildPidsMax, buildTmpMB
+	if spec.Dir == "" {
+		spec.Dir = "/tmp"
 	}
 	sb, err := b.cfg.Sandboxes.Start(ctx, spec)
 	if err != nil {
-		return -1, fmt.Errorf("build sandbox for %s %s: %w", bp.Name, name, err)
+		return -1, fmt.Errorf("build sandbox %s: %w", firstLine(strings.Join(spec.Args, " ")), err)
 	}
 	defer func() {
 		if err := sb.Destroy(); err != nil {

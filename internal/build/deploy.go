@@ -141,28 +141,66 @@ func (b *Builder) build(ctx context.Context, j *job, source io.Reader, out *outp
 	return res, b.bootCheck(ctx, j, web, out)
 }
 
-// compile detects the buildpack, compiles, and discovers process types.
+// compile chooses the buildpacks (the app's list, .buildpacks, or
+// detection), runs each one's bin/compile in order, and discovers the
+// process types from the last one's bin/release and the Procfile.
 func (b *Builder) compile(ctx context.Context, j *job, out *output) (*built, error) {
-	out.step("Determining which buildpack to use for this app")
-	bp, name, err := b.detect(ctx, j)
+	refs, from, err := b.listed(j, out)
 	if err != nil {
 		return nil, err
 	}
-	if bp == nil {
-		return nil, reject(fmt.Errorf("app %s: no buildpack detected: %w", j.app.Name, grid.ErrInvalid), out,
-			"No default language could be detected for this app.",
-			"Add a Procfile, a go.mod or a package.json at the root of the repository.")
+	var packs []Buildpack
+	name := ""
+	switch {
+	case len(refs) == 0:
+		out.step("Determining which buildpack to use for this app")
+		var bp *Buildpack
+		if bp, name, err = b.detect(ctx, j); err != nil {
+			return nil, err
+		}
+		if bp == nil {
+			return nil, reject(fmt.Errorf("app %s: no buildpack detected: %w", j.app.Name, grid.ErrInvalid), out,
+				"No default language could be detected for this app.",
+				"Add a Procfile, a go.mod or a package.json at the root of the repository.")
+		}
+		packs = []Buildpack{*bp}
+	case len(refs) == 1:
+		out.step("Using buildpack: %s", refs[0].URL)
+	default:
+		out.step("Using buildpacks from %s:", from)
+		for i, r := range refs {
+			out.detail("%d. %s", i+1, r.URL)
+		}
 	}
-	out.step("%s app detected", name)
-	code, err := b.script(ctx, j, *bp, "compile", true, out, out, sbBuild, sbCache, sbEnv)
-	if err != nil {
-		return nil, err
+	for i, ref := range refs {
+		bp, err := b.materialize(ctx, j, i+1, ref, out)
+		if err != nil {
+			return nil, err
+		}
+		packs = append(packs, bp)
 	}
-	if code != 0 {
-		return nil, reject(fmt.Errorf("app %s: bin/compile of %s exited with status %d: %w", j.app.Name, bp.Name, code, grid.ErrInvalid),
-			out, fmt.Sprintf("Push rejected, failed to compile %s app.", name))
+	for i, bp := range packs {
+		if bp.URL != "" {
+			// A listed buildpack must still accept the app.
+			if name, err = b.detectOne(ctx, j, packs, i); err != nil {
+				return nil, err
+			}
+			if name == "" {
+				return nil, reject(fmt.Errorf("app %s: buildpack %s does not accept it (bin/detect failed): %w", j.app.Name, bp.URL, grid.ErrInvalid), out,
+					"App not compatible with buildpack: "+bp.URL)
+			}
+		}
+		out.step("%s app detected", name)
+		code, err := b.script(ctx, j, packs, i, "compile", true, out, out, sbBuild, sbCache, sbEnv)
+		if err != nil {
+			return nil, err
+		}
+		if code != 0 {
+			return nil, reject(fmt.Errorf("app %s: bin/compile of %s exited with status %d: %w", j.app.Name, bp.Name, code, grid.ErrInvalid),
+				out, fmt.Sprintf("Push rejected, failed to compile %s app.", name))
+		}
 	}
-	defaults, err := b.release(ctx, j, *bp)
+	defaults, err := b.release(ctx, j, packs)
 	if err != nil {
 		return nil, reject(err, out, "Push rejected: "+explain(err))
 	}
@@ -173,35 +211,40 @@ func (b *Builder) compile(ctx context.Context, j *job, out *output) (*built, err
 	return &built{buildpack: name, types: types}, nil
 }
 
-// detect runs each buildpack's bin/detect in order; the first to exit 0
-// wins and names the app's language on its first line of output.
+// detect runs each built-in's bin/detect in order; the first to accept
+// the app wins.
 func (b *Builder) detect(ctx context.Context, j *job) (*Buildpack, string, error) {
 	for i := range b.packs {
-		bp := &b.packs[i]
-		stdout := &limited{n: 1024}
-		code, err := b.script(ctx, j, *bp, "detect", false, stdout, io.Discard, sbBuild)
-		if err != nil {
-			return nil, "", err
-		}
-		if code == 0 {
-			name := firstLine(string(stdout.buf))
-			if name == "" {
-				name = bp.Name
-			}
-			return bp, name, nil
+		name, err := b.detectOne(ctx, j, b.packs[i:i+1], 0)
+		if err != nil || name != "" {
+			return &b.packs[i], name, err
 		}
 	}
 	return nil, "", nil
 }
 
-// release runs bin/release, if the buildpack has one, and returns its
-// default process types.
-func (b *Builder) release(ctx context.Context, j *job, bp Buildpack) (map[string]string, error) {
-	if !bp.hasRelease() {
-		return nil, nil
+// detectOne runs bin/detect of packs[i]: the name it prints for the
+// app's language (its own name if it prints none), or "" if it exits
+// non-zero.
+func (b *Builder) detectOne(ctx context.Context, j *job, packs []Buildpack, i int) (string, error) {
+	stdout := &limited{n: 1024}
+	code, err := b.script(ctx, j, packs, i, "detect", false, stdout, io.Discard, sbBuild)
+	if err != nil || code != 0 {
+		return "", err
 	}
+	if name := firstLine(string(stdout.buf)); name != "" {
+		return name, nil
+	}
+	return packs[i].Name, nil
+}
+
+// release runs bin/release of the last buildpack, if it has one, and
+// returns its default process types.
+func (b *Builder) release(ctx context.Context, j *job, packs []Buildpack) (map[string]string, error) {
+	last := len(packs) - 1
+	bp := packs[last]
 	stdout := &limited{n: 64 << 10}
-	code, err := b.script(ctx, j, bp, "release", false, stdout, io.Discard, sbBuild)
+	code, err := b.script(ctx, j, packs, last, "release", false, stdout, io.Discard, sbBuild)
 	if err != nil {
 		return nil, err
 	}

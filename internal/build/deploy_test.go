@@ -184,7 +184,7 @@ func TestDeployGo(t *testing.T) {
 	}
 
 	start = time.Now()
-	rel, out, err = h.deploy(t, app.Name, apps+"go-hello", commit(2))
+	rel, _, err = h.deploy(t, app.Name, apps+"go-hello", commit(2))
 	warm := time.Since(start)
 	if err != nil {
 		t.Fatal(err)

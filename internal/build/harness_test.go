@@ -72,8 +72,6 @@ func (w tlog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-var uidMu sync.Mutex
-
 // createApp creates an app at v1 with config, as the API does.
 func (h *harness) createApp(t *testing.T, name string, config map[string]string) grid.App {
 	t.Helper()

@@ -41,6 +41,7 @@ func init() {
 		psCmd, psScaleCmd, psTypeCmd, psRestartCmd, psStopCmd,
 		runCmd, runDetachedCmd,
 		logsCmd,
+		buildpacksCmd, buildpacksSetCmd, buildpacksAddCmd, buildpacksRemoveCmd, buildpacksClearCmd,
 		domainsCmd, domainsAddCmd, domainsRemoveCmd,
 		certsCmd, certsAddCmd, certsRemoveCmd,
 		maintenanceCmd, maintenanceOnCmd, maintenanceOffCmd,

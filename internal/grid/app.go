@@ -25,6 +25,9 @@ type App struct {
 	// ReleaseSeq is the highest release version ever allocated; the next
 	// release gets ReleaseSeq+1.
 	ReleaseSeq int `json:"release_seq"`
+	// Buildpacks is the app's buildpack list (ParseBuildpack references),
+	// in order; empty means detect one from the built-ins at each build.
+	Buildpacks []string `json:"buildpacks,omitempty"`
 }
 
 // AppNamePattern is Heroku's rule for app names.
