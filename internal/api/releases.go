@@ -131,6 +131,9 @@ func (s *server) rollback(w http.ResponseWriter, r *http.Request, user string) e
 	if err != nil {
 		return err
 	}
+	if target.Status == grid.ReleaseFailed {
+		return invalid(fmt.Sprintf("Cannot roll back to v%d: its release command failed, so it never went live.", target.Version))
+	}
 	if !rollbackable(target) {
 		return invalid(fmt.Sprintf("Cannot roll back to v%d: it has no code (no slug). Roll back to a release made by a deploy.", target.Version))
 	}

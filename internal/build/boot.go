@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"time"
 
@@ -20,24 +21,9 @@ const bootLines = 20
 // process that exits first or does not bind within BootTimeout rejects
 // the deploy, showing its last lines of output.
 func (b *Builder) bootCheck(ctx context.Context, j *job, command string, out *output) error {
-	size, err := grid.LookupSize(b.webSize(ctx, j.app.Name))
-	if err != nil {
-		size, _ = grid.LookupSize(grid.DefaultSize)
-	}
 	port := 10000 + rand.IntN(50000)
 	logs := &tail{n: bootLines}
-	spec := sandbox.Spec{
-		ID:       sandboxID("boot", j.app.Name),
-		Args:     slug.ProcessCommand(command),
-		Env:      slug.ProcessEnv(j.app.Release.Config, "web.1", port),
-		Dir:      "/app",
-		UID:      j.app.UID,
-		GID:      j.app.UID,
-		AppDir:   j.dir,
-		Network:  true,
-		MemoryMB: size.MemoryMB, PidsMax: size.MaxProcs, CPUShares: size.CPUShares, CPUMilli: size.CPUMilli,
-		Stdout: logs, Stderr: logs,
-	}
+	spec := b.dynoSpec(ctx, j, "boot", "web", "web.1", command, port, logs)
 	start := time.Now()
 	sb, err := b.cfg.Sandboxes.Start(ctx, spec)
 	if err != nil {
@@ -82,13 +68,37 @@ func (b *Builder) bootCheck(ctx context.Context, j *job, command string, out *ou
 	return reject(fmt.Errorf("app %s: web process failed the boot check: %w", j.app.Name, grid.ErrInvalid), out)
 }
 
-// webSize is the dyno size the app's web dynos will run at.
-func (b *Builder) webSize(ctx context.Context, app string) string {
+// dynoSpec is a sandbox (ID kind-app-random) that runs command on the
+// built tree as a dyno of process type typ would run it: at the type's
+// size, with the app's config, $PORT and the dynos' network; its output
+// goes to w.
+func (b *Builder) dynoSpec(ctx context.Context, j *job, kind, typ, dyno, command string, port int, w io.Writer) sandbox.Spec {
+	size, err := grid.LookupSize(b.typeSize(ctx, j.app.Name, typ))
+	if err != nil {
+		size, _ = grid.LookupSize(grid.DefaultSize)
+	}
+	return sandbox.Spec{
+		ID:       sandboxID(kind, j.app.Name),
+		Args:     slug.ProcessCommand(command),
+		Env:      slug.ProcessEnv(j.app.Release.Config, dyno, port),
+		Dir:      "/app",
+		UID:      j.app.UID,
+		GID:      j.app.UID,
+		AppDir:   j.dir,
+		Network:  true,
+		MemoryMB: size.MemoryMB, PidsMax: size.MaxProcs, CPUShares: size.CPUShares, CPUMilli: size.CPUMilli,
+		Stdout: w, Stderr: w,
+	}
+}
+
+// typeSize is the dyno size the app's dynos of a process type run at;
+// empty (the default size) for a type without a formation entry.
+func (b *Builder) typeSize(ctx context.Context, app, typ string) string {
 	f, err := b.cfg.Store.Formation(ctx, app)
 	if err != nil {
 		return grid.DefaultSize
 	}
-	return f.Types["web"].Size
+	return f.Types[typ].Size
 }
 
 // seconds renders a duration as the boot messages do: "60 seconds".

@@ -36,6 +36,7 @@ import (
 const (
 	DefaultBootTimeout    = 60 * time.Second
 	DefaultBuildTimeout   = 15 * time.Minute
+	DefaultReleaseTimeout = time.Hour
 	DefaultMaxSlugBytes   = 1 << 30
 	DefaultMaxSourceBytes = 1 << 30
 	DefaultMaxOutputBytes = 300 << 20
@@ -64,6 +65,9 @@ type Config struct {
 	// BuildTimeout bounds detect, compile and release together. Zero means
 	// DefaultBuildTimeout.
 	BuildTimeout time.Duration
+	// ReleaseTimeout bounds the release command (the Procfile's
+	// release: type). Zero means DefaultReleaseTimeout, Heroku's.
+	ReleaseTimeout time.Duration
 	// MaxSlugBytes bounds the compressed slug. Zero means
 	// DefaultMaxSlugBytes.
 	MaxSlugBytes int64
@@ -119,6 +123,7 @@ func New(cfg Config) (*Builder, error) {
 	}
 	cfg.BootTimeout = orDefault(cfg.BootTimeout, DefaultBootTimeout)
 	cfg.BuildTimeout = orDefault(cfg.BuildTimeout, DefaultBuildTimeout)
+	cfg.ReleaseTimeout = orDefault(cfg.ReleaseTimeout, DefaultReleaseTimeout)
 	cfg.MaxSlugBytes = orDefault(cfg.MaxSlugBytes, DefaultMaxSlugBytes)
 	cfg.MaxSourceBytes = orDefault(cfg.MaxSourceBytes, DefaultMaxSourceBytes)
 	cfg.MaxOutputBytes = orDefault(cfg.MaxOutputBytes, DefaultMaxOutputBytes)

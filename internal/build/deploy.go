@@ -96,6 +96,11 @@ func (b *Builder) deploy(ctx context.Context, req Request, out *output) (rel gri
 	}
 	b.apiLog(app.Name, "Build succeeded")
 	b.log.Info("build succeeded", "app", app.Name, "commit", req.Commit, "took", time.Since(begin))
+	if cmd, ok := res.types["release"]; ok {
+		if err := b.runRelease(ctx, j, req, cmd, out); err != nil {
+			return grid.Release{}, false, err
+		}
+	}
 	rel, err = b.launch(ctx, j, req, res, out)
 	_, web = res.types["web"]
 	return rel, web, err

@@ -146,20 +146,30 @@ func (b *syncBuffer) String() string {
 // apiLines returns the app[api] log lines of app.
 func (h *harness) apiLines(t *testing.T, app string) []string {
 	t.Helper()
+	var out []string
+	for _, l := range h.logLines(t, app) {
+		if l.Dyno == "api" {
+			out = append(out, l.Text)
+		}
+	}
+	return out
+}
+
+// logLines returns app's last 1,000 log lines.
+func (h *harness) logLines(t *testing.T, app string) []logs.Line {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := h.log.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ch, err := h.log.Read(ctx, app, logs.Query{Lines: 100})
+	ch, err := h.log.Read(ctx, app, logs.Query{Lines: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
+	var out []logs.Line
 	for l := range ch {
-		if l.Dyno == "api" {
-			out = append(out, l.Text)
-		}
+		out = append(out, l)
 	}
 	return out
 }

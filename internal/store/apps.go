@@ -143,6 +143,25 @@ func (s *Store) CommitRelease(ctx context.Context, app string, next func(cur gri
 	return rel, s.recordRelease(ctx, a.Name, a.Release)
 }
 
+// RecordFailedRelease numbers r and records it as failed, without making
+// it current: a release whose release command failed keeps its version,
+// as on Heroku, and the app keeps running the release before it.
+func (s *Store) RecordFailedRelease(ctx context.Context, app string, r grid.Release) (grid.Release, error) {
+	_, err := s.UpdateApp(ctx, app, func(a *grid.App) error {
+		a.ReleaseSeq++
+		r.Version = a.ReleaseSeq
+		return nil
+	})
+	if err != nil {
+		return grid.Release{}, err
+	}
+	r.ID, r.CreatedAt, r.Status = NewID(), time.Now().UTC(), grid.ReleaseFailed
+	if r.Config == nil {
+		r.Config = map[string]string{}
+	}
+	return r, s.recordRelease(ctx, app, r)
+}
+
 func (s *Store) recordRelease(ctx context.Context, app string, r grid.Release) error {
 	_, err := s.releases.put(ctx, releaseKey(app, r.Version), r)
 	return err
