@@ -23,7 +23,7 @@ import (
 //go:embed buildpacks
 var builtins embed.FS
 
-var builtinOrder = []string{"go", "nodejs", "procfile"}
+var builtinOrder = []string{"go", "nodejs", "python", "static", "procfile"}
 
 // Buildpack is a classic buildpack: a directory with bin/detect,
 // bin/compile and optionally bin/release.
@@ -127,6 +127,9 @@ func (b *Builder) script(ctx context.Context, j *job, packs []Buildpack, i int, 
 	mountAt := path.Join(sbBuildpacks, bp.Name)
 	mounts := []sandbox.Mount{
 		{Source: j.dir, Target: sbBuild, Writable: true},
+		// The same tree at /app, where the dynos will see it: buildpacks
+		// that write absolute paths (a Python venv) install there.
+		{Source: j.dir, Target: "/app", Writable: true},
 		{Source: j.cache, Target: sbCache, Writable: true},
 		{Source: j.env, Target: sbEnv},
 	}

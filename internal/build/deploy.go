@@ -166,7 +166,7 @@ func (b *Builder) compile(ctx context.Context, j *job, out *output) (*built, err
 		if bp == nil {
 			return nil, reject(fmt.Errorf("app %s: no buildpack detected: %w", j.app.Name, grid.ErrInvalid), out,
 				"No default language could be detected for this app.",
-				"Add a Procfile, a go.mod or a package.json at the root of the repository.")
+				"Add a go.mod, a package.json, a requirements.txt or a Procfile at the root of the repository.")
 		}
 		packs = []Buildpack{*bp}
 	case len(refs) == 1:

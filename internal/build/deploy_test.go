@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -125,6 +126,20 @@ func wantLines(t *testing.T, out string, lines ...string) {
 // GET / answers.
 func runDyno(t *testing.T, tree string, uid int, command string, config map[string]string) string {
 	t.Helper()
+	resp, err := http.Get(startDyno(t, tree, uid, command, config) + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+// startDyno starts the slug tree's command like the host agent does,
+// waits until it listens, and returns its base URL. The dyno is destroyed
+// when the test ends.
+func startDyno(t *testing.T, tree string, uid int, command string, config map[string]string) string {
+	t.Helper()
 	port := 10000 + rand.IntN(50000)
 	var out syncBuffer
 	sb, err := sandboxtest.Manager.Start(context.Background(), sandbox.Spec{
@@ -135,19 +150,18 @@ func runDyno(t *testing.T, tree string, uid int, command string, config map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sb.Destroy()
+	t.Cleanup(func() {
+		sb.Destroy()
+		if t.Failed() {
+			t.Logf("dyno output:\n%s", out.String())
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := sb.WaitListening(ctx, port); err != nil {
 		t.Fatalf("dyno did not listen: %v\n%s", err, out.String())
 	}
-	resp, err := http.Get("http://" + sb.Addr().String() + ":" + strconv.Itoa(port) + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return string(body)
+	return "http://" + sb.Addr().String() + ":" + strconv.Itoa(port)
 }
 
 func TestDeployGo(t *testing.T) {
@@ -312,7 +326,7 @@ func TestDeployRejectsWithoutBuilding(t *testing.T) {
 		want  error
 		line  string
 	}{
-		{"no buildpack", map[string]string{"index.html": "hi"}, grid.ErrInvalid, " !     No default language could be detected for this app.\n"},
+		{"no buildpack", map[string]string{"README.md": "hi"}, grid.ErrInvalid, " !     No default language could be detected for this app.\n"},
 		{"no process types", map[string]string{"package.json": `{"name":"x","version":"1.0.0"}`}, grid.ErrInvalid, " !     No process types: add a Procfile or use a buildpack that declares a default web process\n"},
 		{"bad Procfile", map[string]string{"Procfile": "web: x\nweb y\n"}, grid.ErrInvalid, " !     Push rejected: Procfile line 2: expected \"type: command\"\n"},
 		{"slug too large", map[string]string{"Procfile": "worker: sleep 1", "noise": noise(64 << 10)}, grid.ErrTooLarge, " !     Push rejected: the compiled slug is larger than the 16 KiB limit\n"},
@@ -486,4 +500,127 @@ func TestDeploySpecialBits(t *testing.T) {
 			t.Errorf("%s: %v, %v; want %v", name, fi.Mode(), err, want)
 		}
 	}
+}
+
+// TestDeployPython: requirements.txt is installed with pip into a venv at
+// /app/.venv from a wheel shipped with the app (no index is reachable);
+// the dyno finds the venv's python on its PATH.
+func TestDeployPython(t *testing.T) {
+	h := newHarness(t, nil)
+	app := h.createApp(t, "pyhello", nil)
+	src := t.TempDir()
+	if err := os.CopyFS(src, os.DirFS(apps+"python-hello")); err != nil {
+		t.Fatal(err)
+	}
+	writeWheel(t, filepath.Join(src, "wheels", "greet-1.0-py3-none-any.whl"), map[string]string{
+		"greet/__init__.py":            "def hello():\n    return 'hello from a local wheel'\n",
+		"greet-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: greet\nVersion: 1.0\n",
+		"greet-1.0.dist-info/WHEEL":    "Wheel-Version: 1.0\nGenerator: grid-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+		"greet-1.0.dist-info/RECORD":   "greet/__init__.py,,\ngreet-1.0.dist-info/METADATA,,\ngreet-1.0.dist-info/WHEEL,,\ngreet-1.0.dist-info/RECORD,,\n",
+	})
+	rel, out, err := h.deploy(t, app.Name, src, commit(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, out, "-----> Python app detected\n", "-----> Creating the virtual environment at /app/.venv\n",
+		"Successfully installed greet-1.0", "       Installed: greet==1.0 \n")
+	sl := h.checkReleased(t, app.Name, rel, 2, map[string]string{"web": "python app.py"})
+	if got := runDyno(t, filepath.Join(h.slugs.Dir, sl.ID), app.UID, sl.ProcessTypes["web"], nil); got != "hello from a local wheel; venv /app/.venv\n" {
+		t.Errorf("GET / = %q", got)
+	}
+}
+
+// writeWheel writes a wheel (a zip) holding files.
+func writeWheel(t *testing.T, path string, files map[string]string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for name, body := range files {
+		w, err := zw.Create(name)
+		if err == nil {
+			_, err = io.WriteString(w, body)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+// TestDeployStatic: a site with static.json is served by nginx with its
+// clean URLs, single-page fallback, redirects, headers, error page and
+// gzip; dotfiles never.
+func TestDeployStatic(t *testing.T) {
+	h := newHarness(t, nil)
+	app := h.createApp(t, "site", nil)
+	rel, out, err := h.deploy(t, app.Name, apps+"static-site", commit(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, out, "-----> Static app detected\n", "-----> Using nginx/", "       Configured from static.json\n",
+		"       Default types for buildpack -> web\n")
+	sl := h.checkReleased(t, app.Name, rel, 2, map[string]string{"web": ".grid-static/start"})
+	base := startDyno(t, filepath.Join(h.slugs.Dir, sl.ID), app.UID, sl.ProcessTypes["web"], nil)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		path, accept string
+		status       int
+		body         string            // contained
+		headers      map[string]string // exact
+	}{
+		{"/", "", 200, "<p>static home</p>", map[string]string{"Content-Type": "text/html; charset=utf-8"}},
+		{"/about", "", 200, "<p>about us</p>", nil},
+		{"/about.html", "", 200, "<p>about us</p>", nil},
+		{"/app/settings/profile", "", 200, "<p>static home</p>", nil},
+		{"/old", "", 301, "", map[string]string{"Location": "/about"}},
+		{"/nope", "", 404, "<p>no such page</p>", nil},
+		{"/.env", "", 404, "<p>no such page</p>", nil},
+		{"/static.json", "", 404, "", nil},
+		{"/assets/app.css", "gzip", 200, "", map[string]string{
+			"Cache-Control": "public, max-age=31536000, immutable", "Content-Encoding": "gzip", "Vary": "Accept-Encoding",
+			"Content-Type": "text/css; charset=utf-8"}},
+		{"/assets/app.css", "", 200, ".c99 { color: #000063; }", nil},
+	} {
+		req, _ := http.NewRequest("GET", base+tc.path, nil)
+		req.Header.Set("Accept-Encoding", tc.accept)
+		if tc.accept == "" {
+			req.Header.Set("Accept-Encoding", "identity")
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.body) {
+			t.Errorf("GET %s: %d %q, want %d with %q", tc.path, resp.StatusCode, body, tc.status, tc.body)
+		}
+		for k, v := range tc.headers {
+			if got := resp.Header.Get(k); got != v {
+				t.Errorf("GET %s: %s = %q, want %q", tc.path, k, got, v)
+			}
+		}
+		if tc.status == 200 && (resp.Header.Get("ETag") == "" || resp.Header.Get("Last-Modified") == "") {
+			t.Errorf("GET %s: no ETag or Last-Modified", tc.path)
+		}
+	}
+
+	// A static.json nginx cannot take fails the build with the reason.
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "index.html"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(src, "static.json"), []byte(`{"routes": {"/a\"; } evil {": "index.html"}}`), 0o644)
+	_, out, err = h.deploy(t, app.Name, src, commit(2))
+	if !errors.Is(err, grid.ErrInvalid) {
+		t.Fatalf("bad static.json: %v, want ErrInvalid", err)
+	}
+	wantLines(t, out, "static.json: '/a\"; } evil {': a path glob starts with / and has only URL path characters and *")
 }

@@ -28,7 +28,7 @@ const (
 
 // BuiltinBuildpacks are the names of the buildpacks the grid ships, in
 // detection order.
-var BuiltinBuildpacks = []string{"heroku/go", "heroku/nodejs", "heroku/procfile"}
+var BuiltinBuildpacks = []string{"heroku/go", "heroku/nodejs", "heroku/python", "heroku/static", "heroku/procfile"}
 
 // MaxBuildpacks bounds an app's buildpack list.
 const MaxBuildpacks = 8
