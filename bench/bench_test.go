@@ -19,41 +19,6 @@ import (
 	"github.com/dynogrid/grid/internal/gridtest"
 )
 
-// BenchmarkPushToLive times `git push` of the Go sample app until the new
-// release answers through the router: cold (first push, empty build
-// cache) and warm (second push of a new commit).
-func BenchmarkPushToLive(b *testing.B) {
-	g := gridtest.Start(b, "--stop-grace", "2s")
-	g.MustCLI("apps:create", "hello")
-	repo := g.Repo("../e2e/testdata/go-hello")
-	cold := pushToLive(b, g, repo, "cold")
-	g.Commit(repo, "warm")
-	warm := pushToLive(b, g, repo, "warm")
-	b.ReportMetric(cold.Seconds(), "s-cold")
-	b.ReportMetric(warm.Seconds(), "s-warm")
-	fmt.Printf("push to live, Go hello app: cold %.2fs, warm %.2fs\n", cold.Seconds(), warm.Seconds())
-}
-
-func pushToLive(b *testing.B, g *gridtest.Grid, repo, what string) time.Duration {
-	b.Helper()
-	head := strings.TrimSpace(g.Git(repo, "rev-parse", "HEAD"))
-	start := time.Now()
-	if out, err := g.Push("hello", repo); err != nil {
-		b.Fatalf("%s push: %v\n%s", what, err, out)
-	}
-	gridtest.WaitFor(b, time.Minute, "new release serving", func() error {
-		code, _, _, err := g.Get("hello", "/")
-		if err != nil || code != 200 {
-			return fmt.Errorf("status %d: %v", code, err)
-		}
-		if out := g.MustCLI("releases", "-a", "hello"); !strings.Contains(out, grid.DeployDescription(head)) {
-			return fmt.Errorf("release of %s not current", head[:8])
-		}
-		return nil
-	})
-	return time.Since(start)
-}
-
 // BenchmarkRouter compares requests/s and p99 latency of the grid router
 // with nginx as a keep-alive reverse proxy in front of the same three web
 // dynos, under the same wrk load, alternating rounds in one run.
