@@ -624,3 +624,27 @@ func TestDeployStatic(t *testing.T) {
 	}
 	wantLines(t, out, "static.json: '/a\"; } evil {': a path glob starts with / and has only URL path characters and *")
 }
+
+// TestDeployGoToolchain: a Go release the host lacks comes from the module
+// proxy; one that does not exist fails the build with a reason.
+func TestDeployGoToolchain(t *testing.T) {
+	h := newHarness(t, nil)
+	bad := h.createApp(t, "gonotoolchain", map[string]string{"GOTOOLCHAIN": "go1.99.0"})
+	_, out, err := h.deploy(t, bad.Name, apps+"go-version", commit(2))
+	if !errors.Is(err, grid.ErrInvalid) {
+		t.Fatalf("deploy with go1.99.0: %v, want ErrInvalid", err)
+	}
+	wantLines(t, out, " !     Could not get the Go toolchain go.mod or GOTOOLCHAIN asks for (go1.99.0).\n")
+	h.checkUnchanged(t, bad.Name)
+
+	app := h.createApp(t, "gotoolchain", map[string]string{"GOTOOLCHAIN": "go1.25.5"})
+	rel, out, err := h.deploy(t, app.Name, apps+"go-version", commit(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, out, "-----> Using go1.25.5 from the module proxy (the host has go1.")
+	sl := h.checkReleased(t, app.Name, rel, 2, map[string]string{"web": "bin/goversion"})
+	if got := runDyno(t, filepath.Join(h.slugs.Dir, sl.ID), app.UID, sl.ProcessTypes["web"], nil); got != "go1.25.5\n" {
+		t.Errorf("GET / = %q, want the binary built with go1.25.5", got)
+	}
+}
