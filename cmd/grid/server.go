@@ -19,6 +19,7 @@ import (
 	"github.com/dynogrid/grid/internal/build"
 	"github.com/dynogrid/grid/internal/cli"
 	"github.com/dynogrid/grid/internal/gitrecv"
+	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/localca"
 	"github.com/dynogrid/grid/internal/logs"
 	"github.com/dynogrid/grid/internal/manager"
@@ -293,6 +294,11 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 		SessionSecret: []byte(sessionSecret), Git: git,
 		Hosts:        cp.hp.api(),
 		RolePassword: func(r store.Role) string { return r.Password(cp.n.secret) },
+		Build: func(ctx context.Context, r api.BuildRequest) (grid.Release, error) {
+			return builder.Deploy(ctx, build.Request{App: r.App, User: r.User, Commit: r.Version, Source: r.Source, Output: r.Output,
+				Archive: true, SourceURL: r.SourceURL, Checksum: r.Checksum, Buildpacks: r.Buildpacks})
+		},
+		PurgeBuildCache: builder.PurgeCache,
 		AppDestroyed: func(ctx context.Context, app string) {
 			if err := git.RemoveRepo(app); err != nil {
 				logger.Warn("could not remove git repo", "app", app, "err", err)

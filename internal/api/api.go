@@ -14,6 +14,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -64,6 +65,14 @@ type Config struct {
 	// RolePassword returns a host's or router's NATS password, for GET
 	// /hosts/{id}/token and /routers/{id}/token. Nil answers 501.
 	RolePassword func(store.Role) string
+	// Build runs a Build API build to its end. Nil answers builds with
+	// 503.
+	Build func(ctx context.Context, req BuildRequest) (grid.Release, error)
+	// PurgeBuildCache empties an app's build cache. Nil answers 503.
+	PurgeBuildCache func(app string) error
+	// MaxSourceBytes bounds an uploaded source tarball. Zero means
+	// DefaultMaxSourceBytes.
+	MaxSourceBytes int64
 }
 
 // maxBodyBytes caps request bodies.
@@ -81,7 +90,11 @@ type server struct {
 	appDestroyed func(ctx context.Context, app string)
 	hosts        HostProvider
 	rolePassword func(store.Role) string
-	domain       string // apps' parent domain, normalized: <app>.<domain>
+	build        func(context.Context, BuildRequest) (grid.Release, error)
+	purgeCache   func(app string) error
+	maxSource    int64
+	outputs      outputs // of the builds running here
+	domain       string  // apps' parent domain, normalized: <app>.<domain>
 	mux          *http.ServeMux
 	// now is the clock for log-session expiry and audit lines; tests
 	// replace it.
@@ -107,6 +120,9 @@ func newServer(cfg Config) *server {
 		appDestroyed: cfg.AppDestroyed,
 		hosts:        cfg.Hosts,
 		rolePassword: cfg.RolePassword,
+		build:        cfg.Build,
+		purgeCache:   cfg.PurgeBuildCache,
+		maxSource:    cmp.Or(cfg.MaxSourceBytes, DefaultMaxSourceBytes),
 		domain:       strings.Trim(strings.ToLower(cfg.Domain), "."),
 		mux:          http.NewServeMux(),
 		now:          time.Now,
@@ -143,6 +159,15 @@ func (s *server) routes() {
 
 	s.handle("GET /apps/{app}/buildpack-installations", s.listBuildpacks)
 	s.handle("PUT /apps/{app}/buildpack-installations", s.putBuildpacks)
+
+	s.handle("POST /sources", s.createSource)
+	s.mux.HandleFunc("PUT /source-blobs/{token}", s.putSource)
+	s.mux.HandleFunc("GET /source-blobs/{token}", s.getSource)
+	s.handle("GET /apps/{app}/builds", s.listBuilds)
+	s.handle("POST /apps/{app}/builds", s.createBuild)
+	s.handle("GET /apps/{app}/builds/{build}", s.getBuild)
+	s.handle("DELETE /apps/{app}/build-cache", s.purgeBuildCache)
+	s.mux.HandleFunc("GET /build-output/{token}", s.streamBuildOutput)
 
 	s.handle("GET /apps/{app}/config-vars", s.getConfig)
 	s.handle("PATCH /apps/{app}/config-vars", s.patchConfig)

@@ -1,14 +1,9 @@
 package api
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
@@ -95,17 +90,7 @@ func (s *server) claims(app string, body schema.LogSessionCreate) (sessionClaims
 	return c, nil
 }
 
-func (s *server) mac(payload string) []byte {
-	m := hmac.New(sha256.New, s.secret)
-	m.Write([]byte(payload))
-	return m.Sum(nil)
-}
-
-func (s *server) signToken(c sessionClaims) string {
-	b, _ := json.Marshal(c) // plain struct: cannot fail
-	payload := base64.RawURLEncoding.EncodeToString(b)
-	return payload + "." + base64.RawURLEncoding.EncodeToString(s.mac(payload))
-}
+func (s *server) signToken(c sessionClaims) string { return s.sign("log-session", c) }
 
 var errBadSession = &userError{msg: "Unknown or expired log session. Start a new one (grid logs).", resource: "log-session", err: grid.ErrNotFound}
 
@@ -113,16 +98,7 @@ var errBadSession = &userError{msg: "Unknown or expired log session. Start a new
 // client continues a stream (it sent Last-Event-ID).
 func (s *server) openToken(token string, resuming bool) (sessionClaims, error) {
 	var c sessionClaims
-	payload, sig, ok := strings.Cut(token, ".")
-	if !ok {
-		return c, errBadSession
-	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, s.mac(payload)) {
-		return c, errBadSession
-	}
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil || json.Unmarshal(b, &c) != nil {
+	if !s.open("log-session", token, &c) {
 		return c, errBadSession
 	}
 	window := sessionOpenWindow

@@ -208,6 +208,9 @@ func selectRange[T any](items []T, f rangeField[T], pr pageRange) ([]T, bool, er
 	}
 	cmp := func(a, b string) int { return strings.Compare(a, b) }
 	if pr.Desc {
+		// Items come oldest first; among equal keys (times are in whole
+		// seconds) the newest must come first too.
+		slices.Reverse(ks)
 		cmp = func(a, b string) int { return strings.Compare(b, a) }
 	}
 	slices.SortStableFunc(ks, func(a, b keyed[T]) int { return cmp(a.key, b.key) })

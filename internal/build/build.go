@@ -153,6 +153,23 @@ func New(cfg Config) (*Builder, error) {
 	return &Builder{cfg: cfg, log: cfg.Logger, packs: packs, builtins: builtins, building: map[string]chan struct{}{}}, nil
 }
 
+// tryLockApp holds app if no deploy of it runs in this process.
+func (b *Builder) tryLockApp(app string) (unlock func(), ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, busy := b.building[app]; busy {
+		return nil, false
+	}
+	mine := make(chan struct{})
+	b.building[app] = mine
+	return func() {
+		b.mu.Lock()
+		delete(b.building, app)
+		b.mu.Unlock()
+		close(mine)
+	}, true
+}
+
 func orDefault[T int64 | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
@@ -165,20 +182,16 @@ func orDefault[T int64 | time.Duration](v, def T) T {
 func (b *Builder) lockApp(ctx context.Context, app string, out *output) (unlock func(), err error) {
 	told := false
 	for {
+		unlock, ok := b.tryLockApp(app)
+		if ok {
+			return unlock, nil
+		}
 		b.mu.Lock()
 		busy, ok := b.building[app]
-		if !ok {
-			mine := make(chan struct{})
-			b.building[app] = mine
-			b.mu.Unlock()
-			return func() {
-				b.mu.Lock()
-				delete(b.building, app)
-				b.mu.Unlock()
-				close(mine)
-			}, nil
-		}
 		b.mu.Unlock()
+		if !ok {
+			continue
+		}
 		if !told {
 			out.step("Waiting for the build of app %s already in progress…", app)
 			told = true

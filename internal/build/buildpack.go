@@ -111,6 +111,10 @@ type job struct {
 	dir    string // work/app: BUILD_DIR, later the slug tree
 	env    string // work/env: ENV_DIR
 	cache  string // CacheDir/<app>: CACHE_DIR
+	// From Build API requests (see Request).
+	archive    bool
+	checksum   string
+	buildpacks []string
 }
 
 // script runs bin/<name> of packs[i] in a fresh build sandbox with args

@@ -23,6 +23,22 @@ type Request struct {
 	// Output receives the build output as it happens, without "remote: "
 	// prefixes. Nil discards it.
 	Output io.Writer
+
+	// Build API requests (the rest is for them):
+
+	// Archive says Source is a user's tarball: gzip'd or plain tar, the
+	// app at its root or under one top directory (as GitHub's archives
+	// are). Otherwise Source is git archive's plain tar.
+	Archive bool
+	// SourceURL, when Source is nil, is an http(s) URL of such a tarball:
+	// it is fetched inside a build sandbox, so that it can reach the
+	// internet but not the grid's own services.
+	SourceURL string
+	// Checksum, when set ("SHA256:<hex>"), must match the tarball.
+	Checksum string
+	// Buildpacks, when set, replaces the app's buildpack list for this
+	// build.
+	Buildpacks []string
 }
 
 // built is what a successful build hands to the launch.
@@ -85,11 +101,21 @@ func (b *Builder) deploy(ctx context.Context, req Request, out *output) (rel gri
 		}
 	}()
 	j := &job{app: app, commit: req.Commit, work: work, dir: filepath.Join(work, "app"),
-		env: filepath.Join(work, "env"), cache: filepath.Join(b.cfg.CacheDir, app.Name)}
+		env: filepath.Join(work, "env"), cache: filepath.Join(b.cfg.CacheDir, app.Name),
+		archive: req.Archive, checksum: req.Checksum, buildpacks: req.Buildpacks}
 
 	b.apiLog(app.Name, "Build started by user %s", req.User)
 	begin := time.Now()
-	res, err := b.build(ctx, j, req.Source, out)
+	source := req.Source
+	if source == nil {
+		f, err := b.fetchSource(ctx, j, req.SourceURL, out)
+		if err != nil {
+			return grid.Release{}, false, err
+		}
+		defer f.Close()
+		source, j.archive = f, true
+	}
+	res, err := b.build(ctx, j, source, out)
 	if err != nil {
 		b.apiLog(app.Name, "Build failed -- check your build output")
 		return grid.Release{}, false, err

@@ -32,6 +32,13 @@ const maxBuildpackBytes = 100 << 20
 // listed is the build's explicit buildpack list and where it came from
 // ("" when the build detects one).
 func (b *Builder) listed(j *job, out *output) ([]grid.BuildpackRef, string, error) {
+	if len(j.buildpacks) > 0 {
+		refs, err := grid.ParseBuildpacks(j.buildpacks)
+		if err != nil {
+			return nil, "", reject(err, out, "Build rejected: "+explain(err))
+		}
+		return refs, "the build request", nil
+	}
 	if len(j.app.Buildpacks) > 0 {
 		refs, err := grid.ParseBuildpacks(j.app.Buildpacks)
 		if err != nil {

@@ -17,7 +17,7 @@ import (
 // .slugignore lists, and writes ENV_DIR and the app's cache dir, all
 // owned by the app's uid.
 func (b *Builder) prepare(j *job, source io.Reader, out *output) error {
-	if err := slug.UnpackTar(source, j.dir, b.cfg.MaxSourceBytes); err != nil {
+	if err := b.unpackSource(j, source); err != nil {
 		if errors.Is(err, grid.ErrInvalid) || errors.Is(err, grid.ErrTooLarge) {
 			return reject(err, out, "Push rejected: the pushed source cannot be unpacked: "+explain(err))
 		}
@@ -47,6 +47,28 @@ func (b *Builder) prepare(j *job, source io.Reader, out *output) error {
 	return nil
 }
 
+// unpackSource unpacks the source into j.dir: git archive's tar, or a
+// user's tarball (j.archive) checked against j.checksum and hoisted out
+// of a single top directory.
+func (b *Builder) unpackSource(j *job, source io.Reader) error {
+	if !j.archive {
+		return slug.UnpackTar(source, j.dir, b.cfg.MaxSourceBytes)
+	}
+	a, err := openArchive(source, j.checksum)
+	if err != nil {
+		return err
+	}
+	if err := slug.UnpackTar(a.tar, j.dir, b.cfg.MaxSourceBytes); err != nil {
+		return err
+	}
+	if j.checksum != "" {
+		if err := a.verify(j.checksum); err != nil {
+			return err
+		}
+	}
+	return hoistTopDir(j.dir)
+}
+
 // appCache makes sure the app's build cache exists and belongs to the
 // app's uid. A cache owned by another uid was left by a deleted app of the
 // same name: it is wiped, never handed to the new tenant. Its contents
@@ -69,11 +91,17 @@ func (b *Builder) appCache(j *job) error {
 }
 
 // PurgeCache removes an app's build cache (heroku builds:cache:purge, and
-// on app deletion). It must not run during a build of that app.
+// on app deletion). While a build of the app runs it is ErrConflict: that
+// build uses the cache.
 func (b *Builder) PurgeCache(app string) error {
 	if err := grid.ValidateAppName(app); err != nil {
 		return err
 	}
+	unlock, ok := b.tryLockApp(app)
+	if !ok {
+		return fmt.Errorf("a build of app %s is running; purge its cache when it has ended: %w", app, grid.ErrConflict)
+	}
+	defer unlock()
 	return os.RemoveAll(filepath.Join(b.cfg.CacheDir, app))
 }
 

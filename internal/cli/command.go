@@ -41,6 +41,7 @@ func init() {
 		psCmd, psScaleCmd, psTypeCmd, psRestartCmd, psStopCmd,
 		runCmd, runDetachedCmd,
 		logsCmd,
+		deployCmd, buildsCmd, buildsOutputCmd, buildsPurgeCmd,
 		buildpacksCmd, buildpacksSetCmd, buildpacksAddCmd, buildpacksRemoveCmd, buildpacksClearCmd,
 		domainsCmd, domainsAddCmd, domainsRemoveCmd,
 		certsCmd, certsAddCmd, certsRemoveCmd,

@@ -200,8 +200,8 @@ func (s *Store) Releases(ctx context.Context, app string) ([]grid.Release, error
 	return rs, nil
 }
 
-// DeleteAppData removes an app's releases, formation, slugs, domains and
-// certificates. Call it after DeleteApp; it is safe to repeat.
+// DeleteAppData removes an app's releases, formation, slugs, domains,
+// certificates and builds. Call it after DeleteApp; it is safe to repeat.
 func (s *Store) DeleteAppData(ctx context.Context, app string) error {
 	rs, err := s.releases.list(ctx, app+".*")
 	if err != nil {
@@ -226,6 +226,11 @@ func (s *Store) DeleteAppData(ctx context.Context, app string) error {
 	}
 	if err := s.deleteAppCerts(ctx, app); err != nil {
 		return err
+	}
+	if s.create {
+		if err := s.deleteAppBuilds(ctx, app); err != nil {
+			return err
+		}
 	}
 	return s.formations.delete(ctx, app)
 }

@@ -54,6 +54,10 @@ type Store struct {
 	domains     bucket[grid.Domain]
 	certs       bucket[grid.Cert] // private keys: servers and routers only
 	blobs       jetstream.ObjectStore
+	// Servers only (builds.go).
+	builds  bucket[grid.Build]
+	outputs jetstream.ObjectStore
+	sources jetstream.ObjectStore
 }
 
 // Open connects to NATS and makes sure every bucket exists. It retries the
@@ -89,7 +93,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.formations.name, s.slugs.name, s.hostctl.name = "formation", "slug", "host control"
 	s.assignments.name, s.dynos.name, s.hosts.name = "assignment", "dyno", "host"
 	s.routers.name, s.keys.name, s.meta.name, s.leases.name = "router", "api key", "counter", "lease"
-	s.domains.name, s.certs.name = "domain", "certificate"
+	s.domains.name, s.certs.name, s.builds.name = "domain", "certificate", "build"
 	if err := s.init(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -156,19 +160,27 @@ func (s *Store) bind(ctx context.Context) error {
 	kv(&s.leases.kv, "leases", LeaseTTL)
 	kv(&s.domains.kv, "domains", 0)
 	kv(&s.certs.kv, "certs", 0)
-	g.Go(func() (err error) {
-		if s.create {
-			s.blobs, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-				Bucket: "slugblobs", Storage: jetstream.FileStorage, Replicas: s.replicas,
-			})
-		} else {
-			s.blobs, err = s.js.ObjectStore(ctx, "slugblobs")
-		}
-		if err != nil {
-			return fmt.Errorf("store: object store: %v: %w", err, grid.ErrUnavailable)
-		}
-		return nil
-	})
+	objects := func(o *jetstream.ObjectStore, name string, ttl time.Duration) {
+		g.Go(func() (err error) {
+			if s.create {
+				*o, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+					Bucket: name, Storage: jetstream.FileStorage, Replicas: s.replicas, TTL: ttl,
+				})
+			} else {
+				*o, err = s.js.ObjectStore(ctx, name)
+			}
+			if err != nil {
+				return fmt.Errorf("store: object store %s: %v: %w", name, err, grid.ErrUnavailable)
+			}
+			return nil
+		})
+	}
+	objects(&s.blobs, "slugblobs", 0)
+	if s.create {
+		kv(&s.builds.kv, "builds", 0)
+		objects(&s.outputs, "buildoutput", 0)
+		objects(&s.sources, "sources", SourceTTL)
+	}
 	return g.Wait()
 }
 
