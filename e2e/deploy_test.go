@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,6 +55,21 @@ func TestDeployWithoutGit(t *testing.T) {
 	}
 	if rel := g.MustCLI("releases", "-a", "nogit"); !strings.Contains(rel, "Deploy "+head[:8]) {
 		t.Errorf("releases lack the deploy of %s:\n%s", head[:8], rel)
+	}
+	info := g.MustCLI("releases:info", "-a", "nogit")
+	for _, want := range []string{"=== Release v2", "Change:        Deploy " + head[:8], "Commit:        " + head, "Buildpack:     Static",
+		"Process types: web: python3 -m http.server $PORT", "=== v2 Config vars"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("releases:info lacks %q:\n%s", want, info)
+		}
+	}
+	work := t.TempDir()
+	if out, stderr, err := g.CLIIn(work, "slugs:download", "v2", "-a", "nogit"); err != nil || !strings.Contains(out, "to "+filepath.Join(work, "nogit-v2.tar.gz")+"... done") {
+		t.Fatalf("slugs:download: %v\n%s%s", err, out, stderr)
+	}
+	listing, err := exec.Command("tar", "-tzf", filepath.Join(work, "nogit-v2.tar.gz")).Output()
+	if err != nil || !strings.Contains(string(listing), "index.html") || !strings.Contains(string(listing), "extra.html") || strings.Contains(string(listing), "secret.txt") {
+		t.Errorf("the slug holds:\n%s (%v)", listing, err)
 	}
 
 	// Outside git, --version labels the release; a build that fails is a

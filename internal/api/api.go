@@ -167,6 +167,8 @@ func (s *server) routes() {
 	s.handle("POST /apps/{app}/builds", s.createBuild)
 	s.handle("GET /apps/{app}/builds/{build}", s.getBuild)
 	s.handle("DELETE /apps/{app}/build-cache", s.purgeBuildCache)
+	s.handle("GET /apps/{app}/slugs/{slug}", s.getSlug)
+	s.mux.HandleFunc("GET /slug-blobs/{token}", s.getSlugBlob)
 	s.mux.HandleFunc("GET /build-output/{token}", s.streamBuildOutput)
 
 	s.handle("GET /apps/{app}/config-vars", s.getConfig)

@@ -16,6 +16,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ const (
 	DefaultBootTimeout    = 60 * time.Second
 	DefaultBuildTimeout   = 15 * time.Minute
 	DefaultReleaseTimeout = time.Hour
+	DefaultBuildDiskMB    = 8 << 10
+	DefaultCacheDiskMB    = 4 << 10
 	DefaultMaxSlugBytes   = 1 << 30
 	DefaultMaxSourceBytes = 1 << 30
 	DefaultMaxOutputBytes = 300 << 20
@@ -65,6 +68,13 @@ type Config struct {
 	// BuildTimeout bounds detect, compile and release together. Zero means
 	// DefaultBuildTimeout.
 	BuildTimeout time.Duration
+	// BuildDiskMB bounds what one build writes: the source, the built
+	// tree, fetched buildpacks, the packed slug. Zero means
+	// DefaultBuildDiskMB.
+	BuildDiskMB int
+	// CacheDiskMB bounds each app's build cache. Zero means
+	// DefaultCacheDiskMB.
+	CacheDiskMB int
 	// ReleaseTimeout bounds the release command (the Procfile's
 	// release: type). Zero means DefaultReleaseTimeout, Heroku's.
 	ReleaseTimeout time.Duration
@@ -124,11 +134,19 @@ func New(cfg Config) (*Builder, error) {
 	cfg.BootTimeout = orDefault(cfg.BootTimeout, DefaultBootTimeout)
 	cfg.BuildTimeout = orDefault(cfg.BuildTimeout, DefaultBuildTimeout)
 	cfg.ReleaseTimeout = orDefault(cfg.ReleaseTimeout, DefaultReleaseTimeout)
+	cfg.BuildDiskMB = cmp.Or(cfg.BuildDiskMB, DefaultBuildDiskMB)
+	cfg.CacheDiskMB = cmp.Or(cfg.CacheDiskMB, DefaultCacheDiskMB)
 	cfg.MaxSlugBytes = orDefault(cfg.MaxSlugBytes, DefaultMaxSlugBytes)
 	cfg.MaxSourceBytes = orDefault(cfg.MaxSourceBytes, DefaultMaxSourceBytes)
 	cfg.MaxOutputBytes = orDefault(cfg.MaxOutputBytes, DefaultMaxOutputBytes)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	// A killed run's builds and caches may still be mounted.
+	for _, d := range []string{filepath.Join(cfg.WorkDir, "builds"), cfg.CacheDir} {
+		if err := sandbox.UnmountUnder(d); err != nil {
+			return nil, fmt.Errorf("build: leftover volumes: %w", err)
+		}
 	}
 	if err := os.RemoveAll(filepath.Join(cfg.WorkDir, "builds")); err != nil {
 		return nil, fmt.Errorf("build: remove old builds: %w", err)

@@ -45,8 +45,11 @@ type Request struct {
 type built struct {
 	buildpack string // "Go"
 	types     map[string]string
-	archive   string // path of the packed slug
-	info      slug.Info
+	// configVars are bin/release's config_vars: set where the app has
+	// none of that name.
+	configVars map[string]string
+	archive    string // path of the packed slug
+	info       slug.Info
 }
 
 // Deploy builds req.Source into a slug and, if it builds, packs within
@@ -91,18 +94,20 @@ func (b *Builder) deploy(ctx context.Context, req Request, out *output) (rel gri
 	if err != nil {
 		return grid.Release{}, false, err
 	}
-	work, err := os.MkdirTemp(filepath.Join(b.cfg.WorkDir, "builds"), app.Name+"-")
+	work, err := b.workVolume(app.Name)
 	if err != nil {
-		return grid.Release{}, false, fmt.Errorf("build dir: %w", err)
+		return grid.Release{}, false, err
 	}
-	defer func() {
-		if err := os.RemoveAll(work); err != nil {
-			b.log.Warn("build dir cleanup failed", "app", app.Name, "err", err)
-		}
-	}()
+	defer b.removeVolume(work)
 	j := &job{app: app, commit: req.Commit, work: work, dir: filepath.Join(work, "app"),
 		env: filepath.Join(work, "env"), cache: filepath.Join(b.cfg.CacheDir, app.Name),
 		archive: req.Archive, checksum: req.Checksum, buildpacks: req.Buildpacks}
+
+	unmount, err := b.mountCache(j)
+	if err != nil {
+		return grid.Release{}, false, err
+	}
+	defer unmount()
 
 	b.apiLog(app.Name, "Build started by user %s", req.User)
 	begin := time.Now()
@@ -231,15 +236,15 @@ func (b *Builder) compile(ctx context.Context, j *job, out *output) (*built, err
 				out, fmt.Sprintf("Push rejected, failed to compile %s app.", name))
 		}
 	}
-	defaults, err := b.release(ctx, j, packs)
+	info, err := b.release(ctx, j, packs)
 	if err != nil {
 		return nil, reject(err, out, "Push rejected: "+explain(err))
 	}
-	types, err := b.discover(j, defaults, out)
+	types, err := b.discover(j, info.ProcessTypes, out)
 	if err != nil {
 		return nil, err
 	}
-	return &built{buildpack: name, types: types}, nil
+	return &built{buildpack: name, types: types, configVars: info.ConfigVars}, nil
 }
 
 // detect runs each built-in's bin/detect in order; the first to accept
@@ -270,17 +275,17 @@ func (b *Builder) detectOne(ctx context.Context, j *job, packs []Buildpack, i in
 }
 
 // release runs bin/release of the last buildpack, if it has one, and
-// returns its default process types.
-func (b *Builder) release(ctx context.Context, j *job, packs []Buildpack) (map[string]string, error) {
+// returns what it says.
+func (b *Builder) release(ctx context.Context, j *job, packs []Buildpack) (ReleaseInfo, error) {
 	last := len(packs) - 1
 	bp := packs[last]
 	stdout := &limited{n: 64 << 10}
 	code, err := b.script(ctx, j, packs, last, "release", false, stdout, io.Discard, sbBuild)
 	if err != nil {
-		return nil, err
+		return ReleaseInfo{}, err
 	}
 	if code != 0 {
-		return nil, fmt.Errorf("bin/release of buildpack %s exited with status %d: %w", bp.Name, code, grid.ErrInvalid)
+		return ReleaseInfo{}, fmt.Errorf("bin/release of buildpack %s exited with status %d: %w", bp.Name, code, grid.ErrInvalid)
 	}
 	return ParseRelease(stdout.buf)
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -402,26 +403,82 @@ func TestDeployOneAtATime(t *testing.T) {
 // same name (another uid) is wiped, never handed to the new app.
 func TestDeployCacheOfOtherUID(t *testing.T) {
 	h := newHarness(t, nil)
-	app := h.createApp(t, "reborn", nil)
-	old := filepath.Join(h.cfg.CacheDir, app.Name)
-	os.MkdirAll(old, 0o700)
-	os.WriteFile(filepath.Join(old, "secret"), []byte("previous tenant"), 0o600)
-	os.Chown(old, app.UID+1, app.UID+1)
-	if _, _, err := h.deploy(t, app.Name, apps+"procfile-only", commit(1)); err != nil {
+	ctx := context.Background()
+	cache := func(app grid.App) string { return filepath.Join(h.cfg.CacheDir, app.Name) }
+
+	// An older grid's plain directory, and a volume another uid owns (an
+	// app deleted, its name taken again): both wiped, never handed over.
+	plain := h.createApp(t, "plaincache", nil)
+	os.MkdirAll(cache(plain), 0o700)
+	os.WriteFile(filepath.Join(cache(plain), "secret"), []byte("previous tenant"), 0o600)
+	reborn := h.createApp(t, "reborn", nil)
+	if err := sandbox.MakeVolume(cache(reborn)+".img", cache(reborn), 16, reborn.UID+1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(old, "secret")); !os.IsNotExist(err) {
-		t.Errorf("previous tenant's cache survived: %v", err)
-	}
-	fi, err := os.Stat(old)
-	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(app.UID) {
-		t.Errorf("cache dir %v not owned by the app's uid %d", err, app.UID)
-	}
-	if err := h.b.PurgeCache(app.Name); err != nil {
+	os.WriteFile(filepath.Join(cache(reborn), "secret"), []byte("previous tenant"), 0o600)
+	if err := sandbox.UnmountVolume(cache(reborn)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(old); !os.IsNotExist(err) {
-		t.Errorf("PurgeCache left the cache: %v", err)
+	for _, app := range []grid.App{plain, reborn} {
+		if _, _, err := h.deploy(t, app.Name, apps+"procfile-only", commit(1)); err != nil {
+			t.Fatal(err)
+		}
+		look := t.TempDir()
+		if err := sandbox.MountVolume(cache(app)+".img", look); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(look, "secret")); !os.IsNotExist(err) {
+			t.Errorf("%s: previous tenant's cache survived: %v", app.Name, err)
+		}
+		fi, err := os.Stat(look)
+		if err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(app.UID) {
+			t.Errorf("%s: cache volume %v not owned by the app's uid %d", app.Name, err, app.UID)
+		}
+		sandbox.UnmountVolume(look)
+		if _, err := h.st.App(ctx, app.Name); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.b.PurgeCache(app.Name); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{cache(app), cache(app) + ".img"} {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Errorf("PurgeCache left %s: %v", p, err)
+			}
+		}
+	}
+}
+
+// TestDeployDiskLimits: a build that writes without end fills its own
+// volumes (BUILD_DIR, CACHE_DIR), gets ENOSPC, and the host's disk and
+// the next build are fine. The cache persists between builds.
+func TestDeployDiskLimits(t *testing.T) {
+	mod := withBuildpack(t, "filler")
+	h := newHarness(t, func(c *build.Config) { mod(c); c.BuildDiskMB = 64; c.CacheDiskMB = 32 })
+	app := h.createApp(t, "filler", nil)
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "Procfile"), []byte("worker: sleep 1\n"), 0o644)
+	for i, want := range []string{"cache: first build", "cache: seen before"} {
+		_, out, err := h.deploy(t, app.Name, src, commit(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLines(t, out, want)
+		for _, what := range []struct {
+			dir string
+			max int
+		}{{"build", 64}, {"cache", 32}} {
+			m := regexp.MustCompile(what.dir + `: wrote (\d+) MB, then No space left on device`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no ENOSPC in %s:\n%s", what.dir, out)
+			}
+			if n, _ := strconv.Atoi(m[1]); n > what.max {
+				t.Errorf("%s: wrote %d MB into a %d MB volume", what.dir, n, what.max)
+			}
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(h.cfg.WorkDir, "builds")); len(ents) != 0 {
+		t.Errorf("build volumes left behind: %v", ents)
 	}
 }
 

@@ -3,7 +3,10 @@ package build
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
@@ -23,20 +26,27 @@ func (b *Builder) launch(ctx context.Context, j *job, req Request, res *built, o
 	if err := b.storeSlug(ctx, meta, res.archive); err != nil {
 		return grid.Release{}, err
 	}
-	// Adopt before committing, so this host's agent finds the tree when
-	// the manager places the first dyno here.
-	adopted := true
-	if err := b.cfg.Slugs.Adopt(meta.ID, j.dir); err != nil {
-		adopted = false
-		b.log.Warn("slug tree not adopted; hosts will unpack it", "app", j.app.Name, "slug", meta.ID, "err", err)
+	// Unpacked here before committing, so this host's agent finds the
+	// tree when the manager places the first dyno here. (The built tree
+	// itself is on the build's volume, which goes.)
+	cached := true
+	if _, err := b.cfg.Slugs.Path(ctx, meta.ID, j.app.UID, func(context.Context) (io.ReadCloser, error) { return os.Open(res.archive) }); err != nil {
+		cached = false
+		b.log.Warn("slug not unpacked into this host's cache; its agent will fetch it", "app", j.app.Name, "slug", meta.ID, "err", err)
 	}
+	var added []string
 	rel, err := b.cfg.Store.CommitRelease(ctx, j.app.Name, func(cur grid.App) (grid.Release, error) {
+		config, names, err := withDefaults(cur.Release.Config, res.configVars)
+		if err != nil {
+			return grid.Release{}, fmt.Errorf("bin/release's config_vars: %w", err)
+		}
+		added = names
 		return grid.Release{Description: grid.DeployDescription(req.Commit), SlugID: meta.ID, Commit: req.Commit,
-			Config: cur.Release.Config, User: req.User}, nil
+			Config: config, User: req.User}, nil
 	})
 	if err != nil {
 		b.forgetSlug(meta.ID)
-		if adopted {
+		if cached {
 			if rerr := b.cfg.Slugs.Remove(meta.ID); rerr != nil {
 				b.log.Warn("unreleased slug tree not removed", "slug", meta.ID, "err", rerr)
 			}
@@ -45,6 +55,9 @@ func (b *Builder) launch(ctx context.Context, j *job, req Request, res *built, o
 	}
 	// The release is committed: from here on the deploy has succeeded, so
 	// later failures are logged, not returned.
+	if len(added) > 0 {
+		out.detail("Set config vars the buildpack asks for: %s", strings.Join(added, ", "))
+	}
 	b.apiLog(j.app.Name, "Deploy %s by user %s", short(req.Commit), req.User)
 	b.apiLog(j.app.Name, "Release v%d created by user %s", rel.Version, req.User)
 	b.updateFormation(ctx, j.app.Name, res.types, req.User)
@@ -53,6 +66,25 @@ func (b *Builder) launch(ctx context.Context, j *job, req Request, res *built, o
 		out.detail("%s deployed to Grid", b.cfg.WebURL(j.app.Name))
 	}
 	return rel, nil
+}
+
+// withDefaults returns config with the defaults it lacks added, and
+// their names, sorted; within the limits config:set has.
+func withDefaults(config, defaults map[string]string) (map[string]string, []string, error) {
+	patch := map[string]*string{}
+	var added []string
+	for k, v := range defaults {
+		if _, ok := config[k]; !ok {
+			patch[k] = &v
+			added = append(added, k)
+		}
+	}
+	if len(added) == 0 {
+		return config, nil, nil
+	}
+	sort.Strings(added)
+	next, _, err := grid.PatchConfig(config, patch)
+	return next, added, err
 }
 
 func (b *Builder) storeSlug(ctx context.Context, meta grid.Slug, archive string) error {

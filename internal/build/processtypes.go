@@ -13,15 +13,24 @@ import (
 	"github.com/dynogrid/grid/internal/slug"
 )
 
-// ParseRelease reads the default_process_types of a bin/release answer.
-// It understands the YAML buildpacks actually print: a top-level
-// "default_process_types:" key followed by an indented block of
-// "type: command" lines (commands plain, 'single' or "double" quoted), or
-// an empty flow map "{}". Other top-level keys (addons, config_vars) are
-// ignored. Anything else under the key is ErrInvalid.
-func ParseRelease(out []byte) (map[string]string, error) {
-	types := map[string]string{}
-	in := false
+// ReleaseInfo is what a buildpack's bin/release says about the app.
+type ReleaseInfo struct {
+	ProcessTypes map[string]string // default_process_types
+	// ConfigVars (config_vars, a legacy key) are set on the app's release
+	// when the app has no var of that name.
+	ConfigVars map[string]string
+}
+
+// ParseRelease reads a bin/release answer. It understands the YAML
+// buildpacks actually print: top-level "default_process_types:" and
+// "config_vars:" keys, each followed by an indented block of "name:
+// value" lines (values plain, 'single' or "double" quoted) or an empty
+// flow map "{}". Other top-level keys (addons) are ignored. Anything else
+// under those keys is ErrInvalid.
+func ParseRelease(out []byte) (ReleaseInfo, error) {
+	info := ReleaseInfo{ProcessTypes: map[string]string{}, ConfigVars: map[string]string{}}
+	var section map[string]string
+	sectionName := ""
 	for i, line := range strings.Split(string(out), "\n") {
 		line = strings.TrimRight(line, " \t\r")
 		trimmed := strings.TrimSpace(line)
@@ -31,30 +40,35 @@ func ParseRelease(out []byte) (map[string]string, error) {
 		indented := line[0] == ' ' || line[0] == '\t'
 		if !indented {
 			key, rest, _ := strings.Cut(line, ":")
-			in = key == "default_process_types"
-			if rest = strings.TrimSpace(rest); in && rest != "" && rest != "{}" {
-				return nil, releaseErr(i+1, "default_process_types must be a block of \"type: command\" lines")
+			sectionName, section = key, map[string]map[string]string{
+				"default_process_types": info.ProcessTypes, "config_vars": info.ConfigVars}[key]
+			if rest = strings.TrimSpace(rest); section != nil && rest != "" && rest != "{}" {
+				return ReleaseInfo{}, releaseErr(i+1, sectionName+" must be a block of \"name: value\" lines")
 			}
 			continue
 		}
-		if !in {
+		if section == nil {
 			continue
 		}
-		typ, cmd, ok := strings.Cut(trimmed, ":")
+		name, value, ok := strings.Cut(trimmed, ":")
 		if !ok {
-			return nil, releaseErr(i+1, "expected \"type: command\"")
+			return ReleaseInfo{}, releaseErr(i+1, "expected \"name: value\"")
 		}
-		typ = strings.TrimSpace(typ)
-		if err := grid.ValidateProcessType(typ); err != nil {
-			return nil, fmt.Errorf("bin/release line %d: %w", i+1, err)
+		name = strings.TrimSpace(name)
+		validate := grid.ValidateProcessType
+		if sectionName == "config_vars" {
+			validate = grid.ValidateConfigKey
 		}
-		cmd, err := yamlScalar(strings.TrimSpace(cmd))
-		if err != nil || cmd == "" {
-			return nil, releaseErr(i+1, "bad command for "+typ)
+		if err := validate(name); err != nil {
+			return ReleaseInfo{}, fmt.Errorf("bin/release line %d: %w", i+1, err)
 		}
-		types[typ] = cmd
+		value, err := yamlScalar(strings.TrimSpace(value))
+		if err != nil || value == "" && sectionName == "default_process_types" {
+			return ReleaseInfo{}, releaseErr(i+1, "bad value for "+name)
+		}
+		section[name] = value
 	}
-	return types, nil
+	return info, nil
 }
 
 func releaseErr(line int, what string) error {

@@ -21,6 +21,7 @@ func TestParseRelease(t *testing.T) {
 		{"quoted", "default_process_types:\n  web: \"npm start\"\n  w: 'it''s'\n", map[string]string{"web": "npm start", "w": "it's"}, false},
 		{"empty flow", "---\ndefault_process_types: {}\n", map[string]string{}, false},
 		{"other keys", "---\naddons:\n  - heroku-postgresql\nconfig_vars:\n  A: b\ndefault_process_types:\n  web: x\n", map[string]string{"web": "x"}, false},
+		{"bad config var", "config_vars:\n  A-B: x\n", nil, true},
 		{"nothing", "", map[string]string{}, false},
 		{"CRLF and comments", "default_process_types:\r\n  # the web\r\n  web: x\r\n", map[string]string{"web": "x"}, false},
 		{"flow with entries", "default_process_types: {web: x}\n", nil, true},
@@ -30,7 +31,8 @@ func TestParseRelease(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseRelease([]byte(tc.in))
+			info, err := ParseRelease([]byte(tc.in))
+			got := info.ProcessTypes
 			if tc.err {
 				if !errors.Is(err, grid.ErrInvalid) {
 					t.Fatalf("err %v, want ErrInvalid", err)
@@ -44,6 +46,17 @@ func TestParseRelease(t *testing.T) {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestParseReleaseConfigVars(t *testing.T) {
+	t.Parallel()
+	info, err := ParseRelease([]byte("---\nconfig_vars:\n  LANG: en_US.UTF-8\n  EMPTY: ''\n  PATH: \"bin:/usr/bin\"\ndefault_process_types:\n  web: x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"LANG": "en_US.UTF-8", "EMPTY": "", "PATH": "bin:/usr/bin"}, info.ConfigVars); diff != "" {
+		t.Errorf("config vars (-want +got)\n%s", diff)
 	}
 }
 

@@ -211,6 +211,10 @@ func TestDeployBuildpackList(t *testing.T) {
 		"       Default types for buildpack -> web\n",
 		"Released v2\n")
 	sl := h.checkReleased(t, app.Name, rel, 2, map[string]string{"web": "python3 -m http.server $PORT"})
+	wantLines(t, out, "       Set config vars the buildpack asks for: TOOL_MODE\n")
+	if a, _ := h.st.App(context.Background(), app.Name); a.Release.Config["TOOL_MODE"] != "fast" {
+		t.Errorf("release config %v lacks bin/release's TOOL_MODE=fast", a.Release.Config)
+	}
 	if sl.BuildpackDescription != "UsesTools" {
 		t.Errorf("slug's buildpack description %q, want the last buildpack's", sl.BuildpackDescription)
 	}
@@ -312,7 +316,7 @@ func TestDeployLocalBuildpack(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, func(c *build.Config) { c.LocalBuildpackRoots = []string{roots} })
-	app := h.createApp(t, "local", nil)
+	app := h.createApp(t, "local", map[string]string{"TOOL_MODE": "mine"})
 	h.setBuildpacks(t, app.Name, roots+"/tools", "file://"+roots+"/usetools")
 	rel, out, err := h.deploy(t, app.Name, apps+"plain", commit(1))
 	if err != nil {
@@ -320,6 +324,9 @@ func TestDeployLocalBuildpack(t *testing.T) {
 	}
 	wantLines(t, out, "-----> tool v1 at work\n")
 	h.checkReleased(t, app.Name, rel, 2, map[string]string{"web": "python3 -m http.server $PORT"})
+	if a, _ := h.st.App(context.Background(), app.Name); a.Release.Config["TOOL_MODE"] != "mine" || strings.Contains(out, "Set config vars") {
+		t.Errorf("bin/release's config_vars overrode the app's own TOOL_MODE: %v", a.Release.Config)
+	}
 
 	link := filepath.Join(t.TempDir(), "etc")
 	os.Symlink("/etc", link)

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/sandbox"
 	"github.com/dynogrid/grid/internal/slug"
 )
 
@@ -34,9 +35,6 @@ func (b *Builder) prepare(j *job, source io.Reader, out *output) error {
 		out.detail("Removed %d files and directories listed in .slugignore", removed)
 	}
 	if err := writeEnvDir(j.env, j.app.Release.Config); err != nil {
-		return err
-	}
-	if err := b.appCache(j); err != nil {
 		return err
 	}
 	for _, d := range []string{j.dir, j.env} {
@@ -69,25 +67,61 @@ func (b *Builder) unpackSource(j *job, source io.Reader) error {
 	return hoistTopDir(j.dir)
 }
 
-// appCache makes sure the app's build cache exists and belongs to the
-// app's uid. A cache owned by another uid was left by a deleted app of the
-// same name: it is wiped, never handed to the new tenant. Its contents
-// are the tenant's own (written in the sandbox as its uid), so only the
-// directory itself is chowned.
-func (b *Builder) appCache(j *job) error {
-	fi, err := os.Lstat(j.cache)
-	if err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.IsDir() && int(st.Uid) == j.app.UID {
-			return nil
-		}
-		if err := os.RemoveAll(j.cache); err != nil {
-			return fmt.Errorf("build cache: %w", err)
+// A build works in a volume of its own (BuildDiskMB), and each app's
+// build cache is a volume (CacheDiskMB) mounted only during its builds:
+// a build that writes without end gets ENOSPC, never the host's disk.
+
+// workVolume makes a fresh build volume, WorkDir/builds/<app>-<random>,
+// root-owned and private.
+func (b *Builder) workVolume(app string) (string, error) {
+	dir := filepath.Join(b.cfg.WorkDir, "builds", sandboxID("build", app))
+	if err := sandbox.MakeVolume(dir+".img", dir, b.cfg.BuildDiskMB, 0); err != nil {
+		return "", fmt.Errorf("build volume: %w", err)
+	}
+	return dir, os.Chmod(dir, 0o700)
+}
+
+// removeVolume unmounts a build volume and deletes it.
+func (b *Builder) removeVolume(dir string) {
+	err := errors.Join(sandbox.UnmountVolume(dir), os.Remove(dir+".img"), os.Remove(dir))
+	if err != nil {
+		b.log.Warn("build volume cleanup failed", "dir", dir, "err", err)
+	}
+}
+
+// mountCache mounts the app's build cache volume (CacheDir/<app>.img) at
+// j.cache, making it if there is none. A cache whose root another uid
+// owns was left by a deleted app of the same name: it is wiped, never
+// handed to the new tenant. A plain directory there is an older grid's
+// cache: it goes too.
+func (b *Builder) mountCache(j *job) (unmount func(), err error) {
+	img := j.cache + ".img"
+	unmount = func() {
+		if err := sandbox.UnmountVolume(j.cache); err != nil {
+			b.log.Warn("build cache unmount failed", "app", j.app.Name, "err", err)
 		}
 	}
-	if err := os.Mkdir(j.cache, 0o700); err != nil {
-		return fmt.Errorf("build cache: %w", err)
+	if _, err := os.Lstat(img); err == nil {
+		if err := sandbox.MountVolume(img, j.cache); err != nil {
+			return nil, fmt.Errorf("build cache: %w", err)
+		}
+		if fi, err := os.Lstat(j.cache); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == j.app.UID {
+				return unmount, nil
+			}
+		}
+		unmount()
+		if err := os.Remove(img); err != nil {
+			return nil, fmt.Errorf("build cache: %w", err)
+		}
 	}
-	return os.Lchown(j.cache, j.app.UID, j.app.UID)
+	if err := os.RemoveAll(j.cache); err != nil {
+		return nil, fmt.Errorf("build cache: %w", err)
+	}
+	if err := sandbox.MakeVolume(img, j.cache, b.cfg.CacheDiskMB, j.app.UID); err != nil {
+		return nil, fmt.Errorf("build cache: %w", err)
+	}
+	return unmount, os.Chmod(j.cache, 0o700)
 }
 
 // PurgeCache removes an app's build cache (heroku builds:cache:purge, and
@@ -102,7 +136,11 @@ func (b *Builder) PurgeCache(app string) error {
 		return fmt.Errorf("a build of app %s is running; purge its cache when it has ended: %w", app, grid.ErrConflict)
 	}
 	defer unlock()
-	return os.RemoveAll(filepath.Join(b.cfg.CacheDir, app))
+	dir := filepath.Join(b.cfg.CacheDir, app)
+	if err := os.Remove(dir + ".img"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(dir)
 }
 
 // writeEnvDir writes one file per config var, as bin/compile expects.

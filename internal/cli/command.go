@@ -37,7 +37,7 @@ func init() {
 	commands = []*command{
 		appsCmd, appsCreateCmd, appsInfoCmd, appsDestroyCmd,
 		configCmd, configGetCmd, configSetCmd, configUnsetCmd,
-		releasesCmd, rollbackCmd,
+		releasesCmd, releasesInfoCmd, rollbackCmd, slugsDownloadCmd,
 		psCmd, psScaleCmd, psTypeCmd, psRestartCmd, psStopCmd,
 		runCmd, runDetachedCmd,
 		logsCmd,

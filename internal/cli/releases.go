@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/dynogrid/grid/internal/schema"
 )
@@ -116,11 +115,7 @@ func runRollback(c *call) error {
 func (c *call) rollbackTarget(api *client, app string) (schema.Release, error) {
 	var rel schema.Release
 	if len(c.args) == 1 {
-		v := strings.TrimPrefix(c.args[0], "v")
-		if _, err := strconv.Atoi(v); err != nil {
-			return rel, c.usageErr("%s is not a release version like v5.", c.args[0])
-		}
-		return rel, api.get(c.ctx, c.appPath(app, "releases", v), &rel)
+		return c.releaseNamed(api, app, c.args[0])
 	}
 	var rs []schema.Release
 	if err := api.get(c.ctx, c.appPath(app, "releases"), &rs, "Range", "version ..; max=10, order=desc"); err != nil {

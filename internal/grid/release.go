@@ -44,6 +44,14 @@ func configKeyOK(k string) bool {
 	return true
 }
 
+// ValidateConfigKey reports whether k can name a config var.
+func ValidateConfigKey(k string) error {
+	if !configKeyOK(k) {
+		return fmt.Errorf("config var name %q must be 1 to 255 letters, digits and underscores: %w", k, ErrInvalid)
+	}
+	return nil
+}
+
 // MaxConfigBytes bounds the total size of an app's config vars (keys+values).
 const MaxConfigBytes = 64 << 10
 

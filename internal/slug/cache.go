@@ -35,9 +35,8 @@ const (
 // Use one Cache value per directory in a process: concurrent Path calls
 // for the same slug unpack it once only within one value.
 type Cache struct {
-	// Dir holds the trees; it is created (0700) if missing. It must be on
-	// the same filesystem as the build directories passed to Adopt. Set
-	// before first use.
+	// Dir holds the trees; it is created (0700) if missing. Set before
+	// first use.
 	Dir string
 	// MaxBytes bounds the uncompressed size of one slug. Zero means
 	// DefaultMaxUnpacked.
@@ -153,31 +152,6 @@ func (c *Cache) fill(ctx context.Context, id string, uid int, open func(context.
 			return nil // someone outside this process won the race
 		}
 		return fmt.Errorf("slug cache: %w", err)
-	}
-	return nil
-}
-
-// Adopt moves an already-built tree (on the same filesystem) into the cache
-// as slug id, so the host that built a slug need not unpack it. If the
-// slug is already cached, dir is removed instead. The tree keeps its
-// owners; the builder leaves it owned by the app's uid.
-func (c *Cache) Adopt(id, dir string) error {
-	if err := ValidateID(id); err != nil {
-		return err
-	}
-	c.sweep.Do(c.prepare)
-	cl, leader := c.join(id)
-	for !leader { // an unpack of the same id is in flight: let it finish
-		<-cl.done
-		cl, leader = c.join(id)
-	}
-	defer c.leave(id, cl)
-	dst := filepath.Join(c.Dir, id)
-	if _, err := os.Lstat(dst); err == nil {
-		return os.RemoveAll(dir)
-	}
-	if err := os.Rename(dir, dst); err != nil {
-		return fmt.Errorf("slug cache: adopt %s: %w", id, err)
 	}
 	return nil
 }

@@ -96,32 +96,13 @@ func TestCachePathFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-func TestCacheAdoptRemove(t *testing.T) {
+func TestCacheRemove(t *testing.T) {
 	t.Parallel()
 	c := &slug.Cache{Dir: t.TempDir()}
-	built := filepath.Join(c.Dir, "..", "build-1")
-	os.Mkdir(built, 0o755)
-	os.WriteFile(filepath.Join(built, "f"), []byte("x"), 0o644)
-	if err := c.Adopt("s1", built); err != nil {
+	archive := packed(t)
+	open := func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(archive)), nil }
+	if _, err := c.Path(context.Background(), "s1", os.Getuid(), open); err != nil {
 		t.Fatal(err)
-	}
-	p, err := c.Path(context.Background(), "s1", 0, func(context.Context) (io.ReadCloser, error) {
-		t.Fatal("adopted slug was fetched")
-		return nil, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(p, "f")); string(b) != "x" {
-		t.Errorf("adopted tree lost its file")
-	}
-	again := filepath.Join(c.Dir, "..", "build-2")
-	os.Mkdir(again, 0o755)
-	if err := c.Adopt("s1", again); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(again); !os.IsNotExist(err) {
-		t.Errorf("second adopt kept its dir: %v", err)
 	}
 	if err := c.Remove("s1"); err != nil {
 		t.Fatal(err)
@@ -140,9 +121,6 @@ func TestCacheIDs(t *testing.T) {
 	for _, id := range []string{"", ".", "..", "../x", "a/b", ".tmp-x", "-x", string(make([]byte, 200))} {
 		if _, err := c.Path(context.Background(), id, 0, nil); !errors.Is(err, grid.ErrInvalid) {
 			t.Errorf("Path(%q): %v", id, err)
-		}
-		if err := c.Adopt(id, "/nonexistent"); !errors.Is(err, grid.ErrInvalid) {
-			t.Errorf("Adopt(%q): %v", id, err)
 		}
 		if err := c.Remove(id); !errors.Is(err, grid.ErrInvalid) {
 			t.Errorf("Remove(%q): %v", id, err)
