@@ -55,6 +55,8 @@ type serverConfig struct {
 	// buildpackRoots are the directories apps may name local buildpacks
 	// under (--buildpack-root, repeatable).
 	buildpackRoots pathList
+	buildTimeout   time.Duration
+	maxSlugMB      int64
 }
 
 // pathList is a repeatable flag of absolute paths.
@@ -81,6 +83,8 @@ func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
 	fs.DurationVar(&c.emptyGrace, "empty-grace", 5*time.Minute, "how long a provisioned host may sit empty before it is drained and released")
 	fs.DurationVar(&c.cycleAfter, "cycle-after", 24*time.Hour, "how long a dyno runs before it is cycled (restarted start-before-stop), as on Heroku; 0 turns cycling off")
 	fs.DurationVar(&c.cycleJitter, "cycle-jitter", 216*time.Minute, "the most added to --cycle-after per dyno, so dynos started together are cycled apart; 0 for none")
+	fs.DurationVar(&c.buildTimeout, "build-timeout", build.DefaultBuildTimeout, "how long a build's buildpacks may run")
+	fs.Int64Var(&c.maxSlugMB, "max-slug-size", build.DefaultMaxSlugBytes>>20, "the largest slug (compressed, MB) a build may make")
 	fs.Var(&c.buildpackRoots, "buildpack-root", "a directory under which apps may use local buildpacks by path (repeatable; default: none)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "cluster secret shared by all servers (default: DATA/cluster-secret, created if missing)")
 }
@@ -258,6 +262,8 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 		BootTimeout:         c.bootTimeout,
 		WaitForDynos:        30 * time.Second,
 		LocalBuildpackRoots: c.buildpackRoots,
+		BuildTimeout:        c.buildTimeout,
+		MaxSlugBytes:        c.maxSlugMB << 20,
 		WebURL:              cp.urls.web,
 		Logger:              logger.With("part", "build"),
 	})

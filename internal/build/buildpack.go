@@ -172,6 +172,14 @@ shift
 if [ "$need" = optional ] && [ ! -e "$1" ]; then exit 0; fi
 exec "$@"`
 
+// hostCABundle is the host's CA bundle, which sandboxes see (the
+// operator's own CAs included: a TLS-inspecting proxy's, say).
+const hostCABundle = "/etc/ssl/certs/ca-certificates.crt"
+
+// trustEnv makes the tools that carry their own CA lists (node and npm,
+// pip) trust the host's bundle, as curl, git and Go already do.
+var trustEnv = []string{"NODE_EXTRA_CA_CERTS=" + hostCABundle, "PIP_CERT=" + hostCABundle}
+
 // run completes spec with the build's identity, environment and limits,
 // runs it in a fresh build sandbox and waits for it. The sandbox is
 // destroyed before run returns, so no tenant process is left touching
@@ -179,7 +187,7 @@ exec "$@"`
 // sandbox could not be run or ctx ended.
 func (b *Builder) run(ctx context.Context, j *job, spec sandbox.Spec) (int, error) {
 	spec.ID = sandboxID("build", j.app.Name)
-	spec.Env = append([]string{"PATH=" + buildPath, "HOME=/tmp", "LANG=C.UTF-8"}, spec.Env...)
+	spec.Env = append(append([]string{"PATH=" + buildPath, "HOME=/tmp", "LANG=C.UTF-8"}, trustEnv...), spec.Env...)
 	spec.UID, spec.GID = j.app.UID, j.app.UID
 	spec.MemoryMB, spec.PidsMax, spec.TmpMB = buildMemoryMB, buildPidsMax, buildTmpMB
 	if spec.Dir == "" {

@@ -705,3 +705,46 @@ func TestDeployGoToolchain(t *testing.T) {
 		t.Errorf("GET / = %q, want the binary built with go1.25.5", got)
 	}
 }
+
+// TestDeployNodePackageManagers: the lockfile chooses the package
+// manager, packageManager its version; pnpm and yarn come from the npm
+// registry once and are kept in the build cache. engines.node must
+// accept the host's node.
+func TestDeployNodePackageManagers(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tc := range []struct {
+		app, install, using, lock, body string
+	}{
+		{"node-pnpm", "-----> Installing pnpm@9.15.9\n", "       Using pnpm 9.15.9\n", "(pnpm-lock.yaml)", "pnpm app: 2m\n"},
+		{"node-yarn", "-----> Installing yarn@1\n", "       Using yarn 1.", "(yarn.lock)", "yarn app: 2m\n"},
+	} {
+		app := h.createApp(t, tc.app, nil)
+		rel, out, err := h.deploy(t, app.Name, apps+tc.app, commit(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLines(t, out, tc.install, tc.using, "Installing node modules "+tc.lock)
+		sl := h.checkReleased(t, app.Name, rel, 2, map[string]string{"web": "npm start"})
+		if got := runDyno(t, filepath.Join(h.slugs.Dir, sl.ID), app.UID, sl.ProcessTypes["web"], nil); got != tc.body {
+			t.Errorf("%s: GET / = %q, want %q", tc.app, got, tc.body)
+		}
+		// The second build finds the package manager in the cache.
+		_, out, err = h.deploy(t, app.Name, apps+tc.app, commit(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, tc.install) {
+			t.Errorf("%s: the second build installed the package manager again", tc.app)
+		}
+		wantLines(t, out, tc.using)
+	}
+
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "package.json"), []byte(`{"name":"old","version":"1.0.0","engines":{"node":">=99"},"scripts":{"start":"node x.js"}}`), 0o644)
+	app := h.createApp(t, "node-future", nil)
+	_, out, err := h.deploy(t, app.Name, src, commit(1))
+	if !errors.Is(err, grid.ErrInvalid) {
+		t.Fatalf("engines >=99: %v, want ErrInvalid", err)
+	}
+	wantLines(t, out, " !     package.json asks for node >=99 (engines.node); this grid's hosts have v")
+}
