@@ -21,7 +21,18 @@ import (
 // tenant's dyno, the grid's API, NATS and router through the dyno's
 // gateway, and the cloud metadata address.
 func TestIsolationInGrid(t *testing.T) {
-	g := gridtest.Start(t, "--boot-timeout", "10s", "--stop-grace", "5s")
+	// A local buildpack that runs reachScript from bin/compile.
+	bps := t.TempDir()
+	bp := filepath.Join(bps, "reach")
+	os.MkdirAll(filepath.Join(bp, "bin"), 0o755)
+	os.Chmod(bps, 0o755)
+	writeFile(t, filepath.Join(bp, "bin", "detect"), "#!/bin/sh\necho Reach\n")
+	writeFile(t, filepath.Join(bp, "bin", "compile"), "#!/bin/sh\nTARGETS=$(cat \"$3/TARGETS\") exec python3 \"$(dirname \"$0\")/reach.py\"\n")
+	writeFile(t, filepath.Join(bp, "bin", "reach.py"), reachScript)
+	for _, f := range []string{"detect", "compile", "reach.py"} {
+		os.Chmod(filepath.Join(bp, "bin", f), 0o755)
+	}
+	g := gridtest.Start(t, "--boot-timeout", "10s", "--stop-grace", "5s", "--buildpack-root", bps)
 	g.MustCLI("apps:create", "victim")
 	if out, err := g.Push("victim", g.Repo("testdata/go-hello")); err != nil {
 		t.Fatalf("push victim: %v\n%s", err, out)
@@ -90,7 +101,39 @@ func TestIsolationInGrid(t *testing.T) {
 		natsPort := port(strings.TrimPrefix(g.NATS, "nats://"))
 		// The gateway is the host's end of the dyno's link: the only host
 		// address a dyno can route to without leaving the machine.
-		script := `
+		targets := []string{victim, "GW:" + port(g.APIAddr), "GW:" + natsPort, "GW:" + port(g.RtAddr), "GW:22", "169.254.169.254:80"}
+		out, errOut, err := g.CLI("run", "-x", "-a", "probe", "-e", "TARGETS="+strings.Join(targets, ","), "python3", "-c", reachScript)
+		if err != nil {
+			t.Fatalf("reach script: %v\n%s\n%s", err, out, errOut)
+		}
+		t.Logf("from a one-off dyno of another app:\n%s", out)
+		if !regexp.MustCompile(`gateway \d+\.\d+\.\d+\.\d+`).MatchString(out) {
+			t.Errorf("no gateway found:\n%s", out)
+		}
+		if strings.Contains(out, "REACHED") || strings.Count(out, "blocked ") != len(targets) {
+			t.Errorf("a tenant reached what it must not:\n%s", out)
+		}
+
+		// A build runs tenant code too, with the network: the same walls.
+		g.MustCLI("apps:create", "buildreach")
+		g.MustCLI("config:set", "-a", "buildreach", "TARGETS="+strings.Join(targets, ","))
+		g.MustCLI("buildpacks:set", bp, "-a", "buildreach")
+		src := t.TempDir()
+		writeFile(t, filepath.Join(src, "Procfile"), "worker: sleep 1\n")
+		push, err := g.Push("buildreach", g.Repo(src))
+		if err != nil {
+			t.Fatalf("push: %v\n%s", err, push)
+		}
+		t.Logf("from a build sandbox:\n%s", push)
+		if strings.Contains(push, "REACHED") || strings.Count(push, "blocked ") != len(targets) {
+			t.Errorf("a build reached what it must not:\n%s", push)
+		}
+	})
+}
+
+// reachScript connects to each host:port of $TARGETS ("GW" is the
+// sandbox's gateway) and prints REACHED or blocked for each.
+const reachScript = `
 import os, socket, subprocess
 gw = subprocess.run(["sh", "-c", "ip route 2>/dev/null | awk '/default/ {print $3}' || true"], capture_output=True, text=True).stdout.strip()
 if not gw:
@@ -112,20 +155,6 @@ for t in targets:
     finally:
         s.close()
 `
-		targets := []string{victim, "GW:" + port(g.APIAddr), "GW:" + natsPort, "GW:" + port(g.RtAddr), "GW:22", "169.254.169.254:80"}
-		out, errOut, err := g.CLI("run", "-x", "-a", "probe", "-e", "TARGETS="+strings.Join(targets, ","), "python3", "-c", script)
-		if err != nil {
-			t.Fatalf("reach script: %v\n%s\n%s", err, out, errOut)
-		}
-		t.Logf("from a one-off dyno of another app:\n%s", out)
-		if !regexp.MustCompile(`gateway \d+\.\d+\.\d+\.\d+`).MatchString(out) {
-			t.Errorf("no gateway found:\n%s", out)
-		}
-		if strings.Contains(out, "REACHED") || strings.Count(out, "blocked ") != len(targets) {
-			t.Errorf("a tenant reached what it must not:\n%s", out)
-		}
-	})
-}
 
 // assertProbe checks the probe's report: every check passed, and enough
 // of them ran.
