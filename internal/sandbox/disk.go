@@ -25,8 +25,8 @@ import (
 var mkfsArgs = []string{"-q", "-F", "-O", "^has_journal,^resize_inode", "-E", "nodiscard,lazy_itable_init=1", "-m", "0"}
 
 // makeLayerFS makes an ext4 file system of sizeMB in a new sparse image
-// file img and mounts it at dir.
-func makeLayerFS(img, dir string, sizeMB int) error {
+// file img and mounts it at dir (with direct I/O, see mountLoop).
+func makeLayerFS(img, dir string, sizeMB int, direct bool) error {
 	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -44,13 +44,14 @@ func makeLayerFS(img, dir string, sizeMB int) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	return mountLoop(img, dir)
+	return mountLoop(img, dir, direct)
 }
 
 // mountLoop attaches img to a free loop device and mounts its ext4 at
 // dir. The device is held by the mount alone: closing it here is fine
-// with LO_FLAGS_AUTOCLEAR, which frees it at the unmount.
-func mountLoop(img, dir string) error {
+// with LO_FLAGS_AUTOCLEAR, which frees it at the unmount. direct asks for
+// direct I/O (below).
+func mountLoop(img, dir string, direct bool) error {
 	file, err := os.OpenFile(img, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -78,9 +79,13 @@ func mountLoop(img, dir string) error {
 		// writeback work for a dyno that writes a lot (outside its
 		// cgroup, so uncapped). Where the host's file system cannot do
 		// it, the device runs buffered.
-		cfg := unix.LoopConfig{Fd: uint32(file.Fd()), Info: unix.LoopInfo64{Flags: unix.LO_FLAGS_AUTOCLEAR | unix.LO_FLAGS_DIRECT_IO}}
+		flags := uint32(unix.LO_FLAGS_AUTOCLEAR)
+		if direct {
+			flags |= unix.LO_FLAGS_DIRECT_IO
+		}
+		cfg := unix.LoopConfig{Fd: uint32(file.Fd()), Info: unix.LoopInfo64{Flags: flags}}
 		err = unix.IoctlLoopConfigure(int(loop.Fd()), &cfg)
-		if errors.Is(err, unix.EINVAL) {
+		if direct && errors.Is(err, unix.EINVAL) {
 			cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
 			err = unix.IoctlLoopConfigure(int(loop.Fd()), &cfg)
 		}
