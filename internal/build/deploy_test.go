@@ -748,3 +748,19 @@ func TestDeployNodePackageManagers(t *testing.T) {
 	}
 	wantLines(t, out, " !     package.json asks for node >=99 (engines.node); this grid's hosts have v")
 }
+
+// TestDeployGoVendored: with vendor/, the build uses it and needs no
+// module proxy (GOPROXY=off here), for a module no proxy has.
+func TestDeployGoVendored(t *testing.T) {
+	h := newHarness(t, nil)
+	app := h.createApp(t, "vendored", map[string]string{"GOPROXY": "off"})
+	rel, out, err := h.deploy(t, app.Name, apps+"go-vendored", commit(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, out, "       Using vendored dependencies\n")
+	sl := h.checkReleased(t, app.Name, rel, 2, map[string]string{"web": "bin/vendored"})
+	if got := runDyno(t, filepath.Join(h.slugs.Dir, sl.ID), app.UID, sl.ProcessTypes["web"], nil); got != "hello from vendor/\n" {
+		t.Errorf("GET / = %q", got)
+	}
+}
