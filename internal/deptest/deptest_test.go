@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"schema":    {},
 	"localca":   {},
 	"session":   {},
+	"postgres":  {"grid"},
 	"store":     {"grid"},
 	"logs":      {"grid", "store"},
 	"router":    {"grid", "store", "logs"},

@@ -1,0 +1,199 @@
+// Package postgres is the Postgres add-on: a PostgreSQL server the grid
+// runs from the installed binaries (Server), and the provider that gives
+// each add-on a database and a role of its own on it, or on any server an
+// operator names by its admin URL (Provider).
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ServerConfig says where a local PostgreSQL lives and listens.
+type ServerConfig struct {
+	// Dir holds the cluster (Dir/data), its log and the admin password.
+	// Its parents must let the server's OS user through.
+	Dir string
+	// Listen is the TCP address to serve on: one dynos can reach.
+	Listen netip.AddrPort
+	// User is the OS user the server runs as; PostgreSQL refuses root.
+	// Empty means "postgres" (Debian's package makes it).
+	User string
+	// Bin is the directory of initdb and pg_ctl. Empty means the newest
+	// /usr/lib/postgresql/<version>/bin, else $PATH.
+	Bin string
+}
+
+// Server is a running local PostgreSQL cluster.
+type Server struct {
+	cfg      ServerConfig
+	password string
+	cred     *syscall.Credential
+}
+
+// adminRole is the cluster's superuser, known only to the grid.
+const adminRole = "grid_admin"
+
+// StartServer starts the cluster in cfg.Dir, creating it on first use,
+// and waits until it accepts connections.
+func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	if cfg.User == "" {
+		cfg.User = "postgres"
+	}
+	if cfg.Bin == "" {
+		cfg.Bin = findBin()
+	}
+	u, err := user.Lookup(cfg.User)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: OS user %q: %w (install the postgresql package)", cfg.User, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	s := &Server{cfg: cfg, cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chown(cfg.Dir, uid, gid); err != nil {
+		return nil, err
+	}
+	if s.password, err = s.adminPassword(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(s.data(), "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
+		if err := s.initdb(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// findBin is the newest installed PostgreSQL's bin directory, or "" to
+// use $PATH.
+func findBin() string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi < vj
+	})
+	if len(dirs) == 0 {
+		return ""
+	}
+	return dirs[len(dirs)-1]
+}
+
+func (s *Server) data() string { return filepath.Join(s.cfg.Dir, "data") }
+
+// AdminURL is the superuser's connection URL.
+func (s *Server) AdminURL() string {
+	return fmt.Sprintf("postgres://%s:%s@%s/postgres?sslmode=disable", adminRole, s.password, s.cfg.Listen)
+}
+
+// adminPassword reads the admin password, making one the first time. It
+// is kept root-only, outside the cluster's directory.
+func (s *Server) adminPassword() (string, error) {
+	p := filepath.Join(s.cfg.Dir, "..", filepath.Base(s.cfg.Dir)+"-admin-password")
+	if b, err := os.ReadFile(p); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	pw := randomHex(24)
+	if err := os.WriteFile(p, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("postgres: admin password: %w", err)
+	}
+	return pw, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// command runs a PostgreSQL program as the server's OS user.
+func (s *Server) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	bin := name
+	if s.cfg.Bin != "" {
+		bin = filepath.Join(s.cfg.Bin, name)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = s.cfg.Dir
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setsid: true}
+	return cmd
+}
+
+// initdb makes the cluster: scram passwords everywhere, the admin role as
+// its superuser, and pg_hba allowing password logins over TCP only.
+func (s *Server) initdb(ctx context.Context) error {
+	pwfile := filepath.Join(s.cfg.Dir, ".pwfile")
+	if err := os.WriteFile(pwfile, []byte(s.password+"\n"), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(pwfile)
+	if err := os.Chown(pwfile, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+		return err
+	}
+	out, err := s.command(ctx, "initdb", "-D", s.data(), "-U", adminRole, "--pwfile", pwfile,
+		"--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C.UTF-8").CombinedOutput()
+	if err != nil {
+		os.RemoveAll(s.data())
+		return fmt.Errorf("postgres: initdb: %v: %s", err, out)
+	}
+	hba := "# Written by grid: password (scram) logins over TCP, nothing else.\n" +
+		"host all all 0.0.0.0/0 scram-sha-256\n" +
+		"host all all ::/0 scram-sha-256\n"
+	return os.WriteFile(filepath.Join(s.data(), "pg_hba.conf"), []byte(hba), 0o600)
+}
+
+// start runs pg_ctl start and waits for the server to accept
+// connections. Settings a tenant must not change are fixed here.
+func (s *Server) start(ctx context.Context) error {
+	opts := strings.Join([]string{
+		"-c listen_addresses=" + s.cfg.Listen.Addr().String(),
+		"-p " + strconv.Itoa(int(s.cfg.Listen.Port())),
+		"-c unix_socket_directories=''",
+		"-c password_encryption=scram-sha-256",
+		"-c max_connections=200",
+	}, " ")
+	cmd := s.command(ctx, "pg_ctl", "start", "-D", s.data(), "-l", filepath.Join(s.cfg.Dir, "server.log"), "-w", "-t", "60", "-o", opts)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.cfg.Dir, "server.log"))
+		return fmt.Errorf("postgres: start: %v: %s\n%s", err, out, tail(string(log), 10))
+	}
+	return nil
+}
+
+// Stop shuts the server down (fast: sessions are ended).
+func (s *Server) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := s.command(ctx, "pg_ctl", "stop", "-D", s.data(), "-m", "fast", "-w").CombinedOutput(); err != nil {
+		return fmt.Errorf("postgres: stop: %v: %s", err, out)
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
