@@ -25,6 +25,7 @@ var allowed = map[string][]string{
 	"localca":   {},
 	"session":   {},
 	"postgres":  {"grid"},
+	"redis":     {"grid"},
 	"store":     {"grid"},
 	"logs":      {"grid", "store"},
 	"router":    {"grid", "store", "logs"},
