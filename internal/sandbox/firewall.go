@@ -21,12 +21,14 @@ import (
 // replaces any previous version:
 //
 //	input        iifname gd* ct state established,related accept
-//	             iifname gd* reject            # dynos never open connections to the host
+//	             iifname gd* ip saddr <subnet> ip daddr <addr> tcp dport <ports> accept  # per Config.Services
+//	             iifname gd* ip saddr <subnet> reject  # dynos never open connections to the host
 //	forward      oifname gd* ct state established,related accept
 //	             iifname gd* ct state established,related accept  # replies, also to Internal peers
 //	             iifname gd* oifname gd* reject  # no dyno reaches another
 //	             iifname gd* ip daddr 169.254.0.0/16 reject
 //	             iifname gd* ip saddr <subnet> ip daddr <dns> udp/tcp dport 53 accept  # per nameserver in Internal
+//	             iifname gd* ip saddr <subnet> ip daddr <addr> tcp dport <ports> accept  # per Config.Services
 //	             iifname gd* ip saddr <subnet> ip daddr <internal> reject           # per Config.Internal
 //	             iifname gd* accept            # egress
 //	             oifname gd* ip daddr <subnet> ip saddr <subnet> reject  # forged: our dynos never come from outside
@@ -46,13 +48,14 @@ type firewall struct {
 	internal []netip.Prefix
 	dns      []netip.Addr // nameservers inside internal, kept reachable on port 53
 	routers  []netip.Prefix
+	services []Service
 }
 
 func newFirewall(cfg Config) (*firewall, error) {
 	name := "grid_" + strings.NewReplacer(".", "_", "/", "_").Replace(cfg.Subnet.String())
 	f := &firewall{
 		table:  &nftables.Table{Family: nftables.TableFamilyINet, Name: name},
-		subnet: cfg.Subnet, internal: cfg.Internal, routers: cfg.Routers,
+		subnet: cfg.Subnet, internal: cfg.Internal, routers: cfg.Routers, services: cfg.Services,
 	}
 	if len(cfg.Internal) == 0 {
 		return f, nil
@@ -130,8 +133,17 @@ func (f *firewall) chain(c *nftables.Conn, name string, hook *nftables.ChainHook
 
 func (f *firewall) inputChain(c *nftables.Conn) {
 	ch := f.chain(c, "input", nftables.ChainHookInput, nftables.ChainPriorityFilter, nftables.ChainTypeFilter)
-	f.rule(c, ch, ifname(expr.MetaKeyIIFNAME, true), ctEstablished(), accept())
-	f.rule(c, ch, ifname(expr.MetaKeyIIFNAME, true), reject())
+	fromDyno := ifname(expr.MetaKeyIIFNAME, true)
+	f.rule(c, ch, fromDyno, ctEstablished(), accept())
+	// The reject is for this Manager's sandboxes only: every table's
+	// input chain sees every sandbox's packets, and a catch-all in one
+	// Manager's table would refuse the services another admits.
+	// (Sandboxes cannot forge their source: they have no CAP_NET_RAW.)
+	fromOurs := append(fromDyno, ipv4In(12, f.subnet)...)
+	for _, sv := range f.services {
+		f.rule(c, ch, fromOurs, ipv4In(16, netip.PrefixFrom(sv.Addr, 32)), tcpPorts(sv.FirstPort, sv.LastPort), accept())
+	}
+	f.rule(c, ch, fromOurs, reject())
 }
 
 func (f *firewall) forwardChain(c *nftables.Conn) {
@@ -150,6 +162,9 @@ func (f *firewall) forwardChain(c *nftables.Conn) {
 		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 			f.rule(c, ch, fromOurs, ipv4In(16, netip.PrefixFrom(a, 32)), dport(proto, 53), accept())
 		}
+	}
+	for _, sv := range f.services {
+		f.rule(c, ch, fromOurs, ipv4In(16, netip.PrefixFrom(sv.Addr, 32)), tcpPorts(sv.FirstPort, sv.LastPort), accept())
 	}
 	for _, p := range f.internal {
 		f.rule(c, ch, fromOurs, ipv4In(16, p), reject())
@@ -211,6 +226,17 @@ func dport(proto byte, port uint16) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+	}
+}
+
+// tcpPorts matches TCP packets to a port from first to last.
+func tcpPorts(first, last uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint16(first)},
+		&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: binaryutil.BigEndian.PutUint16(last)},
 	}
 }
 

@@ -407,3 +407,53 @@ func TestRoutersAloneReachSandboxes(t *testing.T) {
 		})
 	}
 }
+
+// TestServicesReachable: a service on the host (an add-on server) is
+// reachable on its ports, and nothing else of the host is, not even
+// another port of the same address.
+func TestServicesReachable(t *testing.T) {
+	t.Parallel()
+	n := int(testSeq.Add(1))
+	svc := netip.MustParseAddr(fmt.Sprintf("10.235.%d.1", 200+n%50))
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: svc.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	if err := netlink.AddrAdd(lo, addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netlink.AddrDel(lo, addr) })
+	open, err := net.Listen("tcp", netip.AddrPortFrom(svc, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	closed, err := net.Listen("tcp", netip.AddrPortFrom(svc, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closed.Close()
+	accepting(open)
+	accepting(closed)
+	port := uint16(open.Addr().(*net.TCPAddr).Port)
+	cfg := testConfig(t, n)
+	cfg.Services = []Service{{Addr: svc, FirstPort: port, LastPort: port}}
+	m := newManagerWith(t, cfg)
+	for i, tc := range []struct {
+		addr string
+		want string
+	}{
+		{open.Addr().String(), "connected\n"},
+		{closed.Addr().String(), "blocked EHOSTUNREACH\n"},
+	} {
+		sp, _, _ := spec(fmt.Sprintf("svc%d", i), tryConnect(tc.addr)...)
+		sp.Network = true
+		if code, out, errOut := run(t, m, sp); code != 0 || out != tc.want {
+			t.Errorf("to %s: exit %d, %q (stderr %q), want %q", tc.addr, code, out, errOut, tc.want)
+		}
+	}
+	if _, err := New(Config{StateDir: t.TempDir(), Services: []Service{{Addr: svc}}}); err == nil {
+		t.Error("a service without ports was accepted")
+	}
+}

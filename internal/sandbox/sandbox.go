@@ -75,11 +75,20 @@ type Config struct {
 	// that host's address). IPv4 only. Nil means any source outside
 	// Subnet.
 	Routers []netip.Prefix
-	Logger  *slog.Logger
+	// Services are TCP services sandboxes may reach although they are on
+	// the host or in Internal: the add-on servers. IPv4 only.
+	Services []Service
+	Logger   *slog.Logger
 
 	// resolvConf is where nameservers are read from; tests change it.
 	// Empty means /etc/resolv.conf.
 	resolvConf string
+}
+
+// Service is an address and a range of TCP ports on it.
+type Service struct {
+	Addr                netip.Addr
+	FirstPort, LastPort uint16
 }
 
 var cgroupParentPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*(/[a-zA-Z0-9_][a-zA-Z0-9_.-]*)*$`)
@@ -101,6 +110,11 @@ func (c Config) normalize() (Config, error) {
 	}
 	if !cgroupParentPattern.MatchString(c.CgroupParent) || strings.Contains(c.CgroupParent, "..") {
 		return c, fmt.Errorf("cgroup parent %q must be a relative cgroup path: %w", c.CgroupParent, grid.ErrInvalid)
+	}
+	for _, sv := range c.Services {
+		if !sv.Addr.Is4() || sv.FirstPort == 0 || sv.LastPort < sv.FirstPort {
+			return c, fmt.Errorf("sandbox service %v ports %d-%d: want an IPv4 address and a port range: %w", sv.Addr, sv.FirstPort, sv.LastPort, grid.ErrInvalid)
+		}
 	}
 	for _, p := range append(slices.Clone(c.Internal), c.Routers...) {
 		if !p.IsValid() || !p.Addr().Is4() {
