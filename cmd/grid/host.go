@@ -34,6 +34,9 @@ type hostConfig struct {
 	// internal and routers are the sandbox firewall's lists (see
 	// sandbox.Config): comma-separated prefixes.
 	internal, routers string
+	// services are what dynos may reach on this machine (add-on
+	// servers), set by grid up.
+	services []sandbox.Service
 }
 
 func (c *hostConfig) register(fs *flag.FlagSet) {
@@ -81,7 +84,7 @@ func newSandboxes(c hostConfig, logger *slog.Logger) (*sandbox.Manager, error) {
 	}
 	return sandbox.New(sandbox.Config{
 		StateDir: filepath.Join(c.data, "sandboxes"), Subnet: mustPrefix(c.subnet),
-		CgroupParent: c.cgroupParent, Internal: internal, Routers: routers,
+		CgroupParent: c.cgroupParent, Internal: internal, Routers: routers, Services: c.services,
 		Logger: logger.With("part", "sandbox"),
 	})
 }

@@ -57,6 +57,8 @@ type serverConfig struct {
 	buildpackRoots pathList
 	buildTimeout   time.Duration
 	maxSlugMB      int64
+	// addons are the add-on backends this server offers (grid up's).
+	addons map[string]api.AddonBackend
 }
 
 // pathList is a repeatable flag of absolute paths.
@@ -305,6 +307,7 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 				Archive: true, SourceURL: r.SourceURL, Checksum: r.Checksum, Buildpacks: r.Buildpacks})
 		},
 		PurgeBuildCache: builder.PurgeCache,
+		AddonBackends:   c.addons,
 		AppDestroyed: func(ctx context.Context, app string) {
 			if err := git.RemoveRepo(app); err != nil {
 				logger.Warn("could not remove git repo", "app", app, "err", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -24,12 +25,13 @@ import (
 func upFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 	var s serverConfig
 	var h hostConfig
-	var routerAddr, routerTLS string
+	var routerAddr, routerTLS, addonsAddr string
 	var hosts int
 	s.register(fs, "")
 	h.register(fs)
 	fs.StringVar(&routerAddr, "router", "0.0.0.0:8080", "listen address of the HTTP router")
 	fs.StringVar(&routerTLS, "router-tls", "0.0.0.0:8443", "listen address of the router's HTTPS (HTTP/2 and HTTP/1.1); empty for none")
+	fs.StringVar(&addonsAddr, "addons-listen", "10.229.0.1", "address on this machine (put on lo) where the Postgres and Redis add-on servers listen for dynos; empty for no add-ons")
 	fs.IntVar(&hosts, "hosts", 0, "run this many hosts in network namespaces (netns provider) instead of one in this process; NATS then listens on all addresses at the --nats port")
 	return func(ctx context.Context, logger *slog.Logger) error {
 		if err := needRoot("grid up"); err != nil {
@@ -42,7 +44,14 @@ func upFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 		if hosts > 0 {
 			s.natsAddr = wildcardListen(s.natsAddr)
 		}
-		return up(ctx, s, h, routerAddr, routerTLS, hosts, logger)
+		var addons netip.Addr
+		if addonsAddr != "" {
+			var err error
+			if addons, err = netip.ParseAddr(addonsAddr); err != nil || !addons.Is4() {
+				return fmt.Errorf("--addons-listen %q: want an IPv4 address", addonsAddr)
+			}
+		}
+		return up(ctx, s, h, routerAddr, routerTLS, hosts, addons, logger)
 	}
 }
 
@@ -59,12 +68,15 @@ func wildcardListen(addr string) string {
 // up runs every role until ctx ends, then stops them in order: the front
 // doors (API, router) and the manager first, then dynos gracefully (netns
 // hosts are released), then NATS.
-func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr, routerTLS string, hosts int, logger *slog.Logger) error {
+func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr, routerTLS string, hosts int, addonsAddr netip.Addr, logger *slog.Logger) error {
 	n, err := startNATS(s)
 	if err != nil {
 		return err
 	}
 	defer n.srv.Shutdown()
+	addons := startAddons(ctx, s.data, addonsAddr, logger.With("part", "addons"))
+	defer addons.stop()
+	s.addons, h.services = addons.backends, addons.services
 	var hp *hostProvider
 	if hosts > 0 {
 		if hp, err = openNetNS(ctx, n, s.data, h.stopGrace, s.bootTimeout, logger.With("part", "provider")); err != nil {

@@ -70,6 +70,10 @@ type Config struct {
 	Build func(ctx context.Context, req BuildRequest) (grid.Release, error)
 	// PurgeBuildCache empties an app's build cache. Nil answers 503.
 	PurgeBuildCache func(app string) error
+	// AddonBackends provision add-ons, by service name
+	// ("heroku-postgresql", "heroku-redis"). A service without one
+	// answers 503.
+	AddonBackends map[string]AddonBackend
 	// MaxSourceBytes bounds an uploaded source tarball. Zero means
 	// DefaultMaxSourceBytes.
 	MaxSourceBytes int64
@@ -79,23 +83,24 @@ type Config struct {
 const maxBodyBytes = 1 << 20
 
 type server struct {
-	store        *store.Store
-	logs         *logs.Log
-	logger       *slog.Logger
-	webURL       func(string) string
-	gitURL       func(string) string
-	secret       []byte
-	baseURL      string
-	git          http.Handler
-	appDestroyed func(ctx context.Context, app string)
-	hosts        HostProvider
-	rolePassword func(store.Role) string
-	build        func(context.Context, BuildRequest) (grid.Release, error)
-	purgeCache   func(app string) error
-	maxSource    int64
-	outputs      outputs // of the builds running here
-	domain       string  // apps' parent domain, normalized: <app>.<domain>
-	mux          *http.ServeMux
+	store         *store.Store
+	logs          *logs.Log
+	logger        *slog.Logger
+	webURL        func(string) string
+	gitURL        func(string) string
+	secret        []byte
+	baseURL       string
+	git           http.Handler
+	appDestroyed  func(ctx context.Context, app string)
+	hosts         HostProvider
+	rolePassword  func(store.Role) string
+	build         func(context.Context, BuildRequest) (grid.Release, error)
+	purgeCache    func(app string) error
+	addonBackends map[string]AddonBackend
+	maxSource     int64
+	outputs       outputs // of the builds running here
+	domain        string  // apps' parent domain, normalized: <app>.<domain>
+	mux           *http.ServeMux
 	// now is the clock for log-session expiry and audit lines; tests
 	// replace it.
 	now func() time.Time
@@ -109,23 +114,24 @@ func New(cfg Config) http.Handler { return newServer(cfg) }
 
 func newServer(cfg Config) *server {
 	s := &server{
-		store:        cfg.Store,
-		logs:         cfg.Logs,
-		logger:       cfg.Logger,
-		webURL:       cfg.WebURL,
-		gitURL:       cfg.GitURL,
-		secret:       cfg.SessionSecret,
-		baseURL:      strings.TrimRight(cfg.BaseURL, "/"),
-		git:          cfg.Git,
-		appDestroyed: cfg.AppDestroyed,
-		hosts:        cfg.Hosts,
-		rolePassword: cfg.RolePassword,
-		build:        cfg.Build,
-		purgeCache:   cfg.PurgeBuildCache,
-		maxSource:    cmp.Or(cfg.MaxSourceBytes, DefaultMaxSourceBytes),
-		domain:       strings.Trim(strings.ToLower(cfg.Domain), "."),
-		mux:          http.NewServeMux(),
-		now:          time.Now,
+		store:         cfg.Store,
+		logs:          cfg.Logs,
+		logger:        cfg.Logger,
+		webURL:        cfg.WebURL,
+		gitURL:        cfg.GitURL,
+		secret:        cfg.SessionSecret,
+		baseURL:       strings.TrimRight(cfg.BaseURL, "/"),
+		git:           cfg.Git,
+		appDestroyed:  cfg.AppDestroyed,
+		hosts:         cfg.Hosts,
+		rolePassword:  cfg.RolePassword,
+		build:         cfg.Build,
+		purgeCache:    cfg.PurgeBuildCache,
+		addonBackends: cfg.AddonBackends,
+		maxSource:     cmp.Or(cfg.MaxSourceBytes, DefaultMaxSourceBytes),
+		domain:        strings.Trim(strings.ToLower(cfg.Domain), "."),
+		mux:           http.NewServeMux(),
+		now:           time.Now,
 	}
 	s.started = s.now()
 	if s.logger == nil {
@@ -154,7 +160,13 @@ func (s *server) routes() {
 	s.handle("GET /apps/{app}", s.getApp)
 	s.handle("PATCH /apps/{app}", s.updateApp)
 	s.handle("DELETE /apps/{app}", s.deleteApp)
-	s.handle("GET /apps/{app}/addons", s.emptyList)
+	s.handle("GET /apps/{app}/addons", s.listAddons)
+	s.handle("POST /apps/{app}/addons", s.createAddon)
+	s.handle("GET /apps/{app}/addons/{addon}", s.getAddon)
+	s.handle("DELETE /apps/{app}/addons/{addon}", s.deleteAddon)
+	s.handle("GET /apps/{app}/addon-attachments", s.listAttachments)
+	s.handle("POST /addon-attachments", s.createAttachment)
+	s.handle("DELETE /addon-attachments/{attachment}", s.deleteAttachment)
 	s.handle("GET /apps/{app}/collaborators", s.emptyList)
 
 	s.handle("GET /apps/{app}/buildpack-installations", s.listBuildpacks)

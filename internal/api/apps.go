@@ -221,6 +221,9 @@ func (s *server) deleteApp(w http.ResponseWriter, r *http.Request, user string) 
 	if err := s.store.DeleteAppData(ctx, a.Name); err != nil {
 		return err
 	}
+	if err := s.destroyAppAddons(ctx, a, user); err != nil {
+		return err
+	}
 	if _, err := s.deleteAssignments(ctx, func(as grid.Assignment) bool { return as.App == a.Name }); err != nil {
 		return err
 	}
@@ -236,8 +239,8 @@ func (s *server) deleteApp(w http.ResponseWriter, r *http.Request, user string) 
 	return nil
 }
 
-// emptyList answers endpoints of features Dynogrid does not have (add-ons,
-// collaborators) with an empty list, so clients that list them work.
+// emptyList answers endpoints of features Dynogrid does not have
+// (collaborators) with an empty list, so clients that list them work.
 func (s *server) emptyList(w http.ResponseWriter, r *http.Request, user string) error {
 	if _, err := s.appOf(r); err != nil {
 		return err

@@ -41,6 +41,7 @@ func init() {
 		psCmd, psScaleCmd, psTypeCmd, psRestartCmd, psStopCmd,
 		runCmd, runDetachedCmd,
 		logsCmd,
+		addonsCmd, addonsCreateCmd, addonsInfoCmd, addonsDestroyCmd, addonsAttachCmd, addonsDetachCmd,
 		deployCmd, buildsCmd, buildsOutputCmd, buildsPurgeCmd,
 		buildpacksCmd, buildpacksSetCmd, buildpacksAddCmd, buildpacksRemoveCmd, buildpacksClearCmd,
 		domainsCmd, domainsAddCmd, domainsRemoveCmd,

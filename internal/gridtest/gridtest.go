@@ -88,6 +88,9 @@ type Grid struct {
 func Start(t testing.TB, args ...string) *Grid {
 	t.Helper()
 	g := &Grid{t: t, Exe: Exe(t), Data: t.TempDir(), Home: t.TempDir(), args: args}
+	// The add-on servers' OS users pass through to DATA (grid makes it
+	// 0711 itself), as they do through /var/lib.
+	os.Chmod(filepath.Dir(g.Data), 0o711)
 	g.APIAddr, g.RtAddr, g.TLSAddr = freeAddr(t), freeAddr(t), freeAddr(t)
 	g.APIURL = "http://" + g.APIAddr
 	natsAddr := freeAddr(t)

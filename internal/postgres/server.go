@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -43,6 +44,8 @@ type Server struct {
 	cfg      ServerConfig
 	password string
 	cred     *syscall.Credential
+	proc     *exec.Cmd
+	exited   chan struct{} // closed when proc has exited
 }
 
 // adminRole is the cluster's superuser, known only to the grid.
@@ -162,32 +165,65 @@ func (s *Server) initdb(ctx context.Context) error {
 	return os.WriteFile(filepath.Join(s.data(), "pg_hba.conf"), []byte(hba), 0o600)
 }
 
-// start runs pg_ctl start and waits for the server to accept
-// connections. Settings a tenant must not change are fixed here.
+// start runs the postmaster as a child of this process (not daemonized
+// by pg_ctl): if the grid dies, the kernel sends it SIGTERM and it shuts
+// down, instead of living on holding the address. It waits until the
+// server accepts connections. Settings a tenant must not change are
+// fixed here.
 func (s *Server) start(ctx context.Context) error {
-	opts := strings.Join([]string{
-		"-c listen_addresses=" + s.cfg.Listen.Addr().String(),
-		"-p " + strconv.Itoa(int(s.cfg.Listen.Port())),
-		"-c unix_socket_directories=''",
-		"-c password_encryption=scram-sha-256",
-		"-c max_connections=200",
-	}, " ")
-	cmd := s.command(ctx, "pg_ctl", "start", "-D", s.data(), "-l", filepath.Join(s.cfg.Dir, "server.log"), "-w", "-t", "60", "-o", opts)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.cfg.Dir, "server.log"))
-		return fmt.Errorf("postgres: start: %v: %s\n%s", err, out, tail(string(log), 10))
+	logf, err := os.OpenFile(filepath.Join(s.cfg.Dir, "server.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer logf.Close()
+	cmd := s.command(context.Background(), "postgres", "-D", s.data(),
+		"-c", "listen_addresses="+s.cfg.Listen.Addr().String(),
+		"-p", strconv.Itoa(int(s.cfg.Listen.Port())),
+		"-c", "unix_socket_directories=",
+		"-c", "password_encryption=scram-sha-256",
+		"-c", "max_connections=200")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("postgres: start: %w", err)
+	}
+	s.proc = cmd
+	s.exited = make(chan struct{})
+	go func() { cmd.Wait(); close(s.exited) }()
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		c, err := net.DialTimeout("tcp", s.cfg.Listen.String(), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-s.exited:
+			log, _ := os.ReadFile(filepath.Join(s.cfg.Dir, "server.log"))
+			return fmt.Errorf("postgres: the server exited at start:\n%s", tail(string(log), 10))
+		case <-wctx.Done():
+			s.Stop()
+			return fmt.Errorf("postgres: not accepting connections on %s after a minute", s.cfg.Listen)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
-// Stop shuts the server down (fast: sessions are ended).
+// Stop shuts the server down (fast: sessions are ended) and waits.
 func (s *Server) Stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if out, err := s.command(ctx, "pg_ctl", "stop", "-D", s.data(), "-m", "fast", "-w").CombinedOutput(); err != nil {
-		return fmt.Errorf("postgres: stop: %v: %s", err, out)
+	if s.proc == nil {
+		return nil
 	}
-	return nil
+	_ = s.proc.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = s.proc.Process.Kill()
+		<-s.exited
+		return errors.New("postgres: killed after 30 s of shutting down")
+	}
 }
 
 func tail(s string, n int) string {

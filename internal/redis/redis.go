@@ -190,8 +190,10 @@ func (s *Supervisor) Provision(ctx context.Context, id string, plan Plan) (strin
 	return s.url(port, password), nil
 }
 
+// url is the instance's URL. The user is "default" (Redis's own), which
+// every client takes: redis-cli fails to authenticate with an empty one.
 func (s *Supervisor) url(port int, password string) string {
-	u := url.URL{Scheme: "redis", User: url.UserPassword("", password), Host: netip.AddrPortFrom(s.cfg.Listen, uint16(port)).String()}
+	u := url.URL{Scheme: "redis", User: url.UserPassword("default", password), Host: netip.AddrPortFrom(s.cfg.Listen, uint16(port)).String()}
 	return u.String()
 }
 

@@ -59,7 +59,7 @@ func TestRedisInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a == b || !strings.HasPrefix(a, "redis://:") {
+	if a == b || !strings.HasPrefix(a, "redis://default:") {
 		t.Fatalf("URLs %q %q", a, b)
 	}
 	ca, cb := client(t, a), client(t, b)
@@ -72,7 +72,7 @@ func TestRedisInstances(t *testing.T) {
 
 	// Without B's password, B's server answers nothing.
 	optB, _ := goredis.ParseURL(b)
-	for _, pw := range []string{"", "wrong", strings.TrimPrefix(strings.Split(a, "@")[0], "redis://:")} {
+	for _, pw := range []string{"", "wrong", strings.TrimPrefix(strings.Split(a, "@")[0], "redis://default:")} {
 		o := *optB
 		o.Password, o.MaxRetries = pw, -1
 		c := goredis.NewClient(&o)

@@ -54,10 +54,12 @@ type Store struct {
 	domains     bucket[grid.Domain]
 	certs       bucket[grid.Cert] // private keys: servers and routers only
 	blobs       jetstream.ObjectStore
-	// Servers only (builds.go).
-	builds  bucket[grid.Build]
-	outputs jetstream.ObjectStore
-	sources jetstream.ObjectStore
+	// Servers only (builds.go, addons.go).
+	builds      bucket[grid.Build]
+	addons      bucket[grid.Addon]
+	attachments bucket[grid.Attachment]
+	outputs     jetstream.ObjectStore
+	sources     jetstream.ObjectStore
 }
 
 // Open connects to NATS and makes sure every bucket exists. It retries the
@@ -94,6 +96,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.assignments.name, s.dynos.name, s.hosts.name = "assignment", "dyno", "host"
 	s.routers.name, s.keys.name, s.meta.name, s.leases.name = "router", "api key", "counter", "lease"
 	s.domains.name, s.certs.name, s.builds.name = "domain", "certificate", "build"
+	s.addons.name, s.attachments.name = "add-on", "attachment"
 	if err := s.init(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -178,6 +181,8 @@ func (s *Store) bind(ctx context.Context) error {
 	objects(&s.blobs, "slugblobs", 0)
 	if s.create {
 		kv(&s.builds.kv, "builds", 0)
+		kv(&s.addons.kv, "addons", 0)
+		kv(&s.attachments.kv, "attachments", 0)
 		objects(&s.outputs, "buildoutput", 0)
 		objects(&s.sources, "sources", SourceTTL)
 	}

@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dynogrid/grid/internal/gridtest"
+)
+
+// TestAddons (issue 7): an app gets a real Postgres database and a real
+// Redis server with one command each, reads and writes them through
+// DATABASE_URL and REDIS_URL from its dynos, shares the database with a
+// second app, and cannot reach a third app's database with its own
+// credentials; destroying asks for confirmation and detaches everywhere.
+func TestAddons(t *testing.T) {
+	g := gridtest.Start(t, "--boot-timeout", "10s", "--stop-grace", "5s")
+	g.MustCLI("apps:create", "shop")
+	created := regexp.MustCompile(`Created ((postgresql|redis)-[a-z]+-\d{5}) as (\w+)`)
+	pg := created.FindStringSubmatch(g.MustCLI("addons:create", "heroku-postgresql", "-a", "shop"))
+	rd := created.FindStringSubmatch(g.MustCLI("addons:create", "redis", "-a", "shop"))
+	if pg == nil || pg[3] != "DATABASE_URL" || rd == nil || rd[3] != "REDIS_URL" {
+		t.Fatalf("addons:create said %v and %v", pg, rd)
+	}
+	config := g.MustCLI("config", "-a", "shop", "--shell")
+	if !regexp.MustCompile(`DATABASE_URL='?postgres://`).MatchString(config) || !regexp.MustCompile(`REDIS_URL='?redis://`).MatchString(config) {
+		t.Errorf("config:\n%s", config)
+	}
+	if rel := g.MustCLI("releases", "-a", "shop"); !strings.Contains(rel, "Attach DATABASE (@ref:"+pg[1]+")") {
+		t.Errorf("releases:\n%s", rel)
+	}
+	if list := g.MustCLI("addons", "-a", "shop"); !strings.Contains(list, pg[1]) || !strings.Contains(list, "heroku-redis:mini") {
+		t.Errorf("addons:\n%s", list)
+	}
+
+	if out, err := g.Push("shop", g.Repo("testdata/addons-app")); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	g.WaitBody("shop", "/", "pg 0; redis 0\n", 30*time.Second)
+	for i := 1; i <= 2; i++ {
+		if _, body, _, err := g.Get("shop", "/hit"); err != nil || body != fmt.Sprintf("pg %d; redis %d\n", i, i) {
+			t.Errorf("hit %d: %q, %v", i, body, err)
+		}
+	}
+
+	// A second app shares the database.
+	g.MustCLI("apps:create", "reports")
+	g.MustCLI("addons:attach", pg[1], "-a", "reports", "--as", "SHARED")
+	shopURL := configVar(t, g, "shop", "DATABASE_URL")
+	if got := configVar(t, g, "reports", "SHARED_URL"); got != shopURL {
+		t.Errorf("reports' SHARED_URL %q, want shop's DATABASE_URL", got)
+	}
+
+	// A third app's own credentials do not open shop's database.
+	g.MustCLI("apps:create", "intruder")
+	g.MustCLI("addons:create", "postgresql", "-a", "intruder")
+	if out, err := g.Push("intruder", g.Repo("testdata/addons-app")); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	shopDB := shopURL[strings.LastIndex(shopURL, "/")+1:]
+	out, errOut, err := g.CLI("run", "-x", "--no-tty", "-a", "intruder", "--", "sh", "-c",
+		`psql=$(ls /usr/lib/postgresql/*/bin/psql | tail -1); $psql "${DATABASE_URL%/*}/`+shopDB+`" -c "select 1"`)
+	if err == nil || !strings.Contains(out+errOut, "permission denied for database") {
+		t.Errorf("intruder on shop's database: %v\n%s%s", err, out, errOut)
+	}
+
+	// Destroying needs the app's name, then detaches everywhere.
+	if _, errOut, err := g.CLI("addons:destroy", rd[1], "-a", "shop"); err == nil || !strings.Contains(errOut, "--confirm shop") {
+		t.Errorf("destroy without --confirm: %v %s", err, errOut)
+	}
+	g.MustCLI("addons:destroy", rd[1], "-a", "shop", "--confirm", "shop")
+	if strings.Contains(g.MustCLI("config", "-a", "shop"), "REDIS_URL") {
+		t.Error("REDIS_URL outlived its add-on")
+	}
+	g.WaitBody("shop", "/", "pg 2\n", 30*time.Second)
+	g.MustCLI("apps:destroy", "shop", "--confirm", "shop")
+	if strings.Contains(g.MustCLI("config", "-a", "reports"), "SHARED_URL") {
+		t.Error("SHARED_URL outlived the destroyed app's database")
+	}
+}
+
+func configVar(t *testing.T, g *gridtest.Grid, app, name string) string {
+	t.Helper()
+	for _, l := range strings.Split(g.MustCLI("config", "-a", app, "--shell"), "\n") {
+		if v, ok := strings.CutPrefix(l, name+"="); ok {
+			return strings.Trim(v, "'")
+		}
+	}
+	t.Fatalf("%s has no %s", app, name)
+	return ""
+}

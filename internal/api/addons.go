@@ -1,0 +1,465 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/schema"
+	"github.com/dynogrid/grid/internal/store"
+)
+
+// An add-on is provisioned by its service's backend, owned by one app and
+// attached to it (and maybe to others) as NAME: each attachment is the
+// config var NAME_URL, set and unset through releases like config:set,
+// so dynos restart with it. Creation undoes itself if any step fails;
+// destruction detaches everywhere first.
+
+// AddonBackend provisions one service's resources.
+type AddonBackend interface {
+	// Plan checks a plan name ("" is the default) and returns it.
+	Plan(name string) (string, error)
+	Provision(ctx context.Context, resource, plan string) (url string, err error)
+	Deprovision(ctx context.Context, resource string) error
+}
+
+// Services are the add-on services, with the names users may give them
+// and the attachment name they get by default.
+var services = []struct {
+	name, short, attachAs string
+	aliases               []string
+}{
+	{"heroku-postgresql", "postgresql", "DATABASE", []string{"postgresql", "postgres", "heroku-postgres"}},
+	{"heroku-redis", "redis", "REDIS", []string{"redis"}},
+}
+
+// service resolves "heroku-postgresql:essential-0" to the service and
+// plan names.
+func (s *server) service(spec string) (name, short, attachAs, plan string, backend AddonBackend, err error) {
+	svc, plan, _ := strings.Cut(strings.TrimSpace(spec), ":")
+	for _, sv := range services {
+		if svc == sv.name || contains(sv.aliases, svc) {
+			b := s.addonBackends[sv.name]
+			if b == nil {
+				return "", "", "", "", nil, fmt.Errorf("this grid runs no %s backend (is it installed?): %w", sv.name, grid.ErrUnavailable)
+			}
+			plan, err := b.Plan(plan)
+			return sv.name, sv.short, sv.attachAs, plan, b, err
+		}
+	}
+	return "", "", "", "", nil, invalid(fmt.Sprintf("No add-on service %q. This grid offers heroku-postgresql (postgresql) and heroku-redis (redis).", svc))
+}
+
+func contains(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+var adjectives = []string{"amber", "brisk", "calm", "deep", "eager", "fair", "gentle", "humble", "ivory", "jolly", "keen", "lively", "mellow", "nimble", "opal", "proud", "quiet", "rapid", "silver", "tidy", "vivid", "warm"}
+
+// addonName makes a free name like "postgresql-brisk-48213".
+func addonName(short string, taken func(string) bool) string {
+	for {
+		n := fmt.Sprintf("%s-%s-%05d", short, adjectives[rand.IntN(len(adjectives))], rand.IntN(100000))
+		if !taken(n) {
+			return n
+		}
+	}
+}
+
+func (s *server) addonView(ctx context.Context, a grid.Addon) schema.Addon {
+	ats, _ := s.store.Attachments(ctx, "")
+	v := schema.Addon{
+		ID: a.ID, Name: a.Name,
+		AddonService: schema.Ref{ID: stableID("addon-service", a.Service), Name: a.Service},
+		Plan:         schema.Ref{ID: stableID("plan", a.Service+":"+a.Plan), Name: a.Service + ":" + a.Plan},
+		App:          schema.Ref{ID: a.AppID, Name: a.App},
+		ConfigVars:   []string{},
+		ProviderID:   a.Resource,
+		State:        "provisioned",
+		Actions:      []struct{}{},
+		CreatedAt:    apiTime(a.CreatedAt),
+		UpdatedAt:    apiTime(a.UpdatedAt),
+	}
+	for _, at := range ats {
+		if at.AddonID == a.ID {
+			if at.App == a.App {
+				v.ConfigVars = append(v.ConfigVars, at.ConfigVar())
+			}
+			v.Attachments = append(v.Attachments, schema.AttachedRef{App: at.App, Name: at.Name})
+		}
+	}
+	return v
+}
+
+// createAddon is POST /apps/{app}/addons.
+func (s *server) createAddon(w http.ResponseWriter, r *http.Request, user string) error {
+	app, err := s.appOf(r)
+	if err != nil {
+		return err
+	}
+	var body schema.AddonCreate
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if body.Plan == "" {
+		return invalid(`Say which add-on: {"plan": "heroku-postgresql"} or "heroku-redis:premium-0".`)
+	}
+	if len(body.Config) > 0 {
+		return invalid("These add-ons take no config options.")
+	}
+	svc, short, attachAs, plan, backend, err := s.service(body.Plan)
+	if err != nil {
+		return err
+	}
+	if body.Attachment != nil && body.Attachment.Name != "" {
+		attachAs = strings.ToUpper(body.Attachment.Name)
+	}
+	if err := grid.ValidateAttachmentName(attachAs); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	all, err := s.store.Addons(ctx)
+	if err != nil {
+		return err
+	}
+	taken := map[string]bool{}
+	for _, a := range all {
+		taken[a.Name] = true
+	}
+	now := s.now().UTC()
+	id := store.NewID()
+	a := grid.Addon{ID: id, Name: addonName(short, func(n string) bool { return taken[n] }), App: app.Name, AppID: app.ID,
+		Service: svc, Plan: plan, Resource: strings.ReplaceAll(id, "-", ""), CreatedAt: now, UpdatedAt: now}
+	// Each step undoes the ones before if it fails; the client's going
+	// away does not leave half an add-on.
+	ctx = context.WithoutCancel(ctx)
+	if a.URL, err = backend.Provision(ctx, a.Resource, plan); err != nil {
+		return err
+	}
+	if err := s.store.PutAddon(ctx, a); err != nil {
+		return errors.Join(err, backend.Deprovision(ctx, a.Resource))
+	}
+	if err := s.attach(ctx, a, app, attachAs, user); err != nil {
+		return errors.Join(err, s.store.DeleteAddon(ctx, a.ID), backend.Deprovision(ctx, a.Resource))
+	}
+	s.audit(app.Name, fmt.Sprintf("Add %s add-on %s by user %s", a.Service+":"+a.Plan, a.Name, user))
+	writeJSON(w, http.StatusCreated, s.addonView(ctx, a))
+	return nil
+}
+
+// attach records the attachment of a to app as name and releases the
+// config var; the record is removed again if the release fails.
+func (s *server) attach(ctx context.Context, a grid.Addon, app grid.App, name, user string) error {
+	at := grid.Attachment{ID: store.NewID(), AddonID: a.ID, App: app.Name, AppID: app.ID, Name: name, CreatedAt: s.now().UTC()}
+	if err := s.store.CreateAttachment(ctx, at); err != nil {
+		if errors.Is(err, grid.ErrConflict) {
+			return invalid(fmt.Sprintf("%s already has an add-on attached as %s. Choose another name (--as).", app.Name, name))
+		}
+		return err
+	}
+	url := a.URL
+	err := s.releaseConfig(ctx, app.Name, user, fmt.Sprintf("Attach %s (@ref:%s)", name, a.Name), func(cfg map[string]string) error {
+		if _, ok := cfg[at.ConfigVar()]; ok {
+			return invalid(fmt.Sprintf("%s already has a config var %s. Choose another name (--as), or unset it first.", app.Name, at.ConfigVar()))
+		}
+		cfg[at.ConfigVar()] = url
+		return nil
+	})
+	if err != nil {
+		return errors.Join(err, s.store.DeleteAttachment(ctx, app.Name, name))
+	}
+	return nil
+}
+
+// detach releases app without at's config var and forgets at.
+func (s *server) detach(ctx context.Context, at grid.Attachment, a grid.Addon, user string) error {
+	err := s.releaseConfig(ctx, at.App, user, fmt.Sprintf("Detach %s (@ref:%s)", at.Name, a.Name), func(cfg map[string]string) error {
+		delete(cfg, at.ConfigVar())
+		return nil
+	})
+	if err != nil && !errors.Is(err, grid.ErrNotFound) {
+		return err
+	}
+	return s.store.DeleteAttachment(ctx, at.App, at.Name)
+}
+
+// releaseConfig makes a release of app whose config is the current one
+// changed by edit, described as desc.
+func (s *server) releaseConfig(ctx context.Context, app, user, desc string, edit func(map[string]string) error) error {
+	rel, err := s.store.CommitRelease(ctx, app, func(cur grid.App) (grid.Release, error) {
+		cfg := map[string]string{}
+		for k, v := range cur.Release.Config {
+			cfg[k] = v
+		}
+		if err := edit(cfg); err != nil {
+			return grid.Release{}, err
+		}
+		return grid.Release{Description: desc, SlugID: cur.Release.SlugID, Commit: cur.Release.Commit, Config: cfg, User: user}, nil
+	})
+	if err != nil {
+		return err
+	}
+	s.audit(app, rel.Description+" by user "+user)
+	s.audit(app, fmt.Sprintf("Release v%d created by user %s", rel.Version, user))
+	return nil
+}
+
+// appAddons are the add-ons attached to app, owned or not.
+func (s *server) appAddons(ctx context.Context, app grid.App) ([]grid.Addon, error) {
+	ats, err := s.store.Attachments(ctx, app.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []grid.Addon
+	seen := map[string]bool{}
+	for _, at := range ats {
+		if at.AppID != app.ID || seen[at.AddonID] {
+			continue
+		}
+		a, err := s.store.Addon(ctx, at.AddonID)
+		if err != nil {
+			continue // destroyed half way: it no longer counts
+		}
+		seen[a.ID] = true
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+func (s *server) listAddons(w http.ResponseWriter, r *http.Request, user string) error {
+	app, err := s.appOf(r)
+	if err != nil {
+		return err
+	}
+	as, err := s.appAddons(r.Context(), app)
+	if err != nil {
+		return err
+	}
+	views := make([]schema.Addon, len(as))
+	for i, a := range as {
+		views[i] = s.addonView(r.Context(), a)
+	}
+	writeJSON(w, http.StatusOK, views)
+	return nil
+}
+
+// findAddon resolves {addon} (id or name) among app's add-ons.
+func (s *server) findAddon(ctx context.Context, app grid.App, ref string) (grid.Addon, error) {
+	as, err := s.appAddons(ctx, app)
+	if err != nil {
+		return grid.Addon{}, err
+	}
+	for _, a := range as {
+		if a.ID == ref || a.Name == ref {
+			return a, nil
+		}
+	}
+	return grid.Addon{}, notFound("add-on")
+}
+
+func (s *server) getAddon(w http.ResponseWriter, r *http.Request, user string) error {
+	app, err := s.appOf(r)
+	if err != nil {
+		return err
+	}
+	a, err := s.findAddon(r.Context(), app, r.PathValue("addon"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.addonView(r.Context(), a))
+	return nil
+}
+
+// deleteAddon is DELETE /apps/{app}/addons/{addon}: detach everywhere,
+// then deprovision (the data goes). Only the owning app may.
+func (s *server) deleteAddon(w http.ResponseWriter, r *http.Request, user string) error {
+	app, err := s.appOf(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	a, err := s.findAddon(ctx, app, r.PathValue("addon"))
+	if err != nil {
+		return err
+	}
+	if a.AppID != app.ID {
+		return invalid(fmt.Sprintf("%s belongs to %s: destroy it there, or detach it from %s.", a.Name, a.App, app.Name))
+	}
+	view := s.addonView(ctx, a)
+	ctx = context.WithoutCancel(ctx)
+	if err := s.destroyAddon(ctx, a, user); err != nil {
+		return err
+	}
+	s.audit(app.Name, fmt.Sprintf("Destroy %s add-on %s by user %s", a.Service+":"+a.Plan, a.Name, user))
+	view.State = "deprovisioned"
+	writeJSON(w, http.StatusOK, view)
+	return nil
+}
+
+func (s *server) destroyAddon(ctx context.Context, a grid.Addon, user string) error {
+	ats, err := s.store.Attachments(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, at := range ats {
+		if at.AddonID == a.ID {
+			if err := s.detach(ctx, at, a, user); err != nil {
+				return err
+			}
+		}
+	}
+	if b := s.addonBackends[a.Service]; b != nil {
+		if err := b.Deprovision(ctx, a.Resource); err != nil {
+			return err
+		}
+	}
+	return s.store.DeleteAddon(ctx, a.ID)
+}
+
+// destroyAppAddons removes what an app being deleted owns, and its
+// attachments to other apps' add-ons.
+func (s *server) destroyAppAddons(ctx context.Context, app grid.App, user string) error {
+	all, err := s.store.Addons(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range all {
+		if a.AppID == app.ID {
+			errs = append(errs, s.destroyAddon(ctx, a, user))
+		}
+	}
+	ats, err := s.store.Attachments(ctx, app.Name)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, at := range ats {
+		errs = append(errs, s.store.DeleteAttachment(ctx, at.App, at.Name))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *server) attachmentView(ctx context.Context, at grid.Attachment) schema.AddonAttachment {
+	v := schema.AddonAttachment{ID: at.ID, Name: at.Name, App: schema.Ref{ID: at.AppID, Name: at.App},
+		CreatedAt: apiTime(at.CreatedAt), UpdatedAt: apiTime(at.CreatedAt)}
+	if a, err := s.store.Addon(ctx, at.AddonID); err == nil {
+		v.Addon = schema.AddonRef{ID: a.ID, Name: a.Name, App: schema.Ref{ID: a.AppID, Name: a.App}}
+	}
+	return v
+}
+
+func (s *server) listAttachments(w http.ResponseWriter, r *http.Request, user string) error {
+	app, err := s.appOf(r)
+	if err != nil {
+		return err
+	}
+	ats, err := s.store.Attachments(r.Context(), app.Name)
+	if err != nil {
+		return err
+	}
+	views := []schema.AddonAttachment{}
+	for _, at := range ats {
+		if at.AppID == app.ID {
+			views = append(views, s.attachmentView(r.Context(), at))
+		}
+	}
+	writeJSON(w, http.StatusOK, views)
+	return nil
+}
+
+// createAttachment is POST /addon-attachments: attach an add-on of one
+// of the user's apps to another (a shared database).
+func (s *server) createAttachment(w http.ResponseWriter, r *http.Request, user string) error {
+	var body schema.AttachmentCreate
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	app, err := s.findApp(ctx, body.App)
+	if err != nil {
+		return err
+	}
+	all, err := s.store.Addons(ctx)
+	if err != nil {
+		return err
+	}
+	var a *grid.Addon
+	for i := range all {
+		if all[i].ID == body.Addon || all[i].Name == body.Addon {
+			if _, err := s.findApp(ctx, all[i].App); err == nil {
+				a = &all[i]
+			}
+		}
+	}
+	if a == nil {
+		return notFound("add-on")
+	}
+	name := strings.ToUpper(body.Name)
+	if name == "" {
+		for _, sv := range services {
+			if sv.name == a.Service {
+				name = sv.attachAs
+			}
+		}
+	}
+	if err := grid.ValidateAttachmentName(name); err != nil {
+		return err
+	}
+	if err := s.attach(context.WithoutCancel(ctx), *a, app, name, user); err != nil {
+		return err
+	}
+	ats, err := s.store.Attachments(ctx, app.Name)
+	if err != nil {
+		return err
+	}
+	for _, at := range ats {
+		if at.Name == name {
+			writeJSON(w, http.StatusCreated, s.attachmentView(ctx, at))
+			return nil
+		}
+	}
+	return notFound("attachment")
+}
+
+// deleteAttachment is DELETE /addon-attachments/{id}. The owning app's
+// own attachment stays: destroy the add-on instead.
+func (s *server) deleteAttachment(w http.ResponseWriter, r *http.Request, user string) error {
+	ctx := r.Context()
+	ats, err := s.store.Attachments(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, at := range ats {
+		if at.ID != r.PathValue("attachment") {
+			continue
+		}
+		if _, err := s.findApp(ctx, at.App); err != nil {
+			return notFound("attachment")
+		}
+		a, err := s.store.Addon(ctx, at.AddonID)
+		if err != nil {
+			return err
+		}
+		if a.AppID == at.AppID {
+			return invalid(fmt.Sprintf("%s is %s's own add-on: destroy it instead (grid addons:destroy %s).", a.Name, a.App, a.Name))
+		}
+		view := s.attachmentView(ctx, at)
+		if err := s.detach(context.WithoutCancel(ctx), at, a, user); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, view)
+		return nil
+	}
+	return notFound("attachment")
+}

@@ -1,0 +1,61 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dynogrid/grid/internal/grid"
+)
+
+// Add-ons and attachments are server-only (bucket "addons", key the
+// add-on's id; bucket "attachments", key <app>.<name>): they hold
+// credentials that only reach hosts through releases.
+
+// PutAddon creates or replaces an add-on record.
+func (s *Store) PutAddon(ctx context.Context, a grid.Addon) error {
+	_, err := s.addons.put(ctx, a.ID, a)
+	return err
+}
+
+// Addon returns an add-on by id.
+func (s *Store) Addon(ctx context.Context, id string) (grid.Addon, error) {
+	a, _, err := s.addons.get(ctx, id)
+	return a, err
+}
+
+// Addons lists every add-on.
+func (s *Store) Addons(ctx context.Context) ([]grid.Addon, error) {
+	return s.addons.list(ctx, ">")
+}
+
+// DeleteAddon removes an add-on record.
+func (s *Store) DeleteAddon(ctx context.Context, id string) error {
+	return s.addons.delete(ctx, id)
+}
+
+func attachmentKey(app, name string) string { return app + "." + name }
+
+// CreateAttachment records at; ErrConflict if the app has an attachment
+// of that name.
+func (s *Store) CreateAttachment(ctx context.Context, at grid.Attachment) error {
+	_, err := s.attachments.create(ctx, attachmentKey(at.App, at.Name), at)
+	if errors.Is(err, grid.ErrConflict) {
+		return fmt.Errorf("app %s already has an add-on attached as %s: %w", at.App, at.Name, grid.ErrConflict)
+	}
+	return err
+}
+
+// Attachments lists an app's attachments ("" for every app's).
+func (s *Store) Attachments(ctx context.Context, app string) ([]grid.Attachment, error) {
+	filter := ">"
+	if app != "" {
+		filter = app + ".*"
+	}
+	return s.attachments.list(ctx, filter)
+}
+
+// DeleteAttachment removes an app's attachment.
+func (s *Store) DeleteAttachment(ctx context.Context, app, name string) error {
+	return s.attachments.delete(ctx, attachmentKey(app, name))
+}
