@@ -45,6 +45,31 @@ func TestAddons(t *testing.T) {
 		}
 	}
 
+	// The operator's tools, with the app's URLs.
+	if out := g.MustCLI("pg:psql", "-a", "shop", "-c", "SELECT count(*) FROM hits"); !strings.Contains(out, "\n     2\n") {
+		t.Errorf("pg:psql:\n%s", out)
+	}
+	if out := g.MustCLI("redis:cli", "-a", "shop", "GET", "hits"); strings.TrimSpace(out) != "2" {
+		t.Errorf("redis:cli GET hits: %q", out)
+	}
+	info := g.MustCLI("pg:info", "-a", "shop")
+	for _, want := range []string{"=== DATABASE_URL", "Plan:        essential-0", "Status:      Available", "Connections: ", "/20", "PG Version:  15", "Add-on:      " + pg[1]} {
+		if !strings.Contains(info, want) {
+			t.Errorf("pg:info lacks %q:\n%s", want, info)
+		}
+	}
+	if info := g.MustCLI("redis:info", "-a", "shop"); !strings.Contains(info, "Memory:  ") || !strings.Contains(info, "of 25.00M") {
+		t.Errorf("redis:info:\n%s", info)
+	}
+
+	// New credentials: the app restarts with them, the old URL is dead.
+	oldURL := configVar(t, g, "shop", "DATABASE_URL")
+	g.MustCLI("pg:credentials:rotate", "-a", "shop", "--confirm", "shop")
+	if newURL := configVar(t, g, "shop", "DATABASE_URL"); newURL == oldURL {
+		t.Error("DATABASE_URL did not change")
+	}
+	g.WaitBody("shop", "/", "pg 2; redis 2\n", 30*time.Second)
+
 	// A second app shares the database.
 	g.MustCLI("apps:create", "reports")
 	g.MustCLI("addons:attach", pg[1], "-a", "reports", "--as", "SHARED")

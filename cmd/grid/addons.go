@@ -123,6 +123,10 @@ func (b pgBackend) Deprovision(ctx context.Context, resource string) error {
 	return b.p.Deprovision(ctx, resource)
 }
 
+func (b pgBackend) Rotate(ctx context.Context, resource string) (string, error) {
+	return b.p.Rotate(ctx, resource)
+}
+
 type redisBackend struct{ s *redis.Supervisor }
 
 func (b redisBackend) Plan(name string) (string, error) {
@@ -140,4 +144,8 @@ func (b redisBackend) Provision(ctx context.Context, resource, plan string) (str
 
 func (b redisBackend) Deprovision(ctx context.Context, resource string) error {
 	return b.s.Deprovision(ctx, resource)
+}
+
+func (b redisBackend) Rotate(ctx context.Context, resource string) (string, error) {
+	return b.s.Rotate(ctx, resource)
 }

@@ -26,6 +26,9 @@ type AddonBackend interface {
 	Plan(name string) (string, error)
 	Provision(ctx context.Context, resource, plan string) (url string, err error)
 	Deprovision(ctx context.Context, resource string) error
+	// Rotate gives the resource new credentials (the old ones stop
+	// working) and returns its new URL.
+	Rotate(ctx context.Context, resource string) (url string, err error)
 }
 
 // Services are the add-on services, with the names users may give them
@@ -281,21 +284,31 @@ func (s *server) getAddon(w http.ResponseWriter, r *http.Request, user string) e
 	return nil
 }
 
+// ownAddon resolves {app} and {addon}, an add-on the app owns; for one
+// it is only attached to, the error says whose it is and then instead.
+func (s *server) ownAddon(r *http.Request, instead string) (grid.App, grid.Addon, error) {
+	app, err := s.appOf(r)
+	if err != nil {
+		return grid.App{}, grid.Addon{}, err
+	}
+	a, err := s.findAddon(r.Context(), app, r.PathValue("addon"))
+	if err != nil {
+		return grid.App{}, grid.Addon{}, err
+	}
+	if a.AppID != app.ID {
+		return grid.App{}, grid.Addon{}, invalid(fmt.Sprintf("%s belongs to %s: %s.", a.Name, a.App, instead))
+	}
+	return app, a, nil
+}
+
 // deleteAddon is DELETE /apps/{app}/addons/{addon}: detach everywhere,
 // then deprovision (the data goes). Only the owning app may.
 func (s *server) deleteAddon(w http.ResponseWriter, r *http.Request, user string) error {
-	app, err := s.appOf(r)
+	app, a, err := s.ownAddon(r, "destroy it there, or detach it from "+r.PathValue("app"))
 	if err != nil {
 		return err
 	}
 	ctx := r.Context()
-	a, err := s.findAddon(ctx, app, r.PathValue("addon"))
-	if err != nil {
-		return err
-	}
-	if a.AppID != app.ID {
-		return invalid(fmt.Sprintf("%s belongs to %s: destroy it there, or detach it from %s.", a.Name, a.App, app.Name))
-	}
 	view := s.addonView(ctx, a)
 	ctx = context.WithoutCancel(ctx)
 	if err := s.destroyAddon(ctx, a, user); err != nil {
@@ -462,4 +475,46 @@ func (s *server) deleteAttachment(w http.ResponseWriter, r *http.Request, user s
 		return nil
 	}
 	return notFound("attachment")
+}
+
+// rotateCredentials is POST /apps/{app}/addons/{addon}/actions/rotate-credentials
+// (grid pg:credentials:rotate): new credentials, released to every app
+// the add-on is attached to. Only the owning app may.
+func (s *server) rotateCredentials(w http.ResponseWriter, r *http.Request, user string) error {
+	_, a, err := s.ownAddon(r, "rotate its credentials there")
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	b := s.addonBackends[a.Service]
+	if b == nil {
+		return fmt.Errorf("this grid runs no %s backend: %w", a.Service, grid.ErrUnavailable)
+	}
+	ctx = context.WithoutCancel(ctx)
+	if a.URL, err = b.Rotate(ctx, a.Resource); err != nil {
+		return err
+	}
+	a.UpdatedAt = s.now().UTC()
+	if err := s.store.PutAddon(ctx, a); err != nil {
+		return err
+	}
+	ats, err := s.store.Attachments(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, at := range ats {
+		if at.AddonID != a.ID {
+			continue
+		}
+		url := a.URL
+		err := s.releaseConfig(ctx, at.App, user, fmt.Sprintf("Update %s by %s", at.ConfigVar(), a.Name), func(cfg map[string]string) error {
+			cfg[at.ConfigVar()] = url
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, s.addonView(ctx, a))
+	return nil
 }

@@ -164,6 +164,7 @@ func (s *server) routes() {
 	s.handle("POST /apps/{app}/addons", s.createAddon)
 	s.handle("GET /apps/{app}/addons/{addon}", s.getAddon)
 	s.handle("DELETE /apps/{app}/addons/{addon}", s.deleteAddon)
+	s.handle("POST /apps/{app}/addons/{addon}/actions/rotate-credentials", s.rotateCredentials)
 	s.handle("GET /apps/{app}/addon-attachments", s.listAttachments)
 	s.handle("POST /addon-attachments", s.createAttachment)
 	s.handle("DELETE /addon-attachments/{attachment}", s.deleteAttachment)

@@ -42,6 +42,7 @@ func init() {
 		runCmd, runDetachedCmd,
 		logsCmd,
 		addonsCmd, addonsCreateCmd, addonsInfoCmd, addonsDestroyCmd, addonsAttachCmd, addonsDetachCmd,
+		pgInfoCmd, pgPsqlCmd, pgRotateCmd, redisInfoCmd, redisCliCmd,
 		deployCmd, buildsCmd, buildsOutputCmd, buildsPurgeCmd,
 		buildpacksCmd, buildpacksSetCmd, buildpacksAddCmd, buildpacksRemoveCmd, buildpacksClearCmd,
 		domainsCmd, domainsAddCmd, domainsRemoveCmd,

@@ -28,7 +28,10 @@ import (
 type Plan struct {
 	Name        string // "essential-0"
 	Connections int
-	StorageMB   int // enforced by Enforce: over it, the database turns read-only
+	// StorageMB is the plan's storage, shown to users. It is not
+	// enforced yet: PostgreSQL has no per-database quota, and an owner
+	// can always write its own tables.
+	StorageMB int
 }
 
 // Plans are the Postgres plans, cheapest first; the first is the default.
