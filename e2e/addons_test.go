@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -69,6 +71,29 @@ func TestAddons(t *testing.T) {
 		t.Error("DATABASE_URL did not change")
 	}
 	g.WaitBody("shop", "/", "pg 2; redis 2\n", 30*time.Second)
+
+	// A backup restores the data of its time; it can be downloaded.
+	if out := g.MustCLI("pg:backups:capture", "-a", "shop"); !strings.Contains(out, "Backup b001: ") {
+		t.Errorf("pg:backups:capture: %s", out)
+	}
+	if _, body, _, _ := g.Get("shop", "/hit"); body != "pg 3; redis 3\n" {
+		t.Errorf("hit after the backup: %q", body)
+	}
+	if _, errOut, err := g.CLI("pg:backups:restore", "-a", "shop"); err == nil || !strings.Contains(errOut, "--confirm shop") {
+		t.Errorf("restore without --confirm: %v %s", err, errOut)
+	}
+	g.MustCLI("pg:backups:restore", "b001", "-a", "shop", "--confirm", "shop")
+	if _, body, _, _ := g.Get("shop", "/"); body != "pg 2; redis 3\n" {
+		t.Errorf("after restoring b001: %q", body)
+	}
+	if out := g.MustCLI("pg:backups", "-a", "shop"); !strings.Contains(out, "b001") {
+		t.Errorf("pg:backups: %s", out)
+	}
+	dump := filepath.Join(t.TempDir(), "shop.dump")
+	g.MustCLI("pg:backups:download", "-a", "shop", "-o", dump)
+	if b, err := os.ReadFile(dump); err != nil || !strings.HasPrefix(string(b), "PGDMP") {
+		t.Errorf("downloaded backup: %.20q, %v", b, err)
+	}
 
 	// A second app shares the database.
 	g.MustCLI("apps:create", "reports")

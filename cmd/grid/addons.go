@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -125,6 +126,14 @@ func (b pgBackend) Deprovision(ctx context.Context, resource string) error {
 
 func (b pgBackend) Rotate(ctx context.Context, resource string) (string, error) {
 	return b.p.Rotate(ctx, resource)
+}
+
+func (b pgBackend) Dump(ctx context.Context, url string, w io.Writer) error {
+	return postgres.Dump(ctx, url, w)
+}
+
+func (b pgBackend) Restore(ctx context.Context, url string, r io.Reader) error {
+	return postgres.Restore(ctx, url, r)
 }
 
 type redisBackend struct{ s *redis.Supervisor }

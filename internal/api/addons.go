@@ -337,6 +337,11 @@ func (s *server) destroyAddon(ctx context.Context, a grid.Addon, user string) er
 			return err
 		}
 	}
+	for _, bk := range a.Backups {
+		if err := s.store.DeleteBackup(ctx, a.ID, bk.ID); err != nil {
+			return err
+		}
+	}
 	return s.store.DeleteAddon(ctx, a.ID)
 }
 

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -254,4 +256,185 @@ func firstArg(args []string) string {
 		return args[0]
 	}
 	return ""
+}
+
+var pgBackupsCmd = &command{
+	name:    "pg:backups",
+	summary: "list the backups of an app's database",
+	app:     true,
+	run:     runPgBackups,
+}
+
+var pgBackupsCaptureCmd = &command{
+	name:    "pg:backups:capture",
+	summary: "back up an app's database now",
+	app:     true,
+	run:     runPgBackupsCapture,
+}
+
+var pgBackupsDownloadCmd = &command{
+	name:    "pg:backups:download",
+	args:    "[BACKUP]",
+	summary: "download a backup (default: the newest) in pg_dump's custom format",
+	flags:   []flag{{name: "output", short: "o", value: "FILE", help: "where to write it (default latest.dump)"}},
+	app:     true,
+	run:     runPgBackupsDownload,
+}
+
+var pgBackupsRestoreCmd = &command{
+	name:    "pg:backups:restore",
+	args:    "[BACKUP]",
+	summary: "restore a backup (default: the newest) into the app's database, replacing what it holds",
+	flags:   []flag{{name: "confirm", value: "APP", help: "the app's name, to confirm"}},
+	app:     true,
+	run:     runPgBackupsRestore,
+}
+
+// backupsPath is the app's database add-on's backups path.
+func backupsPath(c *call, api *client, app string, parts ...string) (string, error) {
+	a, _, err := attachedURL(c, api, app, "heroku-postgresql", "")
+	if err != nil {
+		return "", err
+	}
+	return c.appPath(app, append([]string{"addons", a.Name, "backups"}, parts...)...), nil
+}
+
+func listBackups(c *call, api *client, app string) ([]schema.Backup, error) {
+	p, err := backupsPath(c, api, app)
+	if err != nil {
+		return nil, err
+	}
+	var bs []schema.Backup
+	return bs, api.get(c.ctx, p, &bs)
+}
+
+func runPgBackups(c *call) error {
+	name, api, err := c.appAndClient()
+	if err != nil {
+		return err
+	}
+	bs, err := listBackups(c, api, name)
+	if err != nil {
+		return err
+	}
+	out := c.env.Stdout
+	if len(bs) == 0 {
+		fmt.Fprintf(out, "No backups of %s%s. Capture one with grid pg:backups:capture.\n", hexagon, name)
+		return nil
+	}
+	header(out, "Backups")
+	rows := [][]string{{"ID", "Created at", "Size", "By"}}
+	for _, b := range bs {
+		rows = append(rows, []string{b.ID, c.clock().format(b.CreatedAt), humanBytes(b.Size), b.User})
+	}
+	printTable(out, rows)
+	return nil
+}
+
+func runPgBackupsCapture(c *call) error {
+	name, api, err := c.appAndClient()
+	if err != nil {
+		return err
+	}
+	p, err := backupsPath(c, api, name)
+	if err != nil {
+		return err
+	}
+	var b schema.Backup
+	if err := c.action(fmt.Sprintf("Backing up the database of %s%s", hexagon, name), func() error {
+		_, err := api.call(c.ctx, "POST", p, nil, &b)
+		return err
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.env.Stdout, "Backup %s: %s\n", b.ID, humanBytes(b.Size))
+	return nil
+}
+
+// backupID is the named backup, or the newest.
+func backupID(c *call, api *client, app string) (string, error) {
+	if len(c.args) > 1 {
+		return "", c.usageErr("Give at most one backup, like b001.")
+	}
+	if len(c.args) == 1 {
+		return c.args[0], nil
+	}
+	bs, err := listBackups(c, api, app)
+	if err != nil {
+		return "", err
+	}
+	if len(bs) == 0 {
+		return "", fmt.Errorf("No backups of %s%s.", hexagon, app)
+	}
+	return bs[len(bs)-1].ID, nil
+}
+
+func runPgBackupsDownload(c *call) error {
+	name, api, err := c.appAndClient()
+	if err != nil {
+		return err
+	}
+	id, err := backupID(c, api, name)
+	if err != nil {
+		return err
+	}
+	p, err := backupsPath(c, api, name, id, "download")
+	if err != nil {
+		return err
+	}
+	path := c.opts["output"]
+	if path == "" {
+		path = "latest.dump"
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(c.env.Dir, path)
+	}
+	return c.action(fmt.Sprintf("Downloading %s to %s", id, path), func() error {
+		req, err := api.request(c.ctx, "GET", api.base+p, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := api.raw.Do(req)
+		if err != nil {
+			return api.transportError(c.ctx, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return responseError(req, resp)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+		return err
+	})
+}
+
+func runPgBackupsRestore(c *call) error {
+	name, api, err := c.appAndClient()
+	if err != nil {
+		return err
+	}
+	if c.opts["confirm"] != name {
+		return fmt.Errorf("This replaces what the database of %s holds. To proceed, run again with --confirm %s.", name, name)
+	}
+	id, err := backupID(c, api, name)
+	if err != nil {
+		return err
+	}
+	p, err := backupsPath(c, api, name, id, "actions", "restore")
+	if err != nil {
+		return err
+	}
+	return c.action(fmt.Sprintf("Restoring %s to the database of %s%s", id, hexagon, name), func() error {
+		_, err := api.call(c.ctx, "POST", p, nil, nil)
+		return err
+	})
 }

@@ -20,8 +20,17 @@ type Addon struct {
 	// URL is the connection URL, credentials included: the value of the
 	// NAME_URL config var of every attachment.
 	URL       string    `json:"url"`
+	Backups   []Backup  `json:"backups,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Backup is a stored dump of an add-on's data (pg:backups).
+type Backup struct {
+	ID        string    `json:"id"` // "b001"
+	Size      int64     `json:"size"`
+	CreatedAt time.Time `json:"created_at"`
+	User      string    `json:"user"`
 }
 
 // Attachment makes an add-on's URL an app's config var NAME_URL.

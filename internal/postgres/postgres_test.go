@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -266,5 +267,38 @@ func TestProvisionFailureLeavesNothing(t *testing.T) {
 	}
 	if _, err := p.Provision(ctx, "Bad-Id", Plans[0]); !errors.Is(err, grid.ErrInvalid) {
 		t.Errorf("a bad resource id: %v, want ErrInvalid", err)
+	}
+}
+
+// TestDumpRestore: a backup made with the add-on's own URL restores its
+// data over later changes.
+func TestDumpRestore(t *testing.T) {
+	p := provider(t)
+	ctx := context.Background()
+	u, err := p.Provision(ctx, "backedup", Plans[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Deprovision(ctx, "backedup") })
+	c := connect(t, u)
+	if _, err := c.Exec(ctx, "CREATE TABLE t (v text); INSERT INTO t VALUES ('before')"); err != nil {
+		t.Fatal(err)
+	}
+	var dump bytes.Buffer
+	if err := Dump(ctx, u+"?sslmode=disable", &dump); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "UPDATE t SET v = 'after'; CREATE TABLE extra (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Restore(ctx, u+"?sslmode=disable", &dump); err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	if err := c.QueryRow(ctx, "SELECT v FROM t").Scan(&v); err != nil || v != "before" {
+		t.Errorf("after restore: %q, %v", v, err)
+	}
+	if err := Restore(ctx, u+"?sslmode=disable", strings.NewReader("not a dump")); !errors.Is(err, grid.ErrInvalid) {
+		t.Errorf("restoring garbage: %v, want ErrInvalid", err)
 	}
 }

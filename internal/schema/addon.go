@@ -62,3 +62,11 @@ type AttachmentCreate struct {
 	App   string `json:"app"`   // id or name
 	Name  string `json:"name"`
 }
+
+// Backup is a stored dump of an add-on's data.
+type Backup struct {
+	ID        string    `json:"id"`
+	Size      int64     `json:"size"`
+	CreatedAt time.Time `json:"created_at"`
+	User      string    `json:"user"`
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Add-ons and attachments are server-only (bucket "addons", key the
@@ -58,4 +60,26 @@ func (s *Store) Attachments(ctx context.Context, app string) ([]grid.Attachment,
 // DeleteAttachment removes an app's attachment.
 func (s *Store) DeleteAttachment(ctx context.Context, app, name string) error {
 	return s.attachments.delete(ctx, attachmentKey(app, name))
+}
+
+// PutBackup stores an add-on's backup (key <add-on id>.<backup id>).
+func (s *Store) PutBackup(ctx context.Context, addonID, id string, r io.Reader) (size uint64, err error) {
+	info, err := s.backups.Put(ctx, jetstream.ObjectMeta{Name: addonID + "." + id}, r)
+	if err != nil {
+		return 0, fmt.Errorf("store: backup %s: %v: %w", id, err, grid.ErrUnavailable)
+	}
+	return info.Size, nil
+}
+
+// OpenBackup streams an add-on's backup.
+func (s *Store) OpenBackup(ctx context.Context, addonID, id string) (io.ReadCloser, error) {
+	return openObject(ctx, s.backups, "backup", addonID+"."+id)
+}
+
+// DeleteBackup removes an add-on's backup; a missing one is fine.
+func (s *Store) DeleteBackup(ctx context.Context, addonID, id string) error {
+	if err := s.backups.Delete(ctx, addonID+"."+id); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("store: backup %s: %v: %w", id, err, grid.ErrUnavailable)
+	}
+	return nil
 }

@@ -60,6 +60,7 @@ type Store struct {
 	attachments bucket[grid.Attachment]
 	outputs     jetstream.ObjectStore
 	sources     jetstream.ObjectStore
+	backups     jetstream.ObjectStore
 }
 
 // Open connects to NATS and makes sure every bucket exists. It retries the
@@ -185,6 +186,7 @@ func (s *Store) bind(ctx context.Context) error {
 		kv(&s.attachments.kv, "attachments", 0)
 		objects(&s.outputs, "buildoutput", 0)
 		objects(&s.sources, "sources", SourceTTL)
+		objects(&s.backups, "backups", 0)
 	}
 	return g.Wait()
 }
