@@ -87,6 +87,10 @@ func TestRoutesThroughNATSOutage(t *testing.T) {
 	if len(routed) != 2 || routed[0].dyno != "web.1" || routed[1].dyno != "web.3" {
 		t.Fatalf("after the re-sync (record %+v) routes %v", rs, routed)
 	}
+	// Requests that chose web.2 before the swap may still be on their
+	// way to it: let every load worker finish one (4 workers, 100
+	// requests) before counting.
+	load.await(load.ok.Load() + 100)
 	hitsB := b.hits.Load()
 	load.await(load.ok.Load() + 1000)
 	if b.hits.Load() != hitsB {
