@@ -95,6 +95,12 @@ func TestAddons(t *testing.T) {
 		t.Errorf("downloaded backup: %.20q, %v", b, err)
 	}
 
+	// The add-on servers come back with a restart of the grid: Postgres
+	// with its data, the mini Redis (no persistence, as its plan says)
+	// empty.
+	g.Restart()
+	g.WaitBody("shop", "/", "pg 2; redis 0\n", 60*time.Second)
+
 	// A second app shares the database.
 	g.MustCLI("apps:create", "reports")
 	g.MustCLI("addons:attach", pg[1], "-a", "reports", "--as", "SHARED")
