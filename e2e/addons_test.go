@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/dynogrid/grid/internal/gridtest"
+	"github.com/dynogrid/grid/internal/postgres"
 )
 
 // TestAddons (issue 7): an app gets a real Postgres database and a real
@@ -146,4 +153,50 @@ func configVar(t *testing.T, g *gridtest.Grid, app, name string) string {
 	}
 	t.Fatalf("%s has no %s", app, name)
 	return ""
+}
+
+// TestAddonsOnOperatorPostgres: with --postgres-admin-url, Postgres
+// add-ons are databases on the operator's server (here one the test
+// runs), which dynos reach on its port.
+func TestAddonsOnOperatorPostgres(t *testing.T) {
+	dir, err := os.MkdirTemp("", "gridtest-operator-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o711)
+	addr := netip.MustParseAddr("10.228.0.1")
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	la := &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	if err := netlink.AddrAdd(lo, la); err != nil && !errors.Is(err, unix.EEXIST) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netlink.AddrDel(lo, la) })
+	srv, err := postgres.StartServer(t.Context(), postgres.ServerConfig{Dir: dir + "/pg", Listen: netip.AddrPortFrom(addr, 15432)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+
+	g := gridtest.Start(t, "--boot-timeout", "10s", "--postgres-admin-url", srv.AdminURL(), "--addons-listen", "")
+	g.MustCLI("apps:create", "ops")
+	if out := g.MustCLI("addons:create", "postgresql", "-a", "ops"); !strings.Contains(out, "as DATABASE_URL") {
+		t.Fatalf("addons:create: %s", out)
+	}
+	if u := configVar(t, g, "ops", "DATABASE_URL"); !strings.Contains(u, "@10.228.0.1:15432/") {
+		t.Errorf("DATABASE_URL %q is not on the operator's server", u)
+	}
+	if out, err := g.Push("ops", g.Repo("testdata/addons-app")); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	g.WaitBody("ops", "/", "pg 0\n", 30*time.Second)
+	if _, body, _, _ := g.Get("ops", "/hit"); body != "pg 1\n" {
+		t.Errorf("hit: %q", body)
+	}
+	if strings.Contains(g.Output(), srv.AdminURL()) {
+		t.Error("the admin URL is in the grid's log")
+	}
 }

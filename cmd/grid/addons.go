@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -39,9 +41,19 @@ type addonServers struct {
 	services []sandbox.Service
 }
 
-func startAddons(ctx context.Context, data string, addr netip.Addr, logger *slog.Logger) *addonServers {
+// addonsConfig says where add-on servers are: grid up's own on listen,
+// or an operator's Postgres by its admin URL.
+type addonsConfig struct {
+	listen        netip.Addr
+	postgresAdmin string // "postgres://admin:pw@10.0.0.5:5432/postgres": no local server
+}
+
+func startAddons(ctx context.Context, data string, cfg addonsConfig, logger *slog.Logger) *addonServers {
 	a := &addonServers{backends: map[string]api.AddonBackend{}}
-	if !addr.IsValid() {
+	if cfg.postgresAdmin != "" {
+		a.usePostgres(ctx, cfg.postgresAdmin, logger)
+	}
+	if !cfg.listen.IsValid() {
 		return a
 	}
 	// The servers run as their own OS users (postgres, redis), who pass
@@ -50,25 +62,21 @@ func startAddons(ctx context.Context, data string, addr netip.Addr, logger *slog
 		logger.Warn("add-on servers not started", "err", err)
 		return a
 	}
-	if err := addLoopbackAddr(addr); err != nil {
-		logger.Warn("add-on servers not started: their address", "addr", addr, "err", err)
+	if err := addLoopbackAddr(cfg.listen); err != nil {
+		logger.Warn("add-on servers not started: their address", "addr", cfg.listen, "err", err)
 		return a
 	}
-	pgAddr := netip.AddrPortFrom(addr, postgresPort)
-	if srv, err := postgres.StartServer(ctx, postgres.ServerConfig{Dir: filepath.Join(data, "postgres"), Listen: pgAddr}); err != nil {
-		logger.Warn("Postgres add-ons unavailable", "err", err)
-	} else {
-		p := &postgres.Provider{AdminURL: srv.AdminURL(), Host: pgAddr.String()}
-		if err := p.Prepare(ctx); err != nil {
+	if cfg.postgresAdmin == "" {
+		pgAddr := netip.AddrPortFrom(cfg.listen, postgresPort)
+		if srv, err := postgres.StartServer(ctx, postgres.ServerConfig{Dir: filepath.Join(data, "postgres"), Listen: pgAddr}); err != nil {
 			logger.Warn("Postgres add-ons unavailable", "err", err)
-			srv.Stop()
-		} else {
+		} else if a.usePostgres(ctx, srv.AdminURL(), logger) {
 			a.pg = srv
-			a.backends["heroku-postgresql"] = pgBackend{p}
-			a.services = append(a.services, sandbox.Service{Addr: addr, FirstPort: postgresPort, LastPort: postgresPort})
+		} else {
+			srv.Stop()
 		}
 	}
-	sup, err := redis.New(redis.Config{Dir: filepath.Join(data, "redis"), Listen: addr, Ports: [2]int{redisFirstPort, redisLastPort}})
+	sup, err := redis.New(redis.Config{Dir: filepath.Join(data, "redis"), Listen: cfg.listen, Ports: [2]int{redisFirstPort, redisLastPort}})
 	if err == nil {
 		err = sup.Start(ctx)
 	}
@@ -77,9 +85,46 @@ func startAddons(ctx context.Context, data string, addr netip.Addr, logger *slog
 	} else {
 		a.redis = sup
 		a.backends["heroku-redis"] = redisBackend{sup}
-		a.services = append(a.services, sandbox.Service{Addr: addr, FirstPort: redisFirstPort, LastPort: redisLastPort})
+		a.services = append(a.services, sandbox.Service{Addr: cfg.listen, FirstPort: redisFirstPort, LastPort: redisLastPort})
 	}
 	return a
+}
+
+// usePostgres provisions Postgres add-ons on the server of adminURL,
+// whose host must be an IPv4 address (dynos are let through to it on its
+// port only); it reports whether the server is usable.
+func (a *addonServers) usePostgres(ctx context.Context, adminURL string, logger *slog.Logger) bool {
+	host, err := adminHost(adminURL)
+	if err != nil {
+		logger.Warn("Postgres add-ons unavailable", "err", err)
+		return false
+	}
+	p := &postgres.Provider{AdminURL: adminURL, Host: host.String()}
+	if err := p.Prepare(ctx); err != nil {
+		logger.Warn("Postgres add-ons unavailable", "server", host, "err", err)
+		return false
+	}
+	a.backends["heroku-postgresql"] = pgBackend{p}
+	a.services = append(a.services, sandbox.Service{Addr: host.Addr(), FirstPort: host.Port(), LastPort: host.Port()})
+	return true
+}
+
+// adminHost is the address and port of a Postgres admin URL (port 5432
+// if it names none).
+func adminHost(adminURL string) (netip.AddrPort, error) {
+	u, err := url.Parse(adminURL)
+	if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return netip.AddrPort{}, fmt.Errorf("Postgres admin URL: want postgres://user:password@ADDRESS:PORT/db")
+	}
+	port := u.Port()
+	if port == "" {
+		port = strconv.Itoa(postgresPort)
+	}
+	ap, err := netip.ParseAddrPort(net.JoinHostPort(u.Hostname(), port))
+	if err != nil || !ap.Addr().Is4() {
+		return netip.AddrPort{}, fmt.Errorf("Postgres admin URL: the host must be an IPv4 address dynos can reach, not %q", u.Hostname())
+	}
+	return ap, nil
 }
 
 // stop shuts the servers down; their data stays for the next start.

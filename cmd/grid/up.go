@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -25,13 +26,14 @@ import (
 func upFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 	var s serverConfig
 	var h hostConfig
-	var routerAddr, routerTLS, addonsAddr string
+	var routerAddr, routerTLS, addonsAddr, postgresAdmin string
 	var hosts int
 	s.register(fs, "")
 	h.register(fs)
 	fs.StringVar(&routerAddr, "router", "0.0.0.0:8080", "listen address of the HTTP router")
 	fs.StringVar(&routerTLS, "router-tls", "0.0.0.0:8443", "listen address of the router's HTTPS (HTTP/2 and HTTP/1.1); empty for none")
 	fs.StringVar(&addonsAddr, "addons-listen", "10.229.0.1", "address on this machine (put on lo) where the Postgres and Redis add-on servers listen for dynos; empty for no add-ons")
+	fs.StringVar(&postgresAdmin, "postgres-admin-url", "", "an existing PostgreSQL server for Postgres add-ons (postgres://admin:password@IPv4:port/postgres, a role with CREATEROLE and CREATEDB) instead of the one grid up runs; or GRID_POSTGRES_ADMIN_URL, which keeps the password out of the process list)")
 	fs.IntVar(&hosts, "hosts", 0, "run this many hosts in network namespaces (netns provider) instead of one in this process; NATS then listens on all addresses at the --nats port")
 	return func(ctx context.Context, logger *slog.Logger) error {
 		if err := needRoot("grid up"); err != nil {
@@ -51,7 +53,10 @@ func upFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 				return fmt.Errorf("--addons-listen %q: want an IPv4 address", addonsAddr)
 			}
 		}
-		return up(ctx, s, h, routerAddr, routerTLS, hosts, addons, logger)
+		if postgresAdmin == "" {
+			postgresAdmin = os.Getenv("GRID_POSTGRES_ADMIN_URL")
+		}
+		return up(ctx, s, h, routerAddr, routerTLS, hosts, addonsConfig{listen: addons, postgresAdmin: postgresAdmin}, logger)
 	}
 }
 
@@ -68,13 +73,13 @@ func wildcardListen(addr string) string {
 // up runs every role until ctx ends, then stops them in order: the front
 // doors (API, router) and the manager first, then dynos gracefully (netns
 // hosts are released), then NATS.
-func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr, routerTLS string, hosts int, addonsAddr netip.Addr, logger *slog.Logger) error {
+func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr, routerTLS string, hosts int, addonsCfg addonsConfig, logger *slog.Logger) error {
 	n, err := startNATS(s)
 	if err != nil {
 		return err
 	}
 	defer n.srv.Shutdown()
-	addons := startAddons(ctx, s.data, addonsAddr, logger.With("part", "addons"))
+	addons := startAddons(ctx, s.data, addonsCfg, logger.With("part", "addons"))
 	defer addons.stop()
 	s.addons, h.services = addons.backends, addons.services
 	var hp *hostProvider

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dynogrid/grid/internal/proc"
 )
 
 // ServerConfig says where a local PostgreSQL lives and listens.
@@ -166,8 +168,9 @@ func (s *Server) initdb(ctx context.Context) error {
 }
 
 // start runs the postmaster as a child of this process (not daemonized
-// by pg_ctl): if the grid dies, the kernel sends it SIGTERM and it shuts
-// down, instead of living on holding the address. It waits until the
+// by pg_ctl, and forked by proc.Start): if the grid dies, the kernel
+// sends it SIGTERM and it shuts down, instead of living on holding the
+// address. It waits until the
 // server accepts connections. Settings a tenant must not change are
 // fixed here.
 func (s *Server) start(ctx context.Context) error {
@@ -184,7 +187,7 @@ func (s *Server) start(ctx context.Context) error {
 		"-c", "max_connections=200")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
-	if err := cmd.Start(); err != nil {
+	if err := proc.Start(cmd); err != nil {
 		return fmt.Errorf("postgres: start: %w", err)
 	}
 	s.proc = cmd

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/proc"
 )
 
 // Plan is a Redis plan.
@@ -306,7 +307,7 @@ func (s *Supervisor) spawn(in *instance) error {
 	cmd.Dir = s.dir(in.id)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setsid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	if err := proc.Start(cmd); err != nil {
 		return fmt.Errorf("redis %s: %w", in.id, err)
 	}
 	in.cmd = cmd
