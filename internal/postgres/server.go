@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dynogrid/grid/internal/proc"
+	"github.com/jackc/pgx/v5"
 )
 
 // ServerConfig says where a local PostgreSQL lives and listens.
@@ -170,9 +170,8 @@ func (s *Server) initdb(ctx context.Context) error {
 // start runs the postmaster as a child of this process (not daemonized
 // by pg_ctl, and forked by proc.Start): if the grid dies, the kernel
 // sends it SIGTERM and it shuts down, instead of living on holding the
-// address. It waits until the
-// server accepts connections. Settings a tenant must not change are
-// fixed here.
+// address. It waits until the admin can log in. Settings a tenant must
+// not change are fixed here.
 func (s *Server) start(ctx context.Context) error {
 	logf, err := os.OpenFile(filepath.Join(s.cfg.Dir, "server.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -195,10 +194,15 @@ func (s *Server) start(ctx context.Context) error {
 	go func() { cmd.Wait(); close(s.exited) }()
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	// Ready means a login works: a server recovering after a crash
+	// accepts TCP connections but refuses logins ("the database system is
+	// starting up") for a while.
 	for {
-		c, err := net.DialTimeout("tcp", s.cfg.Listen.String(), time.Second)
+		cctx, ccancel := context.WithTimeout(wctx, 2*time.Second)
+		c, err := pgx.Connect(cctx, s.AdminURL())
+		ccancel()
 		if err == nil {
-			c.Close()
+			c.Close(context.Background())
 			return nil
 		}
 		select {
@@ -207,7 +211,7 @@ func (s *Server) start(ctx context.Context) error {
 			return fmt.Errorf("postgres: the server exited at start:\n%s", tail(string(log), 10))
 		case <-wctx.Done():
 			s.Stop()
-			return fmt.Errorf("postgres: not accepting connections on %s after a minute", s.cfg.Listen)
+			return fmt.Errorf("postgres: no login on %s after a minute: %w", s.cfg.Listen, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
