@@ -169,7 +169,7 @@ func (s *Server) initdb(ctx context.Context) error {
 
 // start runs the postmaster as a child of this process (not daemonized
 // by pg_ctl, and forked by proc.Start): if the grid dies, the kernel
-// sends it SIGTERM and it shuts down, instead of living on holding the
+// sends it SIGINT and it shuts down, instead of living on holding the
 // address. It waits until the admin can log in. Settings a tenant must
 // not change are fixed here.
 func (s *Server) start(ctx context.Context) error {
@@ -185,7 +185,9 @@ func (s *Server) start(ctx context.Context) error {
 		"-c", "password_encryption=scram-sha-256",
 		"-c", "max_connections=200")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	// SIGINT is a fast shutdown: sessions end at once (SIGTERM would
+	// wait for them).
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGINT
 	if err := proc.Start(cmd); err != nil {
 		return fmt.Errorf("postgres: start: %w", err)
 	}
