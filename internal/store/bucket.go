@@ -196,8 +196,10 @@ func (b bucket[T]) watch(ctx context.Context, filter string) (<-chan Event[T], e
 }
 
 // leaderlessFor bounds how long a request waits for a stream to elect a
-// leader: NATS's Raft elects within 4–9s of losing one.
-const leaderlessFor = 15 * time.Second
+// leader: NATS's Raft elects within 4–9s of losing one, but a server's
+// death leaves every stream it led (about twenty) electing at once, and on
+// a loaded 2-core machine the last took more than 15 s in CI.
+const leaderlessFor = 30 * time.Second
 
 // clusterNotAvailable is JetStream's "JetStream system temporarily
 // unavailable" (JSClusterNotAvailErr): no meta leader yet.
