@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -46,7 +48,7 @@ var services = []struct {
 func (s *server) service(spec string) (name, short, attachAs, plan string, backend AddonBackend, err error) {
 	svc, plan, _ := strings.Cut(strings.TrimSpace(spec), ":")
 	for _, sv := range services {
-		if svc == sv.name || contains(sv.aliases, svc) {
+		if svc == sv.name || slices.Contains(sv.aliases, svc) {
 			b := s.addonBackends[sv.name]
 			if b == nil {
 				return "", "", "", "", nil, fmt.Errorf("this grid runs no %s backend (is it installed?): %w", sv.name, grid.ErrUnavailable)
@@ -56,15 +58,6 @@ func (s *server) service(spec string) (name, short, attachAs, plan string, backe
 		}
 	}
 	return "", "", "", "", nil, invalid(fmt.Sprintf("No add-on service %q. This grid offers heroku-postgresql (postgresql) and heroku-redis (redis).", svc))
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
-	}
-	return false
 }
 
 var adjectives = []string{"amber", "brisk", "calm", "deep", "eager", "fair", "gentle", "humble", "ivory", "jolly", "keen", "lively", "mellow", "nimble", "opal", "proud", "quiet", "rapid", "silver", "tidy", "vivid", "warm"}
@@ -79,8 +72,9 @@ func addonName(short string, taken func(string) bool) string {
 	}
 }
 
-func (s *server) addonView(ctx context.Context, a grid.Addon) schema.Addon {
-	ats, _ := s.store.Attachments(ctx, "")
+// addonView shows a; ats are every app's attachments (one list serves a
+// whole answer).
+func (s *server) addonView(a grid.Addon, ats []grid.Attachment) schema.Addon {
 	v := schema.Addon{
 		ID: a.ID, Name: a.Name,
 		AddonService: schema.Ref{ID: stableID("addon-service", a.Service), Name: a.Service},
@@ -156,7 +150,7 @@ func (s *server) createAddon(w http.ResponseWriter, r *http.Request, user string
 		return errors.Join(err, s.store.DeleteAddon(ctx, a.ID), backend.Deprovision(ctx, a.Resource))
 	}
 	s.audit(app.Name, fmt.Sprintf("Add %s add-on %s by user %s", a.Service+":"+a.Plan, a.Name, user))
-	writeJSON(w, http.StatusCreated, s.addonView(ctx, a))
+	writeJSON(w, http.StatusCreated, s.oneAddonView(ctx, a))
 	return nil
 }
 
@@ -200,9 +194,9 @@ func (s *server) detach(ctx context.Context, at grid.Attachment, a grid.Addon, u
 // changed by edit, described as desc.
 func (s *server) releaseConfig(ctx context.Context, app, user, desc string, edit func(map[string]string) error) error {
 	rel, err := s.store.CommitRelease(ctx, app, func(cur grid.App) (grid.Release, error) {
-		cfg := map[string]string{}
-		for k, v := range cur.Release.Config {
-			cfg[k] = v
+		cfg := maps.Clone(cur.Release.Config)
+		if cfg == nil {
+			cfg = map[string]string{}
 		}
 		if err := edit(cfg); err != nil {
 			return grid.Release{}, err
@@ -215,6 +209,12 @@ func (s *server) releaseConfig(ctx context.Context, app, user, desc string, edit
 	s.audit(app, rel.Description+" by user "+user)
 	s.audit(app, fmt.Sprintf("Release v%d created by user %s", rel.Version, user))
 	return nil
+}
+
+// oneAddonView is addonView for an answer about one add-on.
+func (s *server) oneAddonView(ctx context.Context, a grid.Addon) schema.Addon {
+	ats, _ := s.store.Attachments(ctx, "")
+	return s.addonView(a, ats)
 }
 
 // appAddons are the add-ons attached to app, owned or not.
@@ -249,9 +249,13 @@ func (s *server) listAddons(w http.ResponseWriter, r *http.Request, user string)
 	if err != nil {
 		return err
 	}
+	ats, err := s.store.Attachments(r.Context(), "")
+	if err != nil {
+		return err
+	}
 	views := make([]schema.Addon, len(as))
 	for i, a := range as {
-		views[i] = s.addonView(r.Context(), a)
+		views[i] = s.addonView(a, ats)
 	}
 	writeJSON(w, http.StatusOK, views)
 	return nil
@@ -280,7 +284,7 @@ func (s *server) getAddon(w http.ResponseWriter, r *http.Request, user string) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.addonView(r.Context(), a))
+	writeJSON(w, http.StatusOK, s.oneAddonView(r.Context(), a))
 	return nil
 }
 
@@ -309,7 +313,7 @@ func (s *server) deleteAddon(w http.ResponseWriter, r *http.Request, user string
 		return err
 	}
 	ctx := r.Context()
-	view := s.addonView(ctx, a)
+	view := s.oneAddonView(ctx, a)
 	ctx = context.WithoutCancel(ctx)
 	if err := s.destroyAddon(ctx, a, user); err != nil {
 		return err
@@ -520,6 +524,6 @@ func (s *server) rotateCredentials(w http.ResponseWriter, r *http.Request, user 
 			return err
 		}
 	}
-	writeJSON(w, http.StatusOK, s.addonView(ctx, a))
+	writeJSON(w, http.StatusOK, s.oneAddonView(ctx, a))
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -382,13 +381,7 @@ func runPgBackupsDownload(c *call) error {
 	if err != nil {
 		return err
 	}
-	path := c.opts["output"]
-	if path == "" {
-		path = "latest.dump"
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(c.env.Dir, path)
-	}
+	path := c.outputPath("latest.dump")
 	return c.action(fmt.Sprintf("Downloading %s to %s", id, path), func() error {
 		req, err := api.request(c.ctx, "GET", api.base+p, nil)
 		if err != nil {
@@ -402,18 +395,7 @@ func runPgBackupsDownload(c *call) error {
 		if resp.StatusCode >= 300 {
 			return responseError(req, resp)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(f, resp.Body)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-		}
-		return err
+		return saveNew(path, 0o600, func(w io.Writer) error { _, err := io.Copy(w, resp.Body); return err })
 	})
 }
 

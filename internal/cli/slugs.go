@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,25 +155,38 @@ func runSlugsDownload(c *call) error {
 	if err := api.get(c.ctx, c.appPath(name, "slugs", rel.Slug.ID), &sl); err != nil {
 		return err
 	}
+	path := c.outputPath(fmt.Sprintf("%s-v%d.tar.gz", name, rel.Version))
+	return c.action(fmt.Sprintf("Downloading the slug of v%d (%s) to %s", rel.Version, humanBytes(sl.Size), path), func() error {
+		return saveNew(path, 0o644, func(w io.Writer) error { return api.streamCapability(c, sl.Blob.URL, w) })
+	})
+}
+
+// outputPath is the --output flag (def without it), from the working
+// directory.
+func (c *call) outputPath(def string) string {
 	path := c.opts["output"]
 	if path == "" {
-		path = fmt.Sprintf("%s-v%d.tar.gz", name, rel.Version)
+		path = def
 	}
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(c.env.Dir, path)
 	}
-	return c.action(fmt.Sprintf("Downloading the slug of v%d (%s) to %s", rel.Version, humanBytes(sl.Size), path), func() error {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			return err
-		}
-		err = api.streamCapability(c, sl.Blob.URL, f)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-		}
+	return path
+}
+
+// saveNew writes what write produces to path, a file that must not exist
+// yet; a failed write leaves no file behind.
+func saveNew(path string, mode os.FileMode, write func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
 		return err
-	})
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
