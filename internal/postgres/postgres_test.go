@@ -302,3 +302,83 @@ func TestDumpRestore(t *testing.T) {
 		t.Errorf("restoring garbage: %v, want ErrInvalid", err)
 	}
 }
+
+// TestStorageCap (issue 7): a database over its plan's storage is locked
+// (reads and TRUNCATE work; writes, DDL and taking the objects back do
+// not) until it is under again; a plan change too small is refused.
+func TestStorageCap(t *testing.T) {
+	p := provider(t)
+	ctx := context.Background()
+	small := Plan{Name: "small", Connections: 5, StorageMB: 12}
+	u, err := p.Provision(ctx, "capped", small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Deprovision(ctx, "capped") })
+	c := connect(t, u)
+	var limit string
+	if err := c.QueryRow(ctx, "SELECT current_setting('"+StorageLimitSetting+"', true)").Scan(&limit); err != nil || limit != "12582912" {
+		t.Errorf("storage limit setting %q, %v", limit, err)
+	}
+	for _, s := range []string{
+		"CREATE TABLE big (id serial, pad text)",
+		"ALTER TABLE big ALTER pad SET STORAGE PLAIN",
+		"INSERT INTO big (pad) SELECT repeat('x', 2000) FROM generate_series(1, 4000)",
+	} {
+		if _, err := c.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	enforce := func(wantLocked bool) {
+		t.Helper()
+		sts, err := p.Enforce(ctx, map[string]Plan{"capped": small, "absent1": small})
+		if err != nil || len(sts) != 1 || sts[0].Locked != wantLocked || !sts[0].Changed {
+			t.Fatalf("enforce: %+v, %v; want locked=%v, changed", sts, err, wantLocked)
+		}
+		if sts, _ := p.Enforce(ctx, map[string]Plan{"capped": small}); sts[0].Changed {
+			t.Fatalf("enforce again changed it: %+v", sts)
+		}
+	}
+	enforce(true)
+	c = connect(t, u) // the lock ended the old session
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM big").Scan(&n); err != nil || n != 4000 {
+		t.Errorf("read while locked: %d, %v", n, err)
+	}
+	// A non-owner's GRANT grants nothing (PostgreSQL only warns).
+	c.Exec(ctx, "GRANT INSERT, UPDATE ON big TO ucapped")
+	for _, s := range []string{
+		"INSERT INTO big (pad) VALUES ('y')",
+		"UPDATE big SET pad = 'z'",
+		"CREATE TABLE more (x int)",
+		"CREATE SCHEMA mine",
+		"ALTER TABLE big OWNER TO ucapped",
+		"ALTER DATABASE dcapped RESET " + StorageLimitSetting,
+	} {
+		if _, err := c.Exec(ctx, s); err == nil {
+			t.Errorf("%s: worked on a locked database", s)
+		}
+	}
+	if _, err := c.Exec(ctx, "TRUNCATE big"); err != nil {
+		t.Fatalf("TRUNCATE while locked: %v", err)
+	}
+	enforce(false)
+	c = connect(t, u)
+	for _, s := range []string{"INSERT INTO big (pad) VALUES ('y')", "CREATE TABLE more (x int)", "DROP TABLE more"} {
+		if _, err := c.Exec(ctx, s); err != nil {
+			t.Errorf("%s after unlock: %v", s, err)
+		}
+	}
+	if err := p.ChangePlan(ctx, "capped", Plan{Name: "tiny", Connections: 3, StorageMB: 1}); !errors.Is(err, grid.ErrInvalid) {
+		t.Errorf("a plan smaller than the data: %v", err)
+	}
+	if err := p.ChangePlan(ctx, "capped", Plans[1]); err != nil {
+		t.Fatal(err)
+	}
+	var conns int
+	c = connect(t, u)
+	if err := c.QueryRow(ctx, "SELECT rolconnlimit, current_setting('"+StorageLimitSetting+"') FROM pg_roles WHERE rolname = current_user").Scan(&conns, &limit); err != nil ||
+		conns != Plans[1].Connections || limit != fmt.Sprint(int64(Plans[1].StorageMB)<<20) {
+		t.Errorf("after the plan change: %d connections, limit %s, %v", conns, limit, err)
+	}
+}

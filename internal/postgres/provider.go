@@ -28,9 +28,8 @@ import (
 type Plan struct {
 	Name        string // "essential-0"
 	Connections int
-	// StorageMB is the plan's storage, shown to users. It is not
-	// enforced yet: PostgreSQL has no per-database quota, and an owner
-	// can always write its own tables.
+	// StorageMB is the plan's storage; a database over it is locked
+	// (see Enforce).
 	StorageMB int
 }
 
@@ -110,6 +109,7 @@ func (p *Provider) Provision(ctx context.Context, id string, plan Plan) (dbURL s
 			{fmt.Sprintf("CREATE DATABASE %s OWNER %s CONNECTION LIMIT %d", ident(db), ident(role), plan.Connections),
 				fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(db))},
 			{fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", ident(db)), ""},
+			{fmt.Sprintf("ALTER DATABASE %s SET %s = %d", ident(db), StorageLimitSetting, int64(plan.StorageMB)<<20), ""},
 		}
 		for i, st := range steps {
 			if _, err := c.Exec(ctx, st.do); err != nil {
@@ -144,6 +144,7 @@ func (p *Provider) Deprovision(ctx context.Context, id string) error {
 		for _, stmt := range []string{
 			fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(db)),
 			fmt.Sprintf("DROP ROLE IF EXISTS %s", ident(role)),
+			fmt.Sprintf("DROP ROLE IF EXISTS %s", ident(lockRole(id))),
 		} {
 			if _, err := c.Exec(ctx, stmt); err != nil {
 				return err

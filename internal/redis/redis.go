@@ -180,15 +180,15 @@ func (s *Supervisor) Provision(ctx context.Context, id string, plan Plan) (strin
 	if err != nil {
 		return "", fmt.Errorf("redis provision %s: %w", id, err)
 	}
-	password := randomHex(24)
-	err = s.writeConf(id, port, password, plan)
+	c := conf{port: port, password: randomHex(24), admin: adminPrefix + randomHex(16)}
+	err = s.writeConf(id, c, plan)
 	if err == nil {
 		err = s.run(ctx, id)
 	}
 	if err != nil {
 		return "", errors.Join(err, s.Deprovision(context.WithoutCancel(ctx), id))
 	}
-	return s.url(port, password), nil
+	return s.url(port, c.password), nil
 }
 
 // url is the instance's URL. The user is "default" (Redis's own), which
@@ -217,7 +217,7 @@ func (s *Supervisor) freePort() (int, error) {
 
 // writeConf writes the instance's redis.conf (root-owned, readable by the
 // redis user) and its data directory.
-func (s *Supervisor) writeConf(id string, port int, password string, plan Plan) error {
+func (s *Supervisor) writeConf(id string, c conf, plan Plan) error {
 	dir := s.dir(id)
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
@@ -228,7 +228,7 @@ func (s *Supervisor) writeConf(id string, port int, password string, plan Plan) 
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by grid for add-on %s: the tenant cannot change it.\n", id)
-	fmt.Fprintf(&b, "bind %s\nport %d\nprotected-mode yes\nrequirepass %s\n", s.cfg.Listen, port, password)
+	fmt.Fprintf(&b, "bind %s\nport %d\nprotected-mode yes\nrequirepass %s\n", s.cfg.Listen, c.port, c.password)
 	fmt.Fprintf(&b, "maxmemory %dmb\nmaxmemory-policy noeviction\nmaxclients %d\n", plan.MaxMemoryMB, plan.MaxClients)
 	fmt.Fprintf(&b, "dir %s\ndaemonize no\nlogfile \"\"\nenable-debug-command no\nenable-module-command no\nenable-protected-configs no\n", data)
 	if plan.Persist {
@@ -236,8 +236,12 @@ func (s *Supervisor) writeConf(id string, port int, password string, plan Plan) 
 	} else {
 		b.WriteString("appendonly no\nsave \"\"\n")
 	}
-	for _, c := range disabled {
-		fmt.Fprintf(&b, "rename-command %s \"\"\n", c)
+	for _, cmd := range disabled {
+		to := `""`
+		if cmd == "CONFIG" && c.admin != "" {
+			to = c.admin // the grid's alone: plan changes apply live
+		}
+		fmt.Fprintf(&b, "rename-command %s %s\n", cmd, to)
 	}
 	fmt.Fprintf(&b, "# plan %s\n", plan.Name)
 	conf := filepath.Join(dir, "redis.conf")
@@ -253,10 +257,15 @@ func (s *Supervisor) writeConf(id string, port int, password string, plan Plan) 
 	return os.Chmod(dir, 0o750)
 }
 
+// conf is what the grid reads back from an instance's redis.conf.
 type conf struct {
 	port     int
 	password string
+	admin    string // CONFIG's secret name; "" in instances older than it
 }
+
+// adminPrefix begins CONFIG's secret name.
+const adminPrefix = "grid-config-"
 
 func readConf(dir string) (conf, error) {
 	f, err := os.Open(filepath.Join(dir, "redis.conf"))
@@ -273,6 +282,10 @@ func readConf(dir string) (conf, error) {
 			c.port, _ = strconv.Atoi(v)
 		case "requirepass":
 			c.password = v
+		case "rename-command":
+			if name, to, _ := strings.Cut(v, " "); name == "CONFIG" && strings.HasPrefix(to, adminPrefix) {
+				c.admin = to
+			}
 		}
 	}
 	return c, sc.Err()

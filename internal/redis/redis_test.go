@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +168,167 @@ func TestRedisSupervised(t *testing.T) {
 	}
 	if _, err := os.Stat(s.dir("durable")); !os.IsNotExist(err) {
 		t.Errorf("its data is still there: %v", err)
+	}
+}
+
+// TestChangePlan (issue 7): a plan change applies live (same data, same
+// connection) and holds after a restart; a plan smaller than the data is
+// refused; the tenant still cannot reach CONFIG.
+func TestChangePlan(t *testing.T) {
+	s := supervisor(t)
+	ctx := context.Background()
+	u, err := s.Provision(ctx, "planned", Plans[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, u)
+	if err := c.Set(ctx, "kept", "yes", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ChangePlan(ctx, "planned", Plans[2]); err != nil {
+		t.Fatal(err)
+	}
+	info := func() string {
+		t.Helper()
+		v, err := c.Info(ctx, "memory", "clients", "persistence").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := info(); !strings.Contains(v, fmt.Sprintf("maxmemory:%d\r", Plans[2].MaxMemoryMB<<20)) ||
+		!strings.Contains(v, fmt.Sprintf("maxclients:%d\r", Plans[2].MaxClients)) || !strings.Contains(v, "aof_enabled:1\r") {
+		t.Errorf("after the plan change:\n%s", v)
+	}
+	if v, err := c.Get(ctx, "kept").Result(); err != nil || v != "yes" {
+		t.Errorf("data after the change: %q, %v", v, err)
+	}
+	for _, name := range []string{"CONFIG", "config"} {
+		if err := c.Do(ctx, name, "GET", "requirepass").Err(); err == nil || !strings.Contains(err.Error(), "unknown command") {
+			t.Errorf("%s GET: %v", name, err)
+		}
+	}
+	// Restarted from its conf, the instance keeps the plan.
+	s.stop("planned")
+	if err := s.run(ctx, "planned"); err != nil {
+		t.Fatal(err)
+	}
+	if v := info(); !strings.Contains(v, fmt.Sprintf("maxmemory:%d\r", Plans[2].MaxMemoryMB<<20)) {
+		t.Errorf("after a restart:\n%s", v)
+	}
+	// 30 MB of data does not fit the 25 MB plan.
+	big := strings.Repeat("x", 1<<20)
+	for i := range 30 {
+		if err := c.Set(ctx, fmt.Sprint("big", i), big, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ChangePlan(ctx, "planned", Plans[0]); err == nil || !strings.Contains(err.Error(), "choose a bigger plan") {
+		t.Errorf("downgrade below the data: %v", err)
+	}
+	if v := info(); !strings.Contains(v, fmt.Sprintf("maxmemory:%d\r", Plans[2].MaxMemoryMB<<20)) {
+		t.Errorf("a refused change changed it:\n%s", v)
+	}
+}
+
+// sharedServer runs a plain redis-server from a config file, as an
+// operator would, with an admin password; it returns its address and a
+// func that restarts it.
+func sharedServer(t *testing.T) (addr string, restart func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: as the other Redis tests")
+	}
+	dir := t.TempDir()
+	port := 18000 + int(time.Now().UnixNano()%1000)
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	conf := dir + "/redis.conf"
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "bind 127.0.0.1\nport %d\nrequirepass adminpw\ndir %s\nsave \"\"\n", port, dir), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cmd *exec.Cmd
+	start := func() {
+		cmd = exec.Command("redis-server", conf)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitReady(context.Background(), netip.MustParseAddrPort(addr), "adminpw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	start()
+	t.Cleanup(stop)
+	return addr, func() { stop(); start() }
+}
+
+// TestShared (issue 7): on an operator's Redis each add-on is an ACL user
+// held to its own keys, without the commands that reach everyone's; users
+// survive the server's restart; rotation and deprovision work.
+func TestShared(t *testing.T) {
+	addr, restart := sharedServer(t)
+	s := &Shared{AdminURL: "redis://default:adminpw@" + addr, Host: addr}
+	ctx := context.Background()
+	if err := s.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ua, err := s.Provision(ctx, "shareda", Plans[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ub, err := s.Provision(ctx, "sharedb", Plans[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Provision(ctx, "shareda", Plans[0]); err == nil {
+		t.Error("a second provision of the same id worked")
+	}
+	a, b := client(t, ua), client(t, ub)
+	if err := a.Set(ctx, "ushareda:k", "a's", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Set(ctx, "usharedb:k", "b's", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]any{
+		{"GET", "usharedb:k"}, {"SET", "other", "x"}, {"FLUSHALL"}, {"FLUSHDB"}, {"KEYS", "*"},
+		{"CONFIG", "GET", "requirepass"}, {"ACL", "LIST"}, {"SELECT", "1"}, {"DEBUG", "SLEEP", "0"}, {"MONITOR"}, {"SHUTDOWN"},
+	} {
+		if err := a.Do(ctx, cmd...).Err(); err == nil {
+			t.Errorf("%v: allowed", cmd)
+		}
+	}
+	if v, _ := b.Get(ctx, "usharedb:k").Result(); v != "b's" {
+		t.Errorf("B's key after A's attempts: %q", v)
+	}
+
+	// The server keeps no data across restarts here (save ""), but the
+	// users are in its config file.
+	restart()
+	if err := client(t, ub).Set(ctx, "usharedb:k", "b's", 0).Err(); err != nil {
+		t.Errorf("B after the server's restart: %v", err)
+	}
+	fresh, err := s.Rotate(ctx, "shareda")
+	if err != nil || fresh == ua {
+		t.Fatalf("rotate: %q, %v", fresh, err)
+	}
+	if err := client(t, ua).Ping(ctx).Err(); err == nil {
+		t.Error("the old password still works")
+	}
+	if err := client(t, fresh).Set(ctx, "ushareda:k2", "v", 0).Err(); err != nil {
+		t.Errorf("the new password: %v", err)
+	}
+	if err := s.Deprovision(ctx, "shareda"); err != nil {
+		t.Fatal(err)
+	}
+	if err := client(t, fresh).Ping(ctx).Err(); err == nil {
+		t.Error("the user outlived deprovision")
+	}
+	admin := client(t, s.AdminURL)
+	if n, _ := admin.Exists(ctx, "ushareda:k2").Result(); n != 0 {
+		t.Error("the keys outlived deprovision")
+	}
+	if v, _ := admin.Get(ctx, "usharedb:k").Result(); v != "b's" {
+		t.Errorf("B's key after A's deprovision: %q", v)
 	}
 }
