@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -108,6 +109,34 @@ func TestAddons(t *testing.T) {
 	g.Restart()
 	g.WaitBody("shop", "/", "pg 2; redis 0\n", 60*time.Second)
 
+	// Plan changes keep data, URLs and dynos; they show in the servers.
+	g.Get("shop", "/hit")
+	if out := g.MustCLI("addons:upgrade", pg[1], "standard-0", "-a", "shop"); !strings.Contains(out,
+		"Changing "+pg[1]+" on ⬢ shop from heroku-postgresql:essential-0 to heroku-postgresql:standard-0... done") {
+		t.Errorf("addons:upgrade: %s", out)
+	}
+	g.MustCLI("addons:downgrade", rd[1], "heroku-redis:premium-0", "-a", "shop")
+	if _, body, _, _ := g.Get("shop", "/"); body != "pg 3; redis 1\n" {
+		t.Errorf("after the plan changes: %q", body)
+	}
+	info = g.MustCLI("pg:info", "-a", "shop")
+	for _, want := range []string{"Plan:        standard-0", "/120", " / 68.7 GB (0.0"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("pg:info after the upgrade lacks %q:\n%s", want, info)
+		}
+	}
+	if info := g.MustCLI("redis:info", "-a", "shop"); !strings.Contains(info, "of 50.00M") {
+		t.Errorf("redis:info after the upgrade:\n%s", info)
+	}
+	for args, want := range map[[2]string]string{
+		{rd[1], "heroku-postgresql:standard-0"}: "is a heroku-redis add-on",
+		{pg[1], "gigantic-9"}:                   `no Postgres plan "gigantic-9"`,
+	} {
+		if _, errOut, err := g.CLI("addons:upgrade", args[0], args[1], "-a", "shop"); err == nil || !strings.Contains(errOut, want) {
+			t.Errorf("addons:upgrade %s %s: %v %s", args[0], args[1], err, errOut)
+		}
+	}
+
 	// A second app shares the database.
 	g.MustCLI("apps:create", "reports")
 	g.MustCLI("addons:attach", pg[1], "-a", "reports", "--as", "SHARED")
@@ -137,7 +166,7 @@ func TestAddons(t *testing.T) {
 	if strings.Contains(g.MustCLI("config", "-a", "shop"), "REDIS_URL") {
 		t.Error("REDIS_URL outlived its add-on")
 	}
-	g.WaitBody("shop", "/", "pg 2\n", 30*time.Second)
+	g.WaitBody("shop", "/", "pg 3\n", 30*time.Second)
 	g.MustCLI("apps:destroy", "shop", "--confirm", "shop")
 	if strings.Contains(g.MustCLI("config", "-a", "reports"), "SHARED_URL") {
 		t.Error("SHARED_URL outlived the destroyed app's database")
@@ -155,10 +184,11 @@ func configVar(t *testing.T, g *gridtest.Grid, app, name string) string {
 	return ""
 }
 
-// TestAddonsOnOperatorPostgres: with --postgres-admin-url, Postgres
-// add-ons are databases on the operator's server (here one the test
-// runs), which dynos reach on its port.
-func TestAddonsOnOperatorPostgres(t *testing.T) {
+// TestAddonsOnOperatorServers: with --postgres-admin-url and
+// --redis-admin-url, add-ons are databases and ACL users on the
+// operator's servers (here ones the test runs), which dynos reach on
+// their ports.
+func TestAddonsOnOperatorServers(t *testing.T) {
 	dir, err := os.MkdirTemp("", "gridtest-operator-pg-")
 	if err != nil {
 		t.Fatal(err)
@@ -181,22 +211,39 @@ func TestAddonsOnOperatorPostgres(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Stop() })
 
-	g := gridtest.Start(t, "--boot-timeout", "10s", "--postgres-admin-url", srv.AdminURL(), "--addons-listen", "")
+	redisAdmin := "redis://default:opspw@10.228.0.1:16379"
+	conf := filepath.Join(dir, "redis.conf")
+	os.WriteFile(conf, []byte("bind 10.228.0.1\nport 16379\nrequirepass opspw\nsave \"\"\ndir "+dir+"\n"), 0o600)
+	rs := exec.Command("redis-server", conf)
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Process.Kill(); rs.Wait() })
+
+	g := gridtest.Start(t, "--boot-timeout", "10s", "--postgres-admin-url", srv.AdminURL(), "--redis-admin-url", redisAdmin, "--addons-listen", "")
 	g.MustCLI("apps:create", "ops")
 	if out := g.MustCLI("addons:create", "postgresql", "-a", "ops"); !strings.Contains(out, "as DATABASE_URL") {
 		t.Fatalf("addons:create: %s", out)
 	}
+	if out := g.MustCLI("addons:create", "redis", "-a", "ops"); !strings.Contains(out, "as REDIS_URL") {
+		t.Fatalf("addons:create redis: %s", out)
+	}
 	if u := configVar(t, g, "ops", "DATABASE_URL"); !strings.Contains(u, "@10.228.0.1:15432/") {
 		t.Errorf("DATABASE_URL %q is not on the operator's server", u)
+	}
+	if u := configVar(t, g, "ops", "REDIS_URL"); !strings.HasPrefix(u, "redis://u") || !strings.HasSuffix(u, "@10.228.0.1:16379") {
+		t.Errorf("REDIS_URL %q is not a user on the operator's server", u)
 	}
 	if out, err := g.Push("ops", g.Repo("testdata/addons-app")); err != nil {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
-	g.WaitBody("ops", "/", "pg 0\n", 30*time.Second)
-	if _, body, _, _ := g.Get("ops", "/hit"); body != "pg 1\n" {
+	g.WaitBody("ops", "/", "pg 0; redis 0\n", 30*time.Second)
+	if _, body, _, _ := g.Get("ops", "/hit"); body != "pg 1; redis 1\n" {
 		t.Errorf("hit: %q", body)
 	}
-	if strings.Contains(g.Output(), srv.AdminURL()) {
-		t.Error("the admin URL is in the grid's log")
+	for _, secret := range []string{srv.AdminURL(), "opspw"} {
+		if strings.Contains(g.Output(), secret) {
+			t.Errorf("the grid's log shows %q", secret)
+		}
 	}
 }

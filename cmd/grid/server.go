@@ -307,7 +307,7 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 				Archive: true, SourceURL: r.SourceURL, Checksum: r.Checksum, Buildpacks: r.Buildpacks})
 		},
 		PurgeBuildCache: builder.PurgeCache,
-		AddonBackends:   c.addons,
+		AddonServices:   addonServices(c.addons),
 		AppDestroyed: func(ctx context.Context, app string) {
 			if err := git.RemoveRepo(app); err != nil {
 				logger.Warn("could not remove git repo", "app", app, "err", err)

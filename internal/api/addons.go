@@ -31,33 +31,51 @@ type AddonBackend interface {
 	// Rotate gives the resource new credentials (the old ones stop
 	// working) and returns its new URL.
 	Rotate(ctx context.Context, resource string) (url string, err error)
+	// ChangePlan moves the resource to plan (checked by Plan), keeping
+	// its data and URL; ErrInvalid if what it holds does not fit.
+	ChangePlan(ctx context.Context, resource, plan string) error
 }
 
-// Services are the add-on services, with the names users may give them
-// and the attachment name they get by default.
-var services = []struct {
-	name, short, attachAs string
-	aliases               []string
-}{
-	{"heroku-postgresql", "postgresql", "DATABASE", []string{"postgresql", "postgres", "heroku-postgres"}},
-	{"heroku-redis", "redis", "REDIS", []string{"redis"}},
+// AddonService is one add-on service the grid offers: its names and
+// its backend. The core knows no service by name, so another add-on (a
+// Partner API provider's, say) plugs in with an entry of its own.
+type AddonService struct {
+	Name     string   // "heroku-postgresql"
+	Short    string   // "postgresql": add-on names begin with it
+	Aliases  []string // other names users may give it
+	AttachAs string   // the default attachment name: "DATABASE"
+	// Backend provisions its add-ons. Nil means the service is known
+	// but not running here: its requests answer 503.
+	Backend AddonBackend
 }
 
 // service resolves "heroku-postgresql:essential-0" to the service and
-// plan names.
-func (s *server) service(spec string) (name, short, attachAs, plan string, backend AddonBackend, err error) {
-	svc, plan, _ := strings.Cut(strings.TrimSpace(spec), ":")
-	for _, sv := range services {
-		if svc == sv.name || slices.Contains(sv.aliases, svc) {
-			b := s.addonBackends[sv.name]
-			if b == nil {
-				return "", "", "", "", nil, fmt.Errorf("this grid runs no %s backend (is it installed?): %w", sv.name, grid.ErrUnavailable)
-			}
-			plan, err := b.Plan(plan)
-			return sv.name, sv.short, sv.attachAs, plan, b, err
+// its plan's name.
+func (s *server) service(spec string) (AddonService, string, error) {
+	name, plan, _ := strings.Cut(strings.TrimSpace(spec), ":")
+	var known []string
+	for _, sv := range s.addonServices {
+		known = append(known, fmt.Sprintf("%s (%s)", sv.Name, sv.Short))
+		if name != sv.Name && !slices.Contains(sv.Aliases, name) {
+			continue
+		}
+		if sv.Backend == nil {
+			return sv, "", fmt.Errorf("this grid runs no %s backend (is it installed?): %w", sv.Name, grid.ErrUnavailable)
+		}
+		plan, err := sv.Backend.Plan(plan)
+		return sv, plan, err
+	}
+	return AddonService{}, "", invalid(fmt.Sprintf("No add-on service %q. This grid offers %s.", name, strings.Join(known, ", ")))
+}
+
+// backend is the backend of service name, or nil.
+func (s *server) backend(name string) AddonBackend {
+	for _, sv := range s.addonServices {
+		if sv.Name == name {
+			return sv.Backend
 		}
 	}
-	return "", "", "", "", nil, invalid(fmt.Sprintf("No add-on service %q. This grid offers heroku-postgresql (postgresql) and heroku-redis (redis).", svc))
+	return nil
 }
 
 var adjectives = []string{"amber", "brisk", "calm", "deep", "eager", "fair", "gentle", "humble", "ivory", "jolly", "keen", "lively", "mellow", "nimble", "opal", "proud", "quiet", "rapid", "silver", "tidy", "vivid", "warm"}
@@ -114,10 +132,11 @@ func (s *server) createAddon(w http.ResponseWriter, r *http.Request, user string
 	if len(body.Config) > 0 {
 		return invalid("These add-ons take no config options.")
 	}
-	svc, short, attachAs, plan, backend, err := s.service(body.Plan)
+	svc, plan, err := s.service(string(body.Plan))
 	if err != nil {
 		return err
 	}
+	attachAs, backend := svc.AttachAs, svc.Backend
 	if body.Attachment != nil && body.Attachment.Name != "" {
 		attachAs = strings.ToUpper(body.Attachment.Name)
 	}
@@ -135,8 +154,8 @@ func (s *server) createAddon(w http.ResponseWriter, r *http.Request, user string
 	}
 	now := s.now().UTC()
 	id := store.NewID()
-	a := grid.Addon{ID: id, Name: addonName(short, func(n string) bool { return taken[n] }), App: app.Name, AppID: app.ID,
-		Service: svc, Plan: plan, Resource: strings.ReplaceAll(id, "-", ""), CreatedAt: now, UpdatedAt: now}
+	a := grid.Addon{ID: id, Name: addonName(svc.Short, func(n string) bool { return taken[n] }), App: app.Name, AppID: app.ID,
+		Service: svc.Name, Plan: plan, Resource: strings.ReplaceAll(id, "-", ""), CreatedAt: now, UpdatedAt: now}
 	// Each step undoes the ones before if it fails; the client's going
 	// away does not leave half an add-on.
 	ctx = context.WithoutCancel(ctx)
@@ -305,6 +324,49 @@ func (s *server) ownAddon(r *http.Request, instead string) (grid.App, grid.Addon
 	return app, a, nil
 }
 
+// updateAddon is PATCH /apps/{app}/addons/{addon}: a plan change of the
+// same service, by the owning app. Data, URL and attachments stay, so no
+// release is made.
+func (s *server) updateAddon(w http.ResponseWriter, r *http.Request, user string) error {
+	app, a, err := s.ownAddon(r, "change its plan there")
+	if err != nil {
+		return err
+	}
+	var body schema.AddonUpdate
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	spec := string(body.Plan)
+	if spec == "" {
+		return invalid(`Say which plan: {"plan": "heroku-postgresql:standard-0"}.`)
+	}
+	if !strings.Contains(spec, ":") {
+		spec = a.Service + ":" + spec // "standard-0" alone names a plan of a's service
+	}
+	svc, plan, err := s.service(spec)
+	if err != nil {
+		return err
+	}
+	if svc.Name != a.Service {
+		return invalid(fmt.Sprintf("%s is a %s add-on; its plan cannot be one of %s.", a.Name, a.Service, svc.Name))
+	}
+	backend := svc.Backend
+	ctx := context.WithoutCancel(r.Context())
+	if plan != a.Plan {
+		if err := backend.ChangePlan(ctx, a.Resource, plan); err != nil {
+			return err
+		}
+		old := a.Plan
+		a.Plan, a.UpdatedAt = plan, s.now().UTC()
+		if err := s.store.PutAddon(ctx, a); err != nil {
+			return errors.Join(err, backend.ChangePlan(ctx, a.Resource, old)) // back to what the record says
+		}
+		s.audit(app.Name, fmt.Sprintf("Change %s from %s to %s by user %s", a.Name, a.Service+":"+old, a.Service+":"+plan, user))
+	}
+	writeJSON(w, http.StatusOK, s.oneAddonView(ctx, a))
+	return nil
+}
+
 // deleteAddon is DELETE /apps/{app}/addons/{addon}: detach everywhere,
 // then deprovision (the data goes). Only the owning app may.
 func (s *server) deleteAddon(w http.ResponseWriter, r *http.Request, user string) error {
@@ -336,7 +398,7 @@ func (s *server) destroyAddon(ctx context.Context, a grid.Addon, user string) er
 			}
 		}
 	}
-	if b := s.addonBackends[a.Service]; b != nil {
+	if b := s.backend(a.Service); b != nil {
 		if err := b.Deprovision(ctx, a.Resource); err != nil {
 			return err
 		}
@@ -429,9 +491,9 @@ func (s *server) createAttachment(w http.ResponseWriter, r *http.Request, user s
 	}
 	name := strings.ToUpper(body.Name)
 	if name == "" {
-		for _, sv := range services {
-			if sv.name == a.Service {
-				name = sv.attachAs
+		for _, sv := range s.addonServices {
+			if sv.Name == a.Service {
+				name = sv.AttachAs
 			}
 		}
 	}
@@ -495,7 +557,7 @@ func (s *server) rotateCredentials(w http.ResponseWriter, r *http.Request, user 
 		return err
 	}
 	ctx := r.Context()
-	b := s.addonBackends[a.Service]
+	b := s.backend(a.Service)
 	if b == nil {
 		return fmt.Errorf("this grid runs no %s backend: %w", a.Service, grid.ErrUnavailable)
 	}

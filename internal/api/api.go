@@ -70,10 +70,9 @@ type Config struct {
 	Build func(ctx context.Context, req BuildRequest) (grid.Release, error)
 	// PurgeBuildCache empties an app's build cache. Nil answers 503.
 	PurgeBuildCache func(app string) error
-	// AddonBackends provision add-ons, by service name
-	// ("heroku-postgresql", "heroku-redis"). A service without one
-	// answers 503.
-	AddonBackends map[string]AddonBackend
+	// AddonServices are the add-on services offered, in the order
+	// errors list them.
+	AddonServices []AddonService
 	// MaxSourceBytes bounds an uploaded source tarball. Zero means
 	// DefaultMaxSourceBytes.
 	MaxSourceBytes int64
@@ -96,7 +95,7 @@ type server struct {
 	rolePassword  func(store.Role) string
 	build         func(context.Context, BuildRequest) (grid.Release, error)
 	purgeCache    func(app string) error
-	addonBackends map[string]AddonBackend
+	addonServices []AddonService
 	maxSource     int64
 	outputs       outputs // of the builds running here
 	domain        string  // apps' parent domain, normalized: <app>.<domain>
@@ -127,7 +126,7 @@ func newServer(cfg Config) *server {
 		rolePassword:  cfg.RolePassword,
 		build:         cfg.Build,
 		purgeCache:    cfg.PurgeBuildCache,
-		addonBackends: cfg.AddonBackends,
+		addonServices: cfg.AddonServices,
 		maxSource:     cmp.Or(cfg.MaxSourceBytes, DefaultMaxSourceBytes),
 		domain:        strings.Trim(strings.ToLower(cfg.Domain), "."),
 		mux:           http.NewServeMux(),
@@ -163,6 +162,7 @@ func (s *server) routes() {
 	s.handle("GET /apps/{app}/addons", s.listAddons)
 	s.handle("POST /apps/{app}/addons", s.createAddon)
 	s.handle("GET /apps/{app}/addons/{addon}", s.getAddon)
+	s.handle("PATCH /apps/{app}/addons/{addon}", s.updateAddon)
 	s.handle("DELETE /apps/{app}/addons/{addon}", s.deleteAddon)
 	s.handle("POST /apps/{app}/addons/{addon}/actions/rotate-credentials", s.rotateCredentials)
 	s.handle("GET /apps/{app}/addons/{addon}/backups", s.listBackups)

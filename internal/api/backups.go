@@ -34,7 +34,7 @@ func (s *server) backupAddon(r *http.Request) (grid.Addon, BackupBackend, error)
 	if err != nil {
 		return a, nil, err
 	}
-	bb, ok := s.addonBackends[a.Service].(BackupBackend)
+	bb, ok := s.backend(a.Service).(BackupBackend)
 	if !ok {
 		return a, nil, invalid(fmt.Sprintf("%s (%s) has no backups.", a.Name, a.Service))
 	}

@@ -47,6 +47,15 @@ var addonsDestroyCmd = &command{
 	run:     runAddonsDestroy,
 }
 
+var addonsUpgradeCmd = &command{
+	name:    "addons:upgrade",
+	aliases: []string{"addons:downgrade"},
+	args:    "ADDON PLAN",
+	summary: "change an add-on's plan (standard-0, or heroku-postgresql:standard-0); data and URL stay",
+	app:     true,
+	run:     runAddonsUpgrade,
+}
+
 var addonsAttachCmd = &command{
 	name:    "addons:attach",
 	args:    "ADDON",
@@ -103,7 +112,7 @@ func runAddonsCreate(c *call) error {
 	if err != nil {
 		return err
 	}
-	body := schema.AddonCreate{Plan: c.args[0]}
+	body := schema.AddonCreate{Plan: schema.PlanRef(c.args[0])}
 	if as := c.opts["as"]; as != "" {
 		body.Attachment = &schema.AttachmentName{Name: as}
 	}
@@ -163,6 +172,29 @@ func runAddonsDestroy(c *call) error {
 	}
 	return c.action(fmt.Sprintf("Destroying %s on %s%s", c.args[0], hexagon, name), func() error {
 		_, err := api.call(c.ctx, "DELETE", c.appPath(name, "addons", c.args[0]), nil, nil)
+		return err
+	})
+}
+
+func runAddonsUpgrade(c *call) error {
+	if len(c.args) != 2 {
+		return c.usageErr("Give the add-on and its new plan.")
+	}
+	name, api, err := c.appAndClient()
+	if err != nil {
+		return err
+	}
+	var a schema.Addon
+	path := c.appPath(name, "addons", c.args[0])
+	if err := api.get(c.ctx, path, &a); err != nil {
+		return err
+	}
+	plan := c.args[1]
+	if !strings.Contains(plan, ":") {
+		plan = a.AddonService.Name + ":" + plan
+	}
+	return c.action(fmt.Sprintf("Changing %s on %s%s from %s to %s", a.Name, hexagon, name, a.Plan.Name, plan), func() error {
+		_, err := api.call(c.ctx, "PATCH", path, schema.AddonUpdate{Plan: schema.PlanRef(plan)}, &a)
 		return err
 	})
 }

@@ -41,7 +41,7 @@ func init() {
 		psCmd, psScaleCmd, psTypeCmd, psRestartCmd, psStopCmd,
 		runCmd, runDetachedCmd,
 		logsCmd,
-		addonsCmd, addonsCreateCmd, addonsInfoCmd, addonsDestroyCmd, addonsAttachCmd, addonsDetachCmd,
+		addonsCmd, addonsCreateCmd, addonsInfoCmd, addonsDestroyCmd, addonsUpgradeCmd, addonsAttachCmd, addonsDetachCmd,
 		pgInfoCmd, pgPsqlCmd, pgRotateCmd, pgBackupsCmd, pgBackupsCaptureCmd, pgBackupsDownloadCmd, pgBackupsRestoreCmd,
 		redisInfoCmd, redisCliCmd,
 		deployCmd, buildsCmd, buildsOutputCmd, buildsPurgeCmd,

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,17 +138,29 @@ func pgStats(ctx context.Context, url string) [][2]string {
 		return [][2]string{{"Status", "Unavailable: " + err.Error()}}
 	}
 	defer conn.Close(context.Background())
-	var version string
+	var version, limit string
 	var size int64
-	var used, limit int
+	var used, conns int
+	var owner bool
 	err = conn.QueryRow(ctx, `SELECT current_setting('server_version'), pg_database_size(current_database()),
 		(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),
-		(SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user)`).Scan(&version, &size, &used, &limit)
+		(SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user),
+		coalesce(current_setting('grid.storage_limit', true), ''),
+		(SELECT datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) FROM pg_database WHERE datname = current_database())`).
+		Scan(&version, &size, &used, &conns, &limit, &owner)
 	if err != nil {
 		return [][2]string{{"Status", "Unavailable: " + err.Error()}}
 	}
-	return [][2]string{{"Status", "Available"}, {"Connections", fmt.Sprintf("%d/%d", used, limit)},
-		{"PG Version", version}, {"Data Size", humanBytes(size)}}
+	status, data := "Available", humanBytes(size)
+	if n, err := strconv.ParseInt(limit, 10, 64); err == nil && n > 0 {
+		data += fmt.Sprintf(" / %s (%.2f%%)", humanBytes(n), 100*float64(size)/float64(n))
+	}
+	if !owner {
+		// The grid took its objects away (internal/postgres storage.go).
+		status = "Over its plan's storage: INSERT, UPDATE and CREATE revoked until it is under (TRUNCATE, or addons:upgrade)"
+	}
+	return [][2]string{{"Status", status}, {"Connections", fmt.Sprintf("%d/%d", used, conns)},
+		{"PG Version", version}, {"Data Size", data}}
 }
 
 func redisStats(ctx context.Context, url string) [][2]string {

@@ -1,6 +1,9 @@
 package schema
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Addon is an add-on as the Platform API shows it.
 type Addon struct {
@@ -28,9 +31,36 @@ type AttachedRef struct {
 
 // AddonCreate is the body of POST /apps/{app}/addons.
 type AddonCreate struct {
-	Plan       string            `json:"plan"` // "heroku-postgresql[:plan]"
+	Plan       PlanRef           `json:"plan"`
 	Attachment *AttachmentName   `json:"attachment"`
 	Config     map[string]string `json:"config"` // no option is known: must be empty
+}
+
+// AddonUpdate is the body of PATCH /apps/{app}/addons/{addon}: a plan
+// change.
+type AddonUpdate struct {
+	Plan PlanRef `json:"plan"`
+}
+
+// PlanRef names a plan, "heroku-postgresql[:plan]". The schema says a
+// string; the Heroku CLI sends {"name": "..."}; both are accepted.
+type PlanRef string
+
+// UnmarshalJSON takes "name" or {"name": "name"}.
+func (p *PlanRef) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*p = PlanRef(s)
+		return nil
+	}
+	var o struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(b, &o); err != nil {
+		return err
+	}
+	*p = PlanRef(o.Name)
+	return nil
 }
 
 // AttachmentName is the attachment part of AddonCreate.

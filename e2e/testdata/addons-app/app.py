@@ -1,9 +1,11 @@
 """Counts visits in the app's Postgres database and Redis server, through
 the psql and redis-cli of the stack, with DATABASE_URL and REDIS_URL.
-GET /hit counts one; GET / shows the counts."""
+GET /hit counts one; GET / shows the counts. On an operator's shared Redis
+the URL's user is not "default", and keys begin with its name and a colon."""
 import glob
 import os
 import subprocess
+from urllib.parse import urlparse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PSQL = (sorted(glob.glob("/usr/lib/postgresql/*/bin/psql")) or ["psql"])[-1]
@@ -28,7 +30,9 @@ class Handler(BaseHTTPRequestHandler):
         if os.environ.get("DATABASE_URL"):
             out.append("pg " + pg(*(["INSERT INTO hits VALUES (1)"] if hit else []), "SELECT count(*) FROM hits"))
         if os.environ.get("REDIS_URL"):
-            r = run("redis-cli", "-u", os.environ["REDIS_URL"], "--no-auth-warning", "INCR" if hit else "GET", "hits")
+            user = urlparse(os.environ["REDIS_URL"]).username
+            key = "hits" if user in (None, "default") else user + ":hits"
+            r = run("redis-cli", "-u", os.environ["REDIS_URL"], "--no-auth-warning", "INCR" if hit else "GET", key)
             out.append("redis " + (r or "0"))
         body = ("; ".join(out) or "no add-ons").encode() + b"\n"
         self.send_response(200)
