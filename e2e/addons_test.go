@@ -247,3 +247,30 @@ func TestAddonsOnOperatorServers(t *testing.T) {
 		}
 	}
 }
+
+// TestAddonsOnNetNSHosts: dynos on hosts in network namespaces (grid up
+// --hosts) reach their add-on servers on this machine, through the
+// --services their hosts are given, and nothing else there.
+func TestAddonsOnNetNSHosts(t *testing.T) {
+	g := gridtest.Start(t, "--hosts", "1", "--boot-timeout", "10s", "--stop-grace", "5s")
+	g.MustCLI("apps:create", "far")
+	g.MustCLI("addons:create", "postgresql", "-a", "far")
+	g.MustCLI("addons:create", "redis", "-a", "far")
+	if out, err := g.Push("far", g.Repo("testdata/addons-app")); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	g.WaitBody("far", "/", "pg 0; redis 0\n", 60*time.Second)
+	if _, body, _, _ := g.Get("far", "/hit"); body != "pg 1; redis 1\n" {
+		t.Errorf("hit: %q", body)
+	}
+	if ps := g.MustCLI("ps", "-a", "far"); !strings.Contains(ps, "web.1") {
+		t.Errorf("ps:\n%s", ps)
+	}
+	// Another port of the add-ons' address (here the API's, were it
+	// listening there) is closed to dynos.
+	out, errOut, err := g.CLI("run", "-x", "--no-tty", "-a", "far", "--", "python3", "-c",
+		`import socket; socket.create_connection(("10.229.0.1", 5433), timeout=3)`)
+	if err == nil || !strings.Contains(out+errOut, "No route to host") {
+		t.Errorf("a dyno reached 10.229.0.1:5433: %v\n%s%s", err, out, errOut)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,8 +56,13 @@ func hostFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 	fs.BoolVar(&c.keepDynos, "keep-dynos", false, "leave dynos running when the agent stops, for the next agent of this host to adopt")
 	fs.StringVar(&c.internal, "internal", "", "comma-separated networks dynos must never reach (the servers' network, other hosts' dyno subnets), e.g. 10.0.0.0/8")
 	fs.StringVar(&c.routers, "routers", "", "comma-separated networks of the routers, the only other machines that may reach dynos (empty: any)")
+	services := fs.String("services", "", "comma-separated TCP services dynos may reach even on this machine or in --internal: the add-on servers, ADDR:PORT or ADDR:FIRST-LAST")
 	return func(ctx context.Context, logger *slog.Logger) error {
 		if err := needRoot("grid host"); err != nil {
+			return err
+		}
+		var err error
+		if c.services, err = parseServices(*services); err != nil {
 			return err
 		}
 		st, err := c.join.open(ctx, store.RoleHost, c.data, logger)
@@ -87,6 +93,46 @@ func newSandboxes(c hostConfig, logger *slog.Logger) (*sandbox.Manager, error) {
 		CgroupParent: c.cgroupParent, Internal: internal, Routers: routers, Services: c.services,
 		Logger: logger.With("part", "sandbox"),
 	})
+}
+
+// parseServices parses --services: "10.229.0.1:5432,10.229.0.1:16000-16999".
+func parseServices(s string) ([]sandbox.Service, error) {
+	var out []sandbox.Service
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		bad := fmt.Errorf("--services: %q is not ADDR:PORT or ADDR:FIRST-LAST with an IPv4 address", f)
+		host, ports, ok := strings.Cut(f, ":")
+		addr, err := netip.ParseAddr(host)
+		if !ok || err != nil || !addr.Is4() {
+			return nil, bad
+		}
+		first, last, ranged := strings.Cut(ports, "-")
+		if !ranged {
+			last = first
+		}
+		a, err1 := strconv.ParseUint(first, 10, 16)
+		b, err2 := strconv.ParseUint(last, 10, 16)
+		if err1 != nil || err2 != nil || a == 0 || b < a {
+			return nil, bad
+		}
+		out = append(out, sandbox.Service{Addr: addr, FirstPort: uint16(a), LastPort: uint16(b)})
+	}
+	return out, nil
+}
+
+// formatServices is the --services value of svcs.
+func formatServices(svcs []sandbox.Service) string {
+	var fs []string
+	for _, sv := range svcs {
+		f := fmt.Sprintf("%s:%d", sv.Addr, sv.FirstPort)
+		if sv.LastPort != sv.FirstPort {
+			f += fmt.Sprintf("-%d", sv.LastPort)
+		}
+		fs = append(fs, f)
+	}
+	return strings.Join(fs, ",")
 }
 
 // prefixList parses a flag's comma-separated networks (a bare address is

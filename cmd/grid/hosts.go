@@ -18,6 +18,7 @@ import (
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/manager"
 	"github.com/dynogrid/grid/internal/provider"
+	"github.com/dynogrid/grid/internal/sandbox"
 	"github.com/dynogrid/grid/internal/store"
 )
 
@@ -37,7 +38,7 @@ type hostProvider struct {
 
 // openProvider starts the provider `grid server --provider` names:
 // "netns" or "exec:/path/to/script". Empty means none (nil).
-func openProvider(ctx context.Context, spec string, n natsNode, data string, stopGrace, bootTimeout time.Duration, logger *slog.Logger) (*hostProvider, error) {
+func openProvider(ctx context.Context, spec string, n natsNode, hc netnsHosts, logger *slog.Logger) (*hostProvider, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	logger = logger.With("part", "provider", "provider", kind)
 	password := func(id string) string { return store.Role{Kind: store.RoleHost, ID: id}.Password(n.secret) }
@@ -45,7 +46,7 @@ func openProvider(ctx context.Context, spec string, n natsNode, data string, sto
 	case "":
 		return nil, nil
 	case provider.NameNetNS:
-		return openNetNS(ctx, n, data, stopGrace, bootTimeout, logger)
+		return openNetNS(ctx, n, hc, logger)
 	case provider.NameExec:
 		p, err := provider.NewExec(provider.ExecConfig{Script: arg, Join: joinURL(n.srv.ClientURL()), Password: password, Logger: logger})
 		if err != nil {
@@ -56,9 +57,16 @@ func openProvider(ctx context.Context, spec string, n natsNode, data string, sto
 	return nil, fmt.Errorf("--provider %q: want netns or exec:/path/to/script", spec)
 }
 
+// netnsHosts is what netns hosts are started with.
+type netnsHosts struct {
+	data                   string // the server's data directory
+	stopGrace, bootTimeout time.Duration
+	services               []sandbox.Service // add-on servers their dynos may reach
+}
+
 // openNetNS opens the fabric and a netns provider whose hosts join n on
 // the fabric. n must listen on all addresses or on the fabric's.
-func openNetNS(ctx context.Context, n natsNode, data string, stopGrace, bootTimeout time.Duration, logger *slog.Logger) (*hostProvider, error) {
+func openNetNS(ctx context.Context, n natsNode, hc netnsHosts, logger *slog.Logger) (*hostProvider, error) {
 	u, err := url.Parse(n.srv.ClientURL())
 	if err != nil {
 		return nil, err
@@ -78,10 +86,10 @@ func openNetNS(ctx context.Context, n natsNode, data string, stopGrace, bootTime
 		return nil, err
 	}
 	p, err := provider.NewNetNS(provider.NetNSConfig{
-		Fabric: fab, Exe: exe, DataDir: filepath.Join(data, "hosts"),
+		Fabric: fab, Exe: exe, DataDir: filepath.Join(hc.data, "hosts"),
 		NATSURL:   "nats://" + net.JoinHostPort(provider.FabricAddr.String(), u.Port()),
 		Password:  func(id string) string { return store.Role{Kind: store.RoleHost, ID: id}.Password(n.secret) },
-		StopGrace: stopGrace, BootTimeout: bootTimeout, Logger: logger,
+		StopGrace: hc.stopGrace, BootTimeout: hc.bootTimeout, Services: formatServices(hc.services), Logger: logger,
 	})
 	if err != nil {
 		fab.Close()

@@ -57,8 +57,23 @@ type serverConfig struct {
 	buildpackRoots pathList
 	buildTimeout   time.Duration
 	maxSlugMB      int64
-	// addons are the add-on backends this server offers (grid up's).
+	// postgresAdmin and redisAdmin are operators' servers for add-ons
+	// (--postgres-admin-url, --redis-admin-url or their environment
+	// variables); grid up runs its own where they are empty.
+	postgresAdmin, redisAdmin string
+	// addons are the add-on backends this server offers.
 	addons map[string]api.AddonBackend
+}
+
+// addonsEnv fills the admin URLs the flags left empty from the
+// environment, which keeps passwords out of the process list.
+func (c *serverConfig) addonsEnv() {
+	if c.postgresAdmin == "" {
+		c.postgresAdmin = os.Getenv("GRID_POSTGRES_ADMIN_URL")
+	}
+	if c.redisAdmin == "" {
+		c.redisAdmin = os.Getenv("GRID_REDIS_ADMIN_URL")
+	}
 }
 
 // pathList is a repeatable flag of absolute paths.
@@ -89,6 +104,8 @@ func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
 	fs.Int64Var(&c.maxSlugMB, "max-slug-size", build.DefaultMaxSlugBytes>>20, "the largest slug (compressed, MB) a build may make")
 	fs.Var(&c.buildpackRoots, "buildpack-root", "a directory under which apps may use local buildpacks by path (repeatable; default: none)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "cluster secret shared by all servers (default: DATA/cluster-secret, created if missing)")
+	fs.StringVar(&c.postgresAdmin, "postgres-admin-url", "", "an existing PostgreSQL server for Postgres add-ons (postgres://admin:password@IPv4:port/postgres, a superuser) instead of the one grid up runs; or GRID_POSTGRES_ADMIN_URL, which keeps the password out of the process list")
+	fs.StringVar(&c.redisAdmin, "redis-admin-url", "", "an existing Redis 6+ for Redis add-ons, each an ACL user whose keys must begin with its user name and a colon (redis://admin:password@IPv4:port, a user allowed ACL), instead of the servers grid up runs; or GRID_REDIS_ADMIN_URL")
 }
 
 func serverFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
@@ -109,7 +126,11 @@ func serverFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			return err
 		}
 		defer n.srv.Shutdown()
-		hp, err := openProvider(ctx, c.provider, n, c.data, 0, c.bootTimeout, logger)
+		c.addonsEnv()
+		addons := startAddons(ctx, c.data, addonsConfig{postgresAdmin: c.postgresAdmin, redisAdmin: c.redisAdmin}, logger.With("part", "addons"))
+		defer addons.stop()
+		c.addons = addons.backends
+		hp, err := openProvider(ctx, c.provider, n, netnsHosts{data: c.data, bootTimeout: c.bootTimeout, services: addons.services}, logger)
 		if err != nil {
 			return err
 		}
@@ -137,6 +158,7 @@ func serverFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 			return err
 		}
 		defer cp.close()
+		defer addons.watchStorage(ctx, cp.st, cp.lg, storageCheckEvery, logger.With("part", "addons"))()
 		cp.print()
 		return cp.run(ctx)
 	}

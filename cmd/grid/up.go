@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -26,15 +25,13 @@ import (
 func upFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 	var s serverConfig
 	var h hostConfig
-	var routerAddr, routerTLS, addonsAddr, postgresAdmin, redisAdmin string
+	var routerAddr, routerTLS, addonsAddr string
 	var hosts int
 	s.register(fs, "")
 	h.register(fs)
 	fs.StringVar(&routerAddr, "router", "0.0.0.0:8080", "listen address of the HTTP router")
 	fs.StringVar(&routerTLS, "router-tls", "0.0.0.0:8443", "listen address of the router's HTTPS (HTTP/2 and HTTP/1.1); empty for none")
 	fs.StringVar(&addonsAddr, "addons-listen", "10.229.0.1", "address on this machine (put on lo) where the Postgres and Redis add-on servers listen for dynos; empty for no add-ons")
-	fs.StringVar(&postgresAdmin, "postgres-admin-url", "", "an existing PostgreSQL server for Postgres add-ons (postgres://admin:password@IPv4:port/postgres, a superuser) instead of the one grid up runs; or GRID_POSTGRES_ADMIN_URL, which keeps the password out of the process list)")
-	fs.StringVar(&redisAdmin, "redis-admin-url", "", "an existing Redis 6+ for Redis add-ons, each an ACL user whose keys must begin with its user name and a colon (redis://admin:password@IPv4:port, a user allowed ACL), instead of the servers grid up runs; or GRID_REDIS_ADMIN_URL")
 	fs.IntVar(&hosts, "hosts", 0, "run this many hosts in network namespaces (netns provider) instead of one in this process; NATS then listens on all addresses at the --nats port")
 	return func(ctx context.Context, logger *slog.Logger) error {
 		if err := needRoot("grid up"); err != nil {
@@ -54,13 +51,8 @@ func upFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 				return fmt.Errorf("--addons-listen %q: want an IPv4 address", addonsAddr)
 			}
 		}
-		if postgresAdmin == "" {
-			postgresAdmin = os.Getenv("GRID_POSTGRES_ADMIN_URL")
-		}
-		if redisAdmin == "" {
-			redisAdmin = os.Getenv("GRID_REDIS_ADMIN_URL")
-		}
-		return up(ctx, s, h, routerAddr, routerTLS, hosts, addonsConfig{listen: addons, postgresAdmin: postgresAdmin, redisAdmin: redisAdmin}, logger)
+		s.addonsEnv()
+		return up(ctx, s, h, routerAddr, routerTLS, hosts, addonsConfig{listen: addons, postgresAdmin: s.postgresAdmin, redisAdmin: s.redisAdmin}, logger)
 	}
 }
 
@@ -88,7 +80,7 @@ func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr, routerTLS
 	s.addons, h.services = addons.backends, addons.services
 	var hp *hostProvider
 	if hosts > 0 {
-		if hp, err = openNetNS(ctx, n, s.data, h.stopGrace, s.bootTimeout, logger.With("part", "provider")); err != nil {
+		if hp, err = openNetNS(ctx, n, netnsHosts{s.data, h.stopGrace, s.bootTimeout, addons.services}, logger.With("part", "provider")); err != nil {
 			return err
 		}
 		defer hp.close()

@@ -46,6 +46,10 @@ type NetNSConfig struct {
 	// BootTimeout and StopGrace are passed to each `grid host`; zero
 	// means its defaults.
 	BootTimeout, StopGrace time.Duration
+	// Services is passed to each `grid host --services`: the add-on
+	// servers its dynos may reach although they are on this machine
+	// ("10.229.0.1:5432,10.229.0.1:16000-16999"). Empty means none.
+	Services string
 	// Logger receives lifecycle logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -221,6 +225,9 @@ func (p *NetNS) startAgent(id string, h hostNet) (*exec.Cmd, error) {
 	}
 	if p.cfg.StopGrace > 0 {
 		args = append(args, "--stop-grace", p.cfg.StopGrace.String())
+	}
+	if p.cfg.Services != "" {
+		args = append(args, "--services", p.cfg.Services)
 	}
 	cmd := exec.Command(p.cfg.Exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
