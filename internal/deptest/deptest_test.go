@@ -29,12 +29,13 @@ var allowed = map[string][]string{
 	"redis":     {"grid", "proc"},
 	"store":     {"grid"},
 	"logs":      {"grid", "store"},
+	"drain":     {"grid", "store", "logs"},
 	"router":    {"grid", "store", "logs"},
 	"build":     {"grid", "store", "logs", "slug", "sandbox"},
 	"gitrecv":   {"grid"},
 	"manager":   {"grid", "store", "scheduler"},
 	"host":      {"grid", "store", "logs", "slug", "sandbox", "session"},
-	"api":       {"grid", "store", "logs", "schema", "session"},
+	"api":       {"grid", "store", "logs", "drain", "schema", "session"},
 	"cli":       {"grid", "schema", "session"},
 }
 
