@@ -36,6 +36,15 @@ type hostProvider struct {
 	minHosts int
 }
 
+// networks are the provider's networks inside the grid (netns: the
+// fabric and the hosts' subnets); none for others or nil.
+func (hp *hostProvider) networks() []netip.Prefix {
+	if hp == nil || hp.netns == nil {
+		return nil
+	}
+	return hp.netns.Networks()
+}
+
 // openProvider starts the provider `grid server --provider` names:
 // "netns" or "exec:/path/to/script". Empty means none (nil).
 func openProvider(ctx context.Context, spec string, n natsNode, hc netnsHosts, logger *slog.Logger) (*hostProvider, error) {

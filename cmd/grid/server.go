@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/dynogrid/grid/internal/api"
 	"github.com/dynogrid/grid/internal/build"
 	"github.com/dynogrid/grid/internal/cli"
+	"github.com/dynogrid/grid/internal/drain"
 	"github.com/dynogrid/grid/internal/gitrecv"
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/localca"
@@ -63,6 +65,10 @@ type serverConfig struct {
 	postgresAdmin, redisAdmin string
 	// addons are the add-on backends this server offers.
 	addons map[string]api.AddonBackend
+	// drainDeny (--drain-deny) and gridNets (the dyno and build subnets
+	// this process knows) are networks log drains must never reach.
+	drainDeny string
+	gridNets  []netip.Prefix
 }
 
 // addonsEnv fills the admin URLs the flags left empty from the
@@ -104,6 +110,7 @@ func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
 	fs.Int64Var(&c.maxSlugMB, "max-slug-size", build.DefaultMaxSlugBytes>>20, "the largest slug (compressed, MB) a build may make")
 	fs.Var(&c.buildpackRoots, "buildpack-root", "a directory under which apps may use local buildpacks by path (repeatable; default: none)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "cluster secret shared by all servers (default: DATA/cluster-secret, created if missing)")
+	fs.StringVar(&c.drainDeny, "drain-deny", "", "comma-separated networks log drains must never reach besides the grid's own subnets and this machine's addresses: the servers' and hosts' private network, e.g. 10.0.0.0/8")
 	fs.StringVar(&c.postgresAdmin, "postgres-admin-url", "", "an existing PostgreSQL server for Postgres add-ons (postgres://admin:password@IPv4:port/postgres, a superuser) instead of the one grid up runs; or GRID_POSTGRES_ADMIN_URL, which keeps the password out of the process list")
 	fs.StringVar(&c.redisAdmin, "redis-admin-url", "", "an existing Redis 6+ for Redis add-ons, each an ACL user whose keys must begin with its user name and a colon (redis://admin:password@IPv4:port, a user allowed ACL), instead of the servers grid up runs; or GRID_REDIS_ADMIN_URL")
 }
@@ -130,6 +137,7 @@ func serverFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 		addons := startAddons(ctx, c.data, addonsConfig{postgresAdmin: c.postgresAdmin, redisAdmin: c.redisAdmin}, logger.With("part", "addons"))
 		defer addons.stop()
 		c.addons = addons.backends
+		c.gridNets = []netip.Prefix{mustPrefix(c.buildSubnet)}
 		hp, err := openProvider(ctx, c.provider, n, netnsHosts{data: c.data, bootTimeout: c.bootTimeout, services: addons.services}, logger)
 		if err != nil {
 			return err
@@ -231,8 +239,10 @@ type controlPlane struct {
 	cycleAfter, cycleJitter time.Duration
 	// cert keeps the routers' default certificate current while this
 	// server leads (defaultcert.go).
-	cert   *defaultCert
-	logger *slog.Logger
+	cert *defaultCert
+	// drainAllow is where log drains may connect (drainPolicy).
+	drainAllow func(netip.Addr) error
+	logger     *slog.Logger
 }
 
 func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbox.Manager, apiLn net.Listener, hp *hostProvider, logger *slog.Logger) (*controlPlane, error) {
@@ -242,6 +252,12 @@ func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbo
 	}
 	cp := &controlPlane{n: n, st: st, api: apiLn, data: c.data, hp: hp, headroom: c.headroom, emptyGrace: c.emptyGrace,
 		cycleAfter: orOff(c.cycleAfter), cycleJitter: orOff(c.cycleJitter), logger: logger}
+	deny, err := prefixList("--drain-deny", c.drainDeny)
+	if err != nil {
+		cp.close()
+		return nil, err
+	}
+	cp.drainAllow = drainPolicy(append(append(deny, c.gridNets...), hp.networks()...))
 	hp.bind(st)
 	if err := st.RepairAppMeta(ctx); err != nil {
 		cp.close()
@@ -330,6 +346,7 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 		},
 		PurgeBuildCache: builder.PurgeCache,
 		AddonServices:   addonServices(c.addons),
+		DrainAllow:      cp.drainAllow,
 		AppDestroyed: func(ctx context.Context, app string) {
 			if err := git.RemoveRepo(app); err != nil {
 				logger.Warn("could not remove git repo", "app", app, "err", err)
@@ -354,6 +371,9 @@ func (cp *controlPlane) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(gctx, cp.api, cp.handler) })
 	g.Go(func() error { return cp.lead(gctx) })
+	g.Go(func() error {
+		return drain.Ship(gctx, drain.ShipperConfig{Store: cp.st, Log: cp.lg, Allow: cp.drainAllow, Logger: cp.logger.With("part", "drains")})
+	})
 	return g.Wait()
 }
 

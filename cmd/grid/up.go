@@ -78,6 +78,7 @@ func up(ctx context.Context, s serverConfig, h hostConfig, routerAddr, routerTLS
 	addons := startAddons(ctx, s.data, addonsCfg, logger.With("part", "addons"))
 	defer addons.stop()
 	s.addons, h.services = addons.backends, addons.services
+	s.gridNets = []netip.Prefix{mustPrefix(h.subnet)}
 	var hp *hostProvider
 	if hosts > 0 {
 		if hp, err = openNetNS(ctx, n, netnsHosts{s.data, h.stopGrace, s.bootTimeout, addons.services}, logger.With("part", "provider")); err != nil {

@@ -20,10 +20,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/dynogrid/grid/internal/drain"
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/logs"
 	"github.com/dynogrid/grid/internal/store"
@@ -73,6 +75,10 @@ type Config struct {
 	// AddonServices are the add-on services offered, in the order
 	// errors list them.
 	AddonServices []AddonService
+	// DrainAllow is the log drains' address policy: a drain whose host
+	// is an address it refuses is refused at once (a name is checked
+	// when the drain connects). Nil means drain.DefaultAllow.
+	DrainAllow func(netip.Addr) error
 	// MaxSourceBytes bounds an uploaded source tarball. Zero means
 	// DefaultMaxSourceBytes.
 	MaxSourceBytes int64
@@ -96,6 +102,7 @@ type server struct {
 	build         func(context.Context, BuildRequest) (grid.Release, error)
 	purgeCache    func(app string) error
 	addonServices []AddonService
+	drainAllow    func(netip.Addr) error
 	maxSource     int64
 	outputs       outputs // of the builds running here
 	domain        string  // apps' parent domain, normalized: <app>.<domain>
@@ -127,6 +134,7 @@ func newServer(cfg Config) *server {
 		build:         cfg.Build,
 		purgeCache:    cfg.PurgeBuildCache,
 		addonServices: cfg.AddonServices,
+		drainAllow:    cfg.DrainAllow,
 		maxSource:     cmp.Or(cfg.MaxSourceBytes, DefaultMaxSourceBytes),
 		domain:        strings.Trim(strings.ToLower(cfg.Domain), "."),
 		mux:           http.NewServeMux(),
@@ -139,6 +147,9 @@ func newServer(cfg Config) *server {
 	if s.webURL == nil {
 		domain := cfg.Domain
 		s.webURL = func(app string) string { return "http://" + app + "." + domain + "/" }
+	}
+	if s.drainAllow == nil {
+		s.drainAllow = drain.DefaultAllow
 	}
 	if s.gitURL == nil {
 		s.gitURL = func(app string) string { return s.baseURL + "/" + app + ".git" }
@@ -159,6 +170,10 @@ func (s *server) routes() {
 	s.handle("GET /apps/{app}", s.getApp)
 	s.handle("PATCH /apps/{app}", s.updateApp)
 	s.handle("DELETE /apps/{app}", s.deleteApp)
+	s.handle("GET /apps/{app}/log-drains", s.listDrains)
+	s.handle("POST /apps/{app}/log-drains", s.createDrain)
+	s.handle("GET /apps/{app}/log-drains/{drain...}", s.getDrain)
+	s.handle("DELETE /apps/{app}/log-drains/{drain...}", s.deleteDrain)
 	s.handle("GET /apps/{app}/addons", s.listAddons)
 	s.handle("POST /apps/{app}/addons", s.createAddon)
 	s.handle("GET /apps/{app}/addons/{addon}", s.getAddon)

@@ -41,6 +41,7 @@ func init() {
 		psCmd, psScaleCmd, psTypeCmd, psRestartCmd, psStopCmd,
 		runCmd, runDetachedCmd,
 		logsCmd,
+		drainsCmd, drainsAddCmd, drainsRemoveCmd,
 		addonsCmd, addonsCreateCmd, addonsInfoCmd, addonsDestroyCmd, addonsUpgradeCmd, addonsAttachCmd, addonsDetachCmd,
 		pgInfoCmd, pgPsqlCmd, pgRotateCmd, pgBackupsCmd, pgBackupsCaptureCmd, pgBackupsDownloadCmd, pgBackupsRestoreCmd,
 		redisInfoCmd, redisCliCmd,

@@ -481,3 +481,7 @@ func (p *NetNS) removeStrayLinks() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Networks are the fabric and the hosts' dyno subnets: addresses inside
+// the grid, which nothing a tenant configures (a log drain) may reach.
+func (p *NetNS) Networks() []netip.Prefix { return []netip.Prefix{fabricPrefix, p.cfg.Subnets} }

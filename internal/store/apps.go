@@ -231,6 +231,9 @@ func (s *Store) DeleteAppData(ctx context.Context, app string) error {
 		if err := s.deleteAppBuilds(ctx, app); err != nil {
 			return err
 		}
+		if err := s.deleteAppDrains(ctx, app); err != nil {
+			return err
+		}
 	}
 	return s.formations.delete(ctx, app)
 }

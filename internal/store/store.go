@@ -58,6 +58,7 @@ type Store struct {
 	builds      bucket[grid.Build]
 	addons      bucket[grid.Addon]
 	attachments bucket[grid.Attachment]
+	drains      bucket[grid.Drain]
 	outputs     jetstream.ObjectStore
 	sources     jetstream.ObjectStore
 	backups     jetstream.ObjectStore
@@ -97,7 +98,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.assignments.name, s.dynos.name, s.hosts.name = "assignment", "dyno", "host"
 	s.routers.name, s.keys.name, s.meta.name, s.leases.name = "router", "api key", "counter", "lease"
 	s.domains.name, s.certs.name, s.builds.name = "domain", "certificate", "build"
-	s.addons.name, s.attachments.name = "add-on", "attachment"
+	s.addons.name, s.attachments.name, s.drains.name = "add-on", "attachment", "drain"
 	if err := s.init(ctx); err != nil {
 		nc.Close()
 		return nil, err
@@ -184,6 +185,7 @@ func (s *Store) bind(ctx context.Context) error {
 		kv(&s.builds.kv, "builds", 0)
 		kv(&s.addons.kv, "addons", 0)
 		kv(&s.attachments.kv, "attachments", 0)
+		kv(&s.drains.kv, "drains", 0)
 		objects(&s.outputs, "buildoutput", 0)
 		objects(&s.sources, "sources", SourceTTL)
 		objects(&s.backups, "backups", 0)
