@@ -11,8 +11,9 @@
 //
 // Write path:
 //
-//	Write ─► split >10,000 B ─► queue (4,096 lines) ─► publisher goroutine
-//	           full? drop+count        │ JSON, an app's queued lines batched
+//	Write ─► split >10,000 B ─► queue (4,096 lines; an app with 1,024
+//	      queued may not take the last 1,024) full? drop+count ─► publisher
+//	                                   │ JSON, an app's queued lines batched
 //	                                   │ (≤ 32 a message), async publish to
 //	                                   ▼ logs.<app>, ≤ 256 unacknowledged
 //	                   stream LOGS (1,500 messages per subject, discard old)
@@ -50,10 +51,13 @@ const (
 const (
 	streamName    = "LOGS"
 	subjectPrefix = "logs."
-	queueLen      = 4096            // lines waiting for the publisher
-	maxInFlight   = 256             // published lines not yet acknowledged
-	ackTimeout    = 5 * time.Second // an unacknowledged line is counted lost after this
-	closeWait     = time.Second     // how long Close waits for queued lines
+	queueLen      = 4096 // lines waiting for the publisher
+	// An app holding appShare lines or more may not take the queue's
+	// last reserve slots, so a flood leaves room for other apps' lines.
+	appShare, reserve = queueLen / 4, queueLen / 4
+	maxInFlight       = 256             // published lines not yet acknowledged
+	ackTimeout        = 5 * time.Second // an unacknowledged line is counted lost after this
+	closeWait         = time.Second     // how long Close waits for queued lines
 )
 
 // Line is one log line of one app.
@@ -82,6 +86,7 @@ type Log struct {
 	js      jetstream.JetStream // our own context: its async-publish window is ours alone
 	stream  jetstream.Stream
 	queue   chan item
+	queued  sync.Map      // app → *atomic.Int32: its lines in queue
 	stop    chan struct{} // closed by Close
 	done    chan struct{} // closed when the publisher has drained
 	closed  atomic.Bool

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -513,5 +514,42 @@ func TestWriterRateLimit(t *testing.T) {
 	}
 	if len(l12) == 0 || len(l12) > int(elapsed.Seconds())+2 {
 		t.Errorf("%d L12 lines in %v: want one per second with drops", len(l12), elapsed)
+	}
+}
+
+// TestFloodKeepsOtherAppsLines (issue 8): while one app's lines are
+// written far faster than they can be stored (as a router writes for a
+// hammered app, with no rate limit), another app's lines all arrive: a
+// flood may fill only its share of the host's queue.
+func TestFloodKeepsOtherAppsLines(t *testing.T) {
+	l := openLog(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					l.Write(logs.Line{App: "flood", Source: "heroku", Dyno: "router", Text: strings.Repeat("x", 200)})
+				}
+			}
+		})
+	}
+	for i := range 1000 {
+		l.Write(logs.Line{App: "calm", Source: "app", Dyno: "web.1", Text: fmt.Sprintf("line %d", i)})
+		if i%10 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	flush(t, l)
+	if l.Dropped() == 0 {
+		t.Fatal("the flood lost nothing: it was no flood")
+	}
+	if got := texts(readAll(t, l, "calm", logs.Query{Lines: 1500})); !cmp.Equal(got, seq(0, 1000)) {
+		t.Errorf("calm kept %d of 1,000 lines", len(got))
 	}
 }

@@ -3,6 +3,7 @@ package logs
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,11 +48,38 @@ func chunkLen[T ~string | ~[]byte](s T) int {
 	return n
 }
 
+// enqueue queues line unless the queue is full, or its app already holds
+// its share and the queue is down to its reserve: one app's flood (a
+// dyno's burst, a router's lines of a hammered app) must never crowd out
+// every other app's lines, while a lone app's burst may use most of it.
 func (l *Log) enqueue(line Line) {
+	n := l.appQueued(line.App)
+	if n.Load() >= appShare && len(l.queue) >= queueLen-reserve {
+		l.dropped.Add(1)
+		return
+	}
+	n.Add(1)
 	select {
 	case l.queue <- item{line: line}:
 	default:
+		n.Add(-1)
 		l.dropped.Add(1)
+	}
+}
+
+// appQueued is app's count of queued lines.
+func (l *Log) appQueued(app string) *atomic.Int32 {
+	if n, ok := l.queued.Load(app); ok {
+		return n.(*atomic.Int32)
+	}
+	n, _ := l.queued.LoadOrStore(app, new(atomic.Int32))
+	return n.(*atomic.Int32)
+}
+
+// dequeued counts out a line the publisher has taken from the queue.
+func (l *Log) dequeued(it item) {
+	if it.flushed == nil {
+		l.appQueued(it.line.App).Add(-1)
 	}
 }
 
@@ -102,6 +130,7 @@ func (l *Log) publish() {
 	for {
 		select {
 		case it := <-l.queue:
+			l.dequeued(it)
 			b.add(l, it, time.Time{})
 			l.gather(&b, t)
 		case <-l.stop:
@@ -119,6 +148,7 @@ func (l *Log) gather(b *batcher, t *time.Timer) {
 	for b.lines < batchLines {
 		select {
 		case it := <-l.queue:
+			l.dequeued(it)
 			b.add(l, it, time.Time{})
 			continue
 		case <-t.C:
@@ -135,6 +165,7 @@ func (l *Log) drain(b *batcher, deadline time.Time) {
 	for {
 		select {
 		case it := <-l.queue:
+			l.dequeued(it)
 			if time.Now().After(deadline) {
 				l.countLost(it)
 				continue
