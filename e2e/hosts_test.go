@@ -20,8 +20,6 @@ import (
 	"github.com/dynogrid/grid/internal/schema"
 )
 
-var dynoRE = regexp.MustCompile(`web\.\d+`)
-
 // TestManyHosts is the many-hosts demo: `grid up --hosts 3`, dynos spread
 // over the hosts, a host's power cut and its dynos back elsewhere, a
 // drain, and a clean stop.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -37,6 +38,7 @@ const adminEmail = "admin@grid.local"
 type serverConfig struct {
 	data        string
 	apiAddr     string
+	apiTLSAddr  string
 	natsAddr    string
 	clusterAddr string
 	peers       string
@@ -98,6 +100,7 @@ func (l *pathList) Set(v string) error {
 func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
 	fs.StringVar(&c.data, "data", defaultDataDir(), "data directory (state, slugs, repos)")
 	fs.StringVar(&c.apiAddr, "api", "127.0.0.1:5000", "listen address of the Platform API and git")
+	fs.StringVar(&c.apiTLSAddr, "api-tls", "127.0.0.1:5443", "listen address of the Platform API and git over HTTPS (a local CA's certificate; what the Heroku CLI needs); empty for none")
 	fs.StringVar(&c.natsAddr, "nats", natsDefault, "listen address of the embedded NATS server (empty: a free loopback port)")
 	fs.StringVar(&c.domain, "domain", "localhost", "apps are served at <app>.<domain>")
 	fs.DurationVar(&c.bootTimeout, "boot-timeout", 60*time.Second, "how long a web process may take to bind $PORT")
@@ -228,7 +231,7 @@ type controlPlane struct {
 	st      *store.Store
 	lg      *logs.Log
 	api     net.Listener
-	handler http.Handler
+	handler *api.Server
 	urls    urls
 	data    string
 	hp      *hostProvider // nil without a host provider
@@ -242,7 +245,10 @@ type controlPlane struct {
 	cert *defaultCert
 	// drainAllow is where log drains may connect (drainPolicy).
 	drainAllow func(netip.Addr) error
-	logger     *slog.Logger
+	// apiTLS, when not nil, serves the API over HTTPS with apiCert.
+	apiTLS  net.Listener
+	apiCert *apiCert
+	logger  *slog.Logger
 }
 
 func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbox.Manager, apiLn net.Listener, hp *hostProvider, logger *slog.Logger) (*controlPlane, error) {
@@ -274,6 +280,11 @@ func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbo
 		return nil, err
 	}
 	cp.cert = &defaultCert{st: st, ca: ca, domain: strings.Trim(strings.ToLower(c.domain), "."), apiHost: apiHostOf(apiLn.Addr().String()), logger: logger.With("part", "ca")}
+	cp.apiCert = newAPICert(ca, apiHostOf(apiLn.Addr().String()))
+	if cp.apiTLS, err = listenAPITLS(c.apiTLSAddr); err != nil {
+		cp.close()
+		return nil, err
+	}
 	key, err := adminKey(ctx, st, c.data)
 	if err != nil {
 		cp.close()
@@ -293,7 +304,7 @@ func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbo
 	return cp, nil
 }
 
-func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Handler, error) {
+func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (*api.Server, error) {
 	st, lg, logger := cp.st, cp.lg, cp.logger
 	builder, err := build.New(build.Config{
 		Store: st, Logs: lg, Sandboxes: sb, Slugs: &slug.Cache{Dir: filepath.Join(c.data, "slugs")},
@@ -336,7 +347,7 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 	}
 	return api.New(api.Config{
 		Store: st, Logs: lg, Logger: logger.With("part", "api"),
-		Domain: c.domain, WebURL: cp.urls.web, GitURL: cp.urls.git, BaseURL: cp.urls.api,
+		Domain: c.domain, WebURL: cp.urls.web, GitURL: cp.urls.git, BaseURL: cp.urls.api, RendezvousBase: cp.rendezvousBase(),
 		SessionSecret: []byte(sessionSecret), Git: git,
 		Hosts:        cp.hp.api(),
 		RolePassword: func(r store.Role) string { return r.Password(cp.n.secret) },
@@ -360,6 +371,10 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (http.Ha
 
 func (cp *controlPlane) print() {
 	fmt.Printf("grid: API and git  %s  (git push %s/<app>.git main)\n", cp.urls.api, cp.urls.api)
+	if cp.apiTLS != nil {
+		u := "https://" + publicHostPort(cp.apiTLS.Addr().String())
+		fmt.Printf("grid: API over TLS %s  (the Heroku CLI: HEROKU_HOST=%s, NODE_EXTRA_CA_CERTS and GIT_SSL_CAINFO=%s)\n", u, u, filepath.Join(caDir(cp.data), localca.CertFile))
+	}
 	fmt.Printf("grid: NATS         %s  (server %s)\n", cp.n.srv.ClientURL(), cp.n.name)
 	fmt.Printf("grid: data         %s  (admin API key in %s)\n", cp.data, filepath.Join(cp.data, "admin-api-key"))
 	fmt.Printf("grid: local CA     %s  (HTTPS clients trust it: curl --cacert %s)\n", filepath.Join(caDir(cp.data), localca.CertFile), filepath.Join(caDir(cp.data), localca.CertFile))
@@ -370,6 +385,14 @@ func (cp *controlPlane) print() {
 func (cp *controlPlane) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(gctx, cp.api, cp.handler) })
+	if cp.apiTLS != nil {
+		mux := newTLSMux(cp.apiTLS, cp.apiCert.config(), func(c net.Conn, in *bufio.Reader) { cp.handler.ServeRendezvous(gctx, c, in) })
+		origin := "https://" + publicHostPort(cp.apiTLS.Addr().String())
+		viaTLS := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cp.handler.ServeHTTP(w, r.WithContext(api.WithOrigin(r.Context(), origin)))
+		})
+		g.Go(func() error { return serveHTTP(gctx, mux, viaTLS) })
+	}
 	g.Go(func() error { return cp.lead(gctx) })
 	g.Go(func() error {
 		return drain.Ship(gctx, drain.ShipperConfig{Store: cp.st, Log: cp.lg, Allow: cp.drainAllow, Logger: cp.logger.With("part", "drains")})
@@ -414,6 +437,9 @@ func (cp *controlPlane) lead(ctx context.Context) error {
 }
 
 func (cp *controlPlane) close() {
+	if cp.apiTLS != nil {
+		cp.apiTLS.Close()
+	}
 	if cp.lg != nil {
 		cp.lg.Close()
 	}

@@ -75,6 +75,11 @@ type Config struct {
 	// AddonServices are the add-on services offered, in the order
 	// errors list them.
 	AddonServices []AddonService
+	// RendezvousBase is "rendezvous://HOST:PORT" of the API's TLS port,
+	// where the Heroku CLI attaches to one-off dynos (ServeRendezvous);
+	// attach_url points there. Empty means attach_url is the HTTP
+	// upgrade grid run uses.
+	RendezvousBase string
 	// DrainAllow is the log drains' address policy: a drain whose host
 	// is an address it refuses is refused at once (a name is checked
 	// when the drain connects). Nil means drain.DefaultAllow.
@@ -88,25 +93,26 @@ type Config struct {
 const maxBodyBytes = 1 << 20
 
 type server struct {
-	store         *store.Store
-	logs          *logs.Log
-	logger        *slog.Logger
-	webURL        func(string) string
-	gitURL        func(string) string
-	secret        []byte
-	baseURL       string
-	git           http.Handler
-	appDestroyed  func(ctx context.Context, app string)
-	hosts         HostProvider
-	rolePassword  func(store.Role) string
-	build         func(context.Context, BuildRequest) (grid.Release, error)
-	purgeCache    func(app string) error
-	addonServices []AddonService
-	drainAllow    func(netip.Addr) error
-	maxSource     int64
-	outputs       outputs // of the builds running here
-	domain        string  // apps' parent domain, normalized: <app>.<domain>
-	mux           *http.ServeMux
+	store          *store.Store
+	logs           *logs.Log
+	logger         *slog.Logger
+	webURL         func(string) string
+	gitURL         func(string) string
+	secret         []byte
+	baseURL        string
+	git            http.Handler
+	appDestroyed   func(ctx context.Context, app string)
+	hosts          HostProvider
+	rolePassword   func(store.Role) string
+	build          func(context.Context, BuildRequest) (grid.Release, error)
+	purgeCache     func(app string) error
+	addonServices  []AddonService
+	drainAllow     func(netip.Addr) error
+	rendezvousBase string
+	maxSource      int64
+	outputs        outputs // of the builds running here
+	domain         string  // apps' parent domain, normalized: <app>.<domain>
+	mux            *http.ServeMux
 	// now is the clock for log-session expiry and audit lines; tests
 	// replace it.
 	now func() time.Time
@@ -116,29 +122,36 @@ type server struct {
 }
 
 // New returns the API handler.
-func New(cfg Config) http.Handler { return newServer(cfg) }
+func New(cfg Config) *Server { return &Server{s: newServer(cfg)} }
+
+// Server is the API: an http.Handler, and the rendezvous of the Heroku
+// CLI's one-off dynos (ServeRendezvous).
+type Server struct{ s *server }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.s.ServeHTTP(w, r) }
 
 func newServer(cfg Config) *server {
 	s := &server{
-		store:         cfg.Store,
-		logs:          cfg.Logs,
-		logger:        cfg.Logger,
-		webURL:        cfg.WebURL,
-		gitURL:        cfg.GitURL,
-		secret:        cfg.SessionSecret,
-		baseURL:       strings.TrimRight(cfg.BaseURL, "/"),
-		git:           cfg.Git,
-		appDestroyed:  cfg.AppDestroyed,
-		hosts:         cfg.Hosts,
-		rolePassword:  cfg.RolePassword,
-		build:         cfg.Build,
-		purgeCache:    cfg.PurgeBuildCache,
-		addonServices: cfg.AddonServices,
-		drainAllow:    cfg.DrainAllow,
-		maxSource:     cmp.Or(cfg.MaxSourceBytes, DefaultMaxSourceBytes),
-		domain:        strings.Trim(strings.ToLower(cfg.Domain), "."),
-		mux:           http.NewServeMux(),
-		now:           time.Now,
+		store:          cfg.Store,
+		logs:           cfg.Logs,
+		logger:         cfg.Logger,
+		webURL:         cfg.WebURL,
+		gitURL:         cfg.GitURL,
+		secret:         cfg.SessionSecret,
+		baseURL:        strings.TrimRight(cfg.BaseURL, "/"),
+		git:            cfg.Git,
+		appDestroyed:   cfg.AppDestroyed,
+		hosts:          cfg.Hosts,
+		rolePassword:   cfg.RolePassword,
+		build:          cfg.Build,
+		purgeCache:     cfg.PurgeBuildCache,
+		addonServices:  cfg.AddonServices,
+		rendezvousBase: strings.TrimRight(cfg.RendezvousBase, "/"),
+		drainAllow:     cfg.DrainAllow,
+		maxSource:      cmp.Or(cfg.MaxSourceBytes, DefaultMaxSourceBytes),
+		domain:         strings.Trim(strings.ToLower(cfg.Domain), "."),
+		mux:            http.NewServeMux(),
+		now:            time.Now,
 	}
 	s.started = s.now()
 	if s.logger == nil {
@@ -186,6 +199,12 @@ func (s *server) routes() {
 	s.handle("POST /apps/{app}/addons/{addon}/backups/{backup}/actions/restore", s.restoreBackup)
 	s.handle("GET /apps/{app}/addon-attachments", s.listAttachments)
 	s.handle("POST /addon-attachments", s.createAttachment)
+	s.handle("GET /addon-attachments", s.listAllAttachments)
+	s.handle("GET /addons", s.listAllAddons)
+	s.handle("GET /addons/{addon}", s.getAnyAddon)
+	s.handle("GET /addons/{addon}/addon-attachments", s.listAddonAttachments)
+	s.handle("POST /actions/addons/resolve", s.resolveAddons)
+	s.handle("POST /actions/addon-attachments/resolve", s.resolveAttachments)
 	s.handle("DELETE /addon-attachments/{attachment}", s.deleteAttachment)
 	s.handle("GET /apps/{app}/collaborators", s.emptyList)
 
@@ -201,6 +220,7 @@ func (s *server) routes() {
 	s.handle("DELETE /apps/{app}/build-cache", s.purgeBuildCache)
 	s.handle("GET /apps/{app}/slugs/{slug}", s.getSlug)
 	s.mux.HandleFunc("GET /slug-blobs/{token}", s.getSlugBlob)
+	s.mux.HandleFunc("GET /buildpack-registry/buildpacks/{name...}", s.registryBuildpack)
 	s.mux.HandleFunc("GET /build-output/{token}", s.streamBuildOutput)
 
 	s.handle("GET /apps/{app}/config-vars", s.getConfig)

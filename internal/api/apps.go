@@ -59,7 +59,7 @@ func (s *server) appView(ctx context.Context, a grid.App) schema.App {
 		Stack:        stackRef,
 		BuildStack:   stackRef,
 		Generation:   generationRef,
-		GitURL:       s.gitURL(a.Name),
+		GitURL:       s.gitURLFor(ctx, a.Name),
 		WebURL:       s.webURL(a.Name),
 		Maintenance:  a.Maintenance,
 		CreateStatus: "complete",

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/schema"
@@ -68,4 +69,17 @@ func (s *server) putBuildpacks(w http.ResponseWriter, r *http.Request, user stri
 	s.audit(a.Name, fmt.Sprintf("Update buildpacks by user %s", user))
 	writeJSON(w, http.StatusOK, buildpackInstallations(a))
 	return nil
+}
+
+// registryBuildpack is GET /buildpack-registry/buildpacks/{name}: the
+// Heroku CLI's buildpack registry lookup (HEROKU_BUILDPACK_REGISTRY_URL
+// points here), which turns "heroku/python" into what to install. Only
+// the grid's built-ins are known; it needs no key, as Heroku's does not.
+func (s *server) registryBuildpack(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !slices.Contains(grid.BuiltinBuildpacks, name) {
+		s.writeError(w, r, notFound("buildpack"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"name": name, "namespace": "heroku", "blob_url": name})
 }

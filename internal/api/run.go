@@ -2,13 +2,16 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,13 +43,45 @@ const (
 )
 
 type runRequest struct {
-	Command    string            `json:"command"`
-	Attach     *bool             `json:"attach"`
-	Env        map[string]string `json:"env"`
-	ForceNoTTY *bool             `json:"force_no_tty"`
-	Size       string            `json:"size"`
-	Type       string            `json:"type"`
-	TimeToLive *int              `json:"time_to_live"`
+	Command    string  `json:"command"`
+	Attach     *bool   `json:"attach"`
+	Env        envVars `json:"env"`
+	ForceNoTTY *bool   `json:"force_no_tty"`
+	Size       string  `json:"size"`
+	Type       string  `json:"type"`
+	TimeToLive *int    `json:"time_to_live"`
+}
+
+// envVars are a one-off dyno's extra environment. The Heroku CLI sends
+// COLUMNS and LINES as numbers; numbers and booleans become their text.
+type envVars map[string]string
+
+func (e *envVars) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*e = envVars{}
+	for k, v := range raw {
+		var s string
+		if err := json.Unmarshal(v, &s); err == nil {
+			(*e)[k] = s
+			continue
+		}
+		var n json.Number
+		dec := json.NewDecoder(bytes.NewReader(v))
+		dec.UseNumber()
+		if err := dec.Decode(&n); err == nil {
+			(*e)[k] = n.String()
+			continue
+		}
+		var t bool
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("env %q: want a string, a number or a boolean", k)
+		}
+		(*e)[k] = strconv.FormatBool(t)
+	}
+	return nil
 }
 
 func (q runRequest) check() error {
@@ -124,7 +159,12 @@ func (s *server) createDyno(w http.ResponseWriter, r *http.Request, user string)
 	}})[0]
 	view.Host = nil
 	if attach {
-		u := s.baseURL + "/apps/" + a.Name + "/dynos/" + name + "/attach"
+		// grid run attaches at /apps/{app}/dynos/{name}/attach; the
+		// Heroku CLI at the rendezvous, when the grid has one.
+		u := s.rendezvousURL(as, q.Env)
+		if u == "" {
+			u = s.baseURL + "/apps/" + a.Name + "/dynos/" + name + "/attach"
+		}
 		view.AttachURL = &u
 	}
 	writeJSON(w, http.StatusCreated, view)
@@ -180,10 +220,19 @@ func (s *server) attachDyno(w http.ResponseWriter, r *http.Request, user string)
 	if err := rw.Flush(); err != nil {
 		return nil
 	}
-	rel := &relay{conn: conn, nc: s.store.Conn()}
-	if err := rel.run(r.Context(), s.store, as, rw.Reader); err != nil {
+	client := &framedClient{conn: conn, in: rw.Reader}
+	first, err := client.next()
+	if err == nil {
+		if _, _, ok := first.Size(); !ok {
+			err = errors.New("the first frame must be the terminal size")
+		}
+	}
+	if err == nil {
+		err = s.relay(r.Context(), as, first, client)
+	}
+	if err != nil {
 		s.logger.Info("one-off session ended", "app", a.Name, "dyno", as.Name, "err", err)
-		rel.send(session.Frame{Kind: session.Error, Payload: []byte(err.Error())})
+		client.send(session.Frame{Kind: session.Error, Payload: []byte(err.Error())})
 	}
 	return nil
 }
@@ -205,38 +254,46 @@ func (s *server) oneOff(ctx context.Context, app, ref string) (grid.Assignment, 
 	return grid.Assignment{}, notFound("dyno")
 }
 
-// relay is one attached session on the API's side.
-type relay struct {
+// clientEnd is the client's side of an attached session: frames over an
+// HTTP upgrade (grid run) or raw bytes over a rendezvous (heroku run).
+type clientEnd interface {
+	// send gives the client a Data, Exit or Error frame.
+	send(session.Frame) error
+	// next is the client's next Data, Resize or EOF frame.
+	next() (session.Frame, error)
+}
+
+// framedClient speaks the session protocol's frames (grid run).
+type framedClient struct {
 	conn net.Conn
-	nc   *nats.Conn
+	in   *bufio.Reader
 	mu   sync.Mutex // serializes writes to conn
 }
 
-func (rl *relay) send(f session.Frame) error {
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	return session.Write(rl.conn, f)
+func (c *framedClient) send(f session.Frame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return session.Write(c.conn, f)
 }
 
-func (rl *relay) run(ctx context.Context, st *store.Store, as grid.Assignment, in *bufio.Reader) error {
-	first, err := session.Read(in)
-	if err != nil {
-		return fmt.Errorf("reading the terminal size: %w", err)
-	}
-	if _, _, ok := first.Size(); !ok {
-		return errors.New("the first frame must be the terminal size")
-	}
+func (c *framedClient) next() (session.Frame, error) { return session.Read(c.in) }
+
+// relay joins client to one-off dyno as, once placed and started with the
+// terminal size of first, until the dyno's exit has been sent or the
+// client goes (then the dyno gets a Hangup).
+func (s *server) relay(ctx context.Context, as grid.Assignment, first session.Frame, client clientEnd) error {
+	nc := s.store.Conn()
 	ctx, cancel := context.WithTimeout(ctx, placeWait)
-	as, err = placed(ctx, st, as)
+	as, err := placed(ctx, s.store, as)
 	if err != nil {
 		cancel()
 		return err
 	}
 	exited := make(chan struct{})
 	var once sync.Once
-	sub, err := rl.nc.Subscribe(session.Subject(as.Host, as.DynoID, "out"), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(session.Subject(as.Host, as.DynoID, "out"), func(m *nats.Msg) {
 		f, err := session.FromMessage(m.Data)
-		if err != nil || rl.send(f) != nil || f.Kind == session.Exit {
+		if err != nil || client.send(f) != nil || f.Kind == session.Exit {
 			once.Do(func() { close(exited) })
 		}
 	})
@@ -247,7 +304,7 @@ func (rl *relay) run(ctx context.Context, st *store.Store, as grid.Assignment, i
 	defer sub.Unsubscribe()
 	// Output waits for a slow client; past these limits NATS drops it.
 	_ = sub.SetPendingLimits(16384, 64<<20)
-	err = takeSession(ctx, rl.nc, as, first)
+	err = takeSession(ctx, nc, as, first)
 	cancel()
 	if err != nil {
 		return err
@@ -257,13 +314,13 @@ func (rl *relay) run(ctx context.Context, st *store.Store, as grid.Assignment, i
 		defer close(clientGone)
 		inSubj := session.Subject(as.Host, as.DynoID, "in")
 		for {
-			f, err := session.Read(in)
+			f, err := client.next()
 			if err != nil {
-				_ = rl.nc.Publish(inSubj, session.Frame{Kind: session.Hangup}.Message())
+				_ = nc.Publish(inSubj, session.Frame{Kind: session.Hangup}.Message())
 				return
 			}
 			if f.Kind == session.Data || f.Kind == session.Resize || f.Kind == session.EOF {
-				if rl.nc.Publish(inSubj, f.Message()) != nil {
+				if nc.Publish(inSubj, f.Message()) != nil {
 					return
 				}
 			}

@@ -131,7 +131,9 @@ func runRun(c *call) error {
 		return fmt.Errorf("the API gave no attach URL for %s", d.Name)
 	}
 	fmt.Fprintf(c.env.Stderr, "Running %s on %s%s... ", q.Command, hexagon, name)
-	conn, in, err := api.attach(c.ctx, *d.AttachURL)
+	// attach_url may be the Heroku CLI's rendezvous; grid's own session
+	// is an HTTP upgrade at the dyno's attach path.
+	conn, in, err := api.attach(c.ctx, api.base+c.appPath(name, "dynos", d.Name, "attach"))
 	if err != nil {
 		fmt.Fprintln(c.env.Stderr)
 		return err

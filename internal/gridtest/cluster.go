@@ -36,7 +36,7 @@ type Proc struct {
 	NATS string // servers: nats://127.0.0.1:port
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *syncBuffer
+	out  *SyncBuffer
 	env  []string
 }
 
@@ -64,7 +64,7 @@ func StartCluster(t testing.TB, n int, hostSubnet string) *Cluster {
 		}
 		api, nats := freeAddr(t), freeAddr(t)
 		p := &Proc{Name: fmt.Sprintf("s%d", i+1), Data: filepath.Join(dir, fmt.Sprintf("s%d", i+1)), API: "http://" + api, NATS: "nats://" + nats}
-		p.Args = []string{"server", "--name", p.Name, "--data", p.Data, "--api", api, "--nats", nats,
+		p.Args = []string{"server", "--name", p.Name, "--data", p.Data, "--api", api, "--api-tls", freeAddr(t), "--nats", nats,
 			"--cluster", clusterAddrs[i], "--peers", strings.Join(peers, ","), "--secret-file", secretFile,
 			"--build-subnet", fmt.Sprintf("10.%d.0.0/16", 224+i), "--no-login"}
 		c.Servers = append(c.Servers, p)
@@ -121,7 +121,7 @@ func (c *Cluster) joiner(dir string, r store.Role, args ...string) *Proc {
 func (c *Cluster) start(p *Proc) {
 	c.t.Helper()
 	if p.out == nil {
-		p.out = &syncBuffer{}
+		p.out = &SyncBuffer{}
 	}
 	p.cmd = exec.Command(c.Exe, p.Args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -73,13 +73,15 @@ type Grid struct {
 	APIAddr string // 127.0.0.1:port
 	RtAddr  string // 127.0.0.1:port
 	TLSAddr string // 127.0.0.1:port of the router's HTTPS
-	APIURL  string // http://127.0.0.1:port
-	NATS    string // nats://127.0.0.1:port of the embedded server
-	Key     string // admin API key
-	args    []string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	out     *syncBuffer
+	// APITLSAddr is 127.0.0.1:port of the API and git over HTTPS.
+	APITLSAddr string
+	APIURL     string // http://127.0.0.1:port
+	NATS       string // nats://127.0.0.1:port of the embedded server
+	Key        string // admin API key
+	args       []string
+	cmd        *exec.Cmd
+	done       chan struct{}
+	out        *SyncBuffer
 }
 
 // Start runs `grid up` on free ports with a temporary data directory and
@@ -91,7 +93,7 @@ func Start(t testing.TB, args ...string) *Grid {
 	// The add-on servers' OS users pass through to DATA (grid makes it
 	// 0711 itself), as they do through /var/lib.
 	os.Chmod(filepath.Dir(g.Data), 0o711)
-	g.APIAddr, g.RtAddr, g.TLSAddr = freeAddr(t), freeAddr(t), freeAddr(t)
+	g.APIAddr, g.RtAddr, g.TLSAddr, g.APITLSAddr = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	g.APIURL = "http://" + g.APIAddr
 	natsAddr := freeAddr(t)
 	g.NATS = "nats://" + natsAddr
@@ -111,9 +113,9 @@ func Start(t testing.TB, args ...string) *Grid {
 func (g *Grid) start() {
 	g.t.Helper()
 	if g.out == nil {
-		g.out = &syncBuffer{}
+		g.out = &SyncBuffer{}
 	}
-	args := append([]string{"up", "--data", g.Data, "--api", g.APIAddr, "--router", g.RtAddr, "--router-tls", g.TLSAddr, "--domain", "localhost"}, g.args...)
+	args := append([]string{"up", "--data", g.Data, "--api", g.APIAddr, "--api-tls", g.APITLSAddr, "--router", g.RtAddr, "--router-tls", g.TLSAddr, "--domain", "localhost"}, g.args...)
 	g.cmd = exec.Command(g.Exe, args...)
 	g.cmd.Env = append(os.Environ(), "HOME="+g.Home, "XDG_CONFIG_HOME="+filepath.Join(g.Home, ".config"))
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
@@ -373,18 +375,20 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writers (a process's
+// stdout and stderr) and readers.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
