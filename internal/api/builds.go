@@ -58,7 +58,7 @@ func (s *server) buildView(ctx context.Context, a grid.App, b grid.Build) schema
 		ID:              b.ID,
 		App:             schema.IDRef{ID: a.ID},
 		Buildpacks:      []schema.BuildpackInfo{},
-		OutputStreamURL: s.baseURL + "/build-output/" + s.sign("build-output", outputClaims{App: a.Name, ID: b.ID, Created: s.now().Unix()}),
+		OutputStreamURL: s.base(ctx) + "/build-output/" + s.sign("build-output", outputClaims{App: a.Name, ID: b.ID, Created: s.now().Unix()}),
 		SourceBlob:      schema.BuildSource{URL: b.SourceURL, Version: optional(b.Version), Checksum: optional(b.Checksum)},
 		Stack:           grid.Stack,
 		Status:          string(b.Status),

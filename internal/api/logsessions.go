@@ -65,7 +65,7 @@ func (s *server) createLogSession(w http.ResponseWriter, r *http.Request, user s
 	now := apiTime(s.now())
 	writeJSON(w, http.StatusCreated, schema.LogSession{
 		ID:         store.NewID(),
-		LogplexURL: s.baseURL + "/log-stream/" + s.signToken(c),
+		LogplexURL: s.base(r.Context()) + "/log-stream/" + s.signToken(c),
 		CreatedAt:  now,
 		UpdatedAt:  now,
 	})

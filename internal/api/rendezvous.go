@@ -25,23 +25,6 @@ import (
 // bytes both ways; the server ends it when the dyno exits. The token is
 // a capability (kind "rendezvous"), so the connection needs no API key.
 
-type originKey struct{}
-
-// WithOrigin marks a connection's context (http.Server.ConnContext) as
-// having come in at origin, "https://localhost:5443": the git URLs it is
-// shown are then on that origin, as the Heroku CLI's remotes are.
-func WithOrigin(ctx context.Context, origin string) context.Context {
-	return context.WithValue(ctx, originKey{}, origin)
-}
-
-// gitURLFor is app's git URL as the request of ctx should see it.
-func (s *server) gitURLFor(ctx context.Context, app string) string {
-	if o, ok := ctx.Value(originKey{}).(string); ok {
-		return o + "/" + app + ".git"
-	}
-	return s.gitURL(app)
-}
-
 // RendezvousPrefix begins the first line of a rendezvous connection; no
 // HTTP request line does, which is how one TLS port serves both.
 const RendezvousPrefix = "r/"

@@ -163,7 +163,7 @@ func (s *server) createDyno(w http.ResponseWriter, r *http.Request, user string)
 		// Heroku CLI at the rendezvous, when the grid has one.
 		u := s.rendezvousURL(as, q.Env)
 		if u == "" {
-			u = s.baseURL + "/apps/" + a.Name + "/dynos/" + name + "/attach"
+			u = s.base(r.Context()) + "/apps/" + a.Name + "/dynos/" + name + "/attach"
 		}
 		view.AttachURL = &u
 	}

@@ -33,7 +33,7 @@ func (s *server) getSlug(w http.ResponseWriter, r *http.Request, user string) er
 	}
 	writeJSON(w, http.StatusOK, schema.Slug{
 		ID:                           sl.ID,
-		Blob:                         schema.SlugBlob{Method: "GET", URL: s.baseURL + "/slug-blobs/" + s.sign("slug", slugClaims{ID: sl.ID, Created: s.now().Unix()})},
+		Blob:                         schema.SlugBlob{Method: "GET", URL: s.base(r.Context()) + "/slug-blobs/" + s.sign("slug", slugClaims{ID: sl.ID, Created: s.now().Unix()})},
 		BuildpackProvidedDescription: optional(sl.BuildpackDescription),
 		Checksum:                     optional(sl.Checksum),
 		Commit:                       optional(sl.Commit),

@@ -34,13 +34,9 @@ func (s *server) createSource(w http.ResponseWriter, r *http.Request, user strin
 	if s.baseURL == "" {
 		return errors.New("sources need the API's base URL")
 	}
-	url := s.sourceURL(sourceClaims{ID: store.NewID(), Created: s.now().Unix()})
+	url := s.base(r.Context()) + sourcePath + s.sign("source", sourceClaims{ID: store.NewID(), Created: s.now().Unix()})
 	writeJSON(w, http.StatusCreated, schema.Source{SourceBlob: schema.SourceURLs{GetURL: url, PutURL: url}})
 	return nil
-}
-
-func (s *server) sourceURL(c sourceClaims) string {
-	return s.baseURL + sourcePath + s.sign("source", c)
 }
 
 const sourcePath = "/source-blobs/"
