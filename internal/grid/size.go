@@ -17,16 +17,19 @@ type Size struct {
 	CPUMilli    int    `json:"cpu_milli"`
 	MaxProcs    int    `json:"max_procs"` // processes and threads
 	DisplayName string `json:"display_name"`
+	// Idle sizes run at the lowest CPU priority (SCHED_IDLE): a waking
+	// dyno of another size preempts theirs at once. Eco only.
+	Idle bool `json:"idle,omitempty"`
 }
 
 // Sizes are Heroku's Common Runtime dyno sizes.
 var Sizes = []Size{
-	{"eco", 512, 1024, 500, 256, "Eco"},
-	{"basic", 512, 1024, 1000, 256, "Basic"},
-	{"standard-1x", 512, 1024, 1000, 256, "Standard-1X"},
-	{"standard-2x", 1024, 2048, 2000, 512, "Standard-2X"},
-	{"performance-m", 2560, 8192, 8000, 16384, "Performance-M"},
-	{"performance-l", 14336, 16384, 16000, 32768, "Performance-L"},
+	{"eco", 512, 1024, 500, 256, "Eco", true},
+	{"basic", 512, 1024, 1000, 256, "Basic", false},
+	{"standard-1x", 512, 1024, 1000, 256, "Standard-1X", false},
+	{"standard-2x", 1024, 2048, 2000, 512, "Standard-2X", false},
+	{"performance-m", 2560, 8192, 8000, 16384, "Performance-M", false},
+	{"performance-l", 14336, 16384, 16000, 32768, "Performance-L", false},
 }
 
 // LookupSize finds a size by name, case-insensitively.

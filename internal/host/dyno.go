@@ -312,6 +312,7 @@ func (d *dyno) spec(n int, dir string, port int, out io.Writer) sandbox.Spec {
 		PidsMax:   size.MaxProcs,
 		CPUShares: size.CPUShares,
 		CPUMilli:  size.CPUMilli,
+		Idle:      size.Idle,
 		CPUs:      d.asg.CPUs,
 		Network:   true,
 		Labels:    map[string]string{labelDyno: d.asg.DynoID, labelPort: strconv.Itoa(port)},

@@ -8,6 +8,7 @@ import (
 	devices "github.com/opencontainers/cgroups/devices/config"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +24,7 @@ const (
 // nsPath is the sandbox's network namespace, empty without Network.
 func containerConfig(l layout, spec Spec, cgroupParent, nsPath, initBin string) *configs.Config {
 	oom := oomScoreAdj
-	return &configs.Config{
+	cfg := &configs.Config{
 		Rootfs:          l.rootfs(),
 		Readonlyfs:      true,
 		NoNewPrivileges: true,
@@ -39,10 +40,16 @@ func containerConfig(l layout, spec Spec, cgroupParent, nsPath, initBin string) 
 		Rlimits: []configs.Rlimit{
 			{Type: unix.RLIMIT_NOFILE, Soft: nofile, Hard: nofile},
 			{Type: unix.RLIMIT_CORE, Soft: 0, Hard: 0},
+			// No raising of priority, and no way out of SCHED_IDLE.
+			{Type: unix.RLIMIT_NICE, Soft: 0, Hard: 0},
 		},
 		OomScoreAdj: &oom,
 		Seccomp:     seccompProfile(),
 	}
+	if spec.Idle {
+		cfg.Scheduler = &configs.Scheduler{Policy: specs.SchedIdle}
+	}
+	return cfg
 }
 
 func namespaces(nsPath string) configs.Namespaces {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,5 +269,39 @@ func TestCPUIdleAndLimit(t *testing.T) {
 	sp2.CPUMilli, sp2.CPUs = 8000, "0"
 	if got := start(t, m, sp2).CPULimit(); got != 1 {
 		t.Errorf("CPULimit %v, want 1 (one core pinned)", got)
+	}
+}
+
+// TestIdleScheduling: an Idle sandbox's processes, and their children,
+// run at SCHED_IDLE and cannot leave it; others run at SCHED_OTHER.
+func TestIdleScheduling(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	const probe = `
+import os
+print("policy", os.sched_getscheduler(0), flush=True)
+if os.fork() == 0:
+    print("child", os.sched_getscheduler(0), flush=True)
+    os._exit(0)
+os.wait()
+try:
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    print("left", os.sched_getscheduler(0))
+except PermissionError:
+    print("stayed")
+`
+	for _, c := range []struct {
+		idle bool
+		want string
+	}{
+		{true, "policy 5\nchild 5\nstayed\n"},
+		{false, "policy 0\nchild 0\nleft 0\n"},
+	} {
+		sp, out, _ := spec(fmt.Sprintf("sched%v", c.idle), "python3", "-c", probe)
+		sp.Idle = c.idle
+		s := start(t, m, sp)
+		if code := waitExit(t, s, 30*time.Second); code != 0 || out.String() != c.want {
+			t.Errorf("Idle=%v: exit %d, output %q, want %q", c.idle, code, out.String(), c.want)
+		}
 	}
 }

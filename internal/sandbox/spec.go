@@ -69,8 +69,13 @@ type Spec struct {
 	// cap also bounds a busy sandbox while its neighbours are idle, so
 	// that a neighbour waking up finds a core free at once.
 	CPUMilli int
-	TmpMB    int
-	DiskMB   int
+	// Idle runs the sandbox's processes at SCHED_IDLE: they get a core
+	// only when no ordinary task wants it, and any task waking up takes
+	// it from them at once, across cgroups (eco dynos, the tier that
+	// yields). They cannot leave it: RLIMIT_NICE is 0 inside.
+	Idle   bool
+	TmpMB  int
+	DiskMB int
 	// CPUs pins the sandbox to these cores through the cpuset cgroup: a
 	// cpuset list such as "1", "0-1" or "0,2-3", each core online on
 	// this machine. Empty means any core. Memory nodes are the parent
