@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,6 +126,20 @@ func TestDrains(t *testing.T) {
 	if recv.has("SECRETLESS") {
 		t.Error("the drain got another app's line")
 	}
+
+	// grid drains shows how delivery goes: lines delivered, and why a
+	// drain whose receiver refuses connections gets none.
+	closed := strings.Replace(base, "http://", "syslog://", 1) + ":9"
+	g.MustCLI("drains:add", closed, "-a", "logged")
+	g.MustCLI("config:set", "AFTER=1", "-a", "logged")
+	gridtest.WaitFor(t, 30*time.Second, "drain statuses", func() error {
+		out := g.MustCLI("drains", "-a", "logged")
+		if !regexp.MustCompile(`\n  [1-9]\d* lines delivered, 0 dropped`).MatchString(out) || !strings.Contains(out, "connection refused") {
+			return fmt.Errorf("drains:\n%s", out)
+		}
+		return nil
+	})
+	g.MustCLI("drains:remove", closed, "-a", "logged")
 
 	// Into the grid: this machine's addresses, its dyno subnet.
 	for _, inside := range []string{"syslog://10.235.251.1:514", "syslog://10.231.0.9:514", "https://127.0.0.1/x"} {

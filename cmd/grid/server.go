@@ -245,6 +245,7 @@ type controlPlane struct {
 	cert *defaultCert
 	// drainAllow is where log drains may connect (drainPolicy).
 	drainAllow func(netip.Addr) error
+	shipper    *drain.Shipper
 	// apiTLS, when not nil, serves the API over HTTPS with apiCert.
 	apiTLS  net.Listener
 	apiCert *apiCert
@@ -273,6 +274,7 @@ func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbo
 		cp.close()
 		return nil, err
 	}
+	cp.shipper = drain.NewShipper(drain.ShipperConfig{Store: st, Log: cp.lg, Allow: cp.drainAllow, Logger: logger.With("part", "drains")})
 	cp.urls = newURLs(apiLn.Addr().String(), c.routerPort, c.domain)
 	ca, err := localca.Ensure(caDir(c.data), time.Now())
 	if err != nil {
@@ -358,6 +360,7 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (*api.Se
 		PurgeBuildCache: builder.PurgeCache,
 		AddonServices:   addonServices(c.addons),
 		DrainAllow:      cp.drainAllow,
+		DrainStats:      cp.shipper.Stats,
 		AppDestroyed: func(ctx context.Context, app string) {
 			if err := git.RemoveRepo(app); err != nil {
 				logger.Warn("could not remove git repo", "app", app, "err", err)
@@ -394,9 +397,7 @@ func (cp *controlPlane) run(ctx context.Context) error {
 		g.Go(func() error { return serveHTTP(gctx, mux, viaTLS) })
 	}
 	g.Go(func() error { return cp.lead(gctx) })
-	g.Go(func() error {
-		return drain.Ship(gctx, drain.ShipperConfig{Store: cp.st, Log: cp.lg, Allow: cp.drainAllow, Logger: cp.logger.With("part", "drains")})
-	})
+	g.Go(func() error { return cp.shipper.Run(gctx) })
 	return g.Wait()
 }
 

@@ -80,6 +80,9 @@ type Config struct {
 	// attach_url points there. Empty means attach_url is the HTTP
 	// upgrade grid run uses.
 	RendezvousBase string
+	// DrainStats reports how this server ships app's drain id (see
+	// drain.Shipper.Stats). Nil: drains are listed without a status.
+	DrainStats func(app, id string) (drain.Stats, bool)
 	// DrainAllow is the log drains' address policy: a drain whose host
 	// is an address it refuses is refused at once (a name is checked
 	// when the drain connects). Nil means drain.DefaultAllow.
@@ -109,6 +112,7 @@ type server struct {
 	addonServices  []AddonService
 	drainAllow     func(netip.Addr) error
 	rendezvousBase string
+	drainStats     func(app, id string) (drain.Stats, bool)
 	maxSource      int64
 	outputs        outputs // of the builds running here
 	domain         string  // apps' parent domain, normalized: <app>.<domain>
@@ -147,6 +151,7 @@ func newServer(cfg Config) *server {
 		purgeCache:     cfg.PurgeBuildCache,
 		addonServices:  cfg.AddonServices,
 		rendezvousBase: strings.TrimRight(cfg.RendezvousBase, "/"),
+		drainStats:     cfg.DrainStats,
 		drainAllow:     cfg.DrainAllow,
 		maxSource:      cmp.Or(cfg.MaxSourceBytes, DefaultMaxSourceBytes),
 		domain:         strings.Trim(strings.ToLower(cfg.Domain), "."),

@@ -18,9 +18,19 @@ import (
 // them and deliver. A drain URL may hold credentials, so it is never put
 // in the app's log or the grid's.
 
-func drainView(d grid.Drain) schema.LogDrain {
-	return schema.LogDrain{ID: d.ID, Token: d.Token, URL: d.URL, App: schema.Ref{ID: d.AppID, Name: d.App},
+func (s *server) drainView(d grid.Drain) schema.LogDrain {
+	v := schema.LogDrain{ID: d.ID, Token: d.Token, URL: d.URL, App: schema.Ref{ID: d.AppID, Name: d.App},
 		CreatedAt: apiTime(d.CreatedAt), UpdatedAt: apiTime(d.CreatedAt)}
+	if s.drainStats == nil {
+		return v
+	}
+	if st, ok := s.drainStats(d.App, d.ID); ok {
+		v.Status = &schema.LogDrainStatus{Delivered: st.Delivered, Dropped: st.Dropped, Queued: st.Queued}
+		if st.LastError != "" {
+			v.Status.LastError, v.Status.LastErrorAt = &st.LastError, apiTimePtr(st.LastErrorAt)
+		}
+	}
+	return v
 }
 
 func (s *server) listDrains(w http.ResponseWriter, r *http.Request, user string) error {
@@ -34,7 +44,7 @@ func (s *server) listDrains(w http.ResponseWriter, r *http.Request, user string)
 	}
 	views := make([]schema.LogDrain, len(ds))
 	for i, d := range ds {
-		views[i] = drainView(d)
+		views[i] = s.drainView(d)
 	}
 	writeJSON(w, http.StatusOK, views)
 	return nil
@@ -83,7 +93,7 @@ func (s *server) createDrain(w http.ResponseWriter, r *http.Request, user string
 	if err := s.store.CreateDrain(r.Context(), d); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, drainView(d))
+	writeJSON(w, http.StatusCreated, s.drainView(d))
 	return nil
 }
 
@@ -111,7 +121,7 @@ func (s *server) getDrain(w http.ResponseWriter, r *http.Request, user string) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, drainView(d))
+	writeJSON(w, http.StatusOK, s.drainView(d))
 	return nil
 }
 
@@ -123,6 +133,6 @@ func (s *server) deleteDrain(w http.ResponseWriter, r *http.Request, user string
 	if err := s.store.DeleteDrain(r.Context(), app.Name, d.ID); err != nil && !errors.Is(err, grid.ErrNotFound) {
 		return err
 	}
-	writeJSON(w, http.StatusOK, drainView(d))
+	writeJSON(w, http.StatusOK, s.drainView(d))
 	return nil
 }

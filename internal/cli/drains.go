@@ -54,6 +54,16 @@ func runDrains(c *call) error {
 	header(out, "Drains")
 	for _, d := range ds {
 		fmt.Fprintf(out, "%s (%s)\n", d.URL, d.Token)
+		if st := d.Status; st != nil {
+			fmt.Fprintf(out, "  %d lines delivered, %d dropped, %d waiting\n", st.Delivered, st.Dropped, st.Queued)
+			if st.LastError != nil {
+				at := ""
+				if st.LastErrorAt != nil {
+					at = " (" + c.clock().format(*st.LastErrorAt) + ")"
+				}
+				fmt.Fprintf(out, "  last error%s: %s\n", at, *st.LastError)
+			}
+		}
 	}
 	return nil
 }

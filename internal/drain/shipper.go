@@ -30,19 +30,45 @@ type ShipperConfig struct {
 	Logger     *slog.Logger
 }
 
-// Ship delivers every app's log to its drains until ctx ends: it keeps
-// one Drain per drain record, watching the store, and feeds them from
-// the log stream, so drains get every source's lines (dynos, router, API,
+// Shipper delivers every app's log to its drains: it keeps one Drain
+// per drain record, watching the store, and feeds them from the log
+// stream, so drains get every source's lines (dynos, router, API,
 // builds) wherever they were written:
 //
 //	store "drains" ─watch─► one Drain per record (New / Close)
 //	stream LOGS ─logs.Ship─► app's Drains' Send (never blocks)
 //	Drain's L10/L14 ─Notice─► the app's log (not back to drains)
-func Ship(ctx context.Context, cfg ShipperConfig) error {
+type Shipper struct{ s *shipper }
+
+// NewShipper returns a shipper; Run runs it.
+func NewShipper(cfg ShipperConfig) *Shipper {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &shipper{cfg: cfg, apps: map[string][]*entry{}}
+	return &Shipper{s: &shipper{cfg: cfg, apps: map[string][]*entry{}}}
+}
+
+// Ship runs a new Shipper until ctx ends.
+func Ship(ctx context.Context, cfg ShipperConfig) error { return NewShipper(cfg).Run(ctx) }
+
+// Stats is the delivery record of app's drain id as this shipper sees it
+// (with several servers, each ships part of the stream); false when it
+// runs no such drain.
+func (sh *Shipper) Stats(app, id string) (Stats, bool) {
+	s := sh.s
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, e := range s.apps[app] {
+		if e.key == app+"."+id {
+			return e.d.Stats(), true
+		}
+	}
+	return Stats{}, false
+}
+
+// Run ships until ctx ends, then closes the drains.
+func (sh *Shipper) Run(ctx context.Context) error {
+	s, cfg := sh.s, sh.s.cfg
 	events, err := cfg.Store.WatchDrains(ctx)
 	if err != nil {
 		return err

@@ -11,6 +11,18 @@ type LogDrain struct {
 	App       Ref       `json:"app"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Status is grid's: how delivery goes, as the answering server ships
+	// it; absent when that server ships none of it (yet).
+	Status *LogDrainStatus `json:"status,omitempty"`
+}
+
+// LogDrainStatus is a drain's delivery record.
+type LogDrainStatus struct {
+	Delivered   uint64     `json:"delivered"` // lines, L10 lines included
+	Dropped     uint64     `json:"dropped"`   // lines lost (reported with L10)
+	Queued      int        `json:"queued"`    // lines waiting
+	LastError   *string    `json:"last_error"`
+	LastErrorAt *time.Time `json:"last_error_at"`
 }
 
 // LogDrainCreate is the body of POST /apps/{app}/log-drains.
