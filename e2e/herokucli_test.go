@@ -193,6 +193,11 @@ func TestHerokuCLI(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 || strings.TrimSpace(out) != "postgres" {
 		t.Errorf("run --exit-code: %v\nstdout %q\nstderr %q", err, out, errOut)
 	}
+	piped := exec.Command(h.bin, "run", "-a", "herokued", "--", "cat")
+	piped.Env, piped.Dir, piped.Stdin = h.env(), h.home, strings.NewReader("one\ntwo\n")
+	if out, err := piped.Output(); err != nil || !strings.Contains(string(out), "two") {
+		t.Errorf("heroku run cat with piped input: %v\n%q", err, out)
+	}
 	herokuInteractive(t, h)
 	h.expect("", args("run:detached", "echo", "detached", "says", "hi"), "Run heroku logs --app herokued --dyno run.", "2>Running echo detached says hi on herokued... done, run.")
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -135,7 +136,7 @@ func (c *rawClient) next() (session.Frame, error) {
 	}
 	data := buf[:n]
 	if !c.tty {
-		if i := strings.IndexByte(string(data), 0x04); i >= 0 {
+		if i := bytes.IndexByte(data, 0x04); i >= 0 {
 			c.pending = append(c.pending, session.Frame{Kind: session.EOF})
 			data = data[:i]
 		}
