@@ -131,12 +131,22 @@ func (a *addonServers) usePostgres(ctx context.Context, adminURL string, logger 
 		return false
 	}
 	p := &postgres.Provider{AdminURL: adminURL, Host: host.String()}
-	if err := p.Prepare(ctx); err != nil {
-		logger.Warn("Postgres add-ons unavailable", "server", host, "err", err)
+	if !a.useServer(ctx, "heroku-postgresql", pgBackend{p}, host, p.Prepare, logger) {
 		return false
 	}
-	a.backends["heroku-postgresql"] = pgBackend{p}
 	a.pgp = p
+	return true
+}
+
+// useServer offers service through backend b on the server at host once
+// prepare succeeds, and lets dynos through to host; it reports whether
+// it does.
+func (a *addonServers) useServer(ctx context.Context, service string, b api.AddonBackend, host netip.AddrPort, prepare func(context.Context) error, logger *slog.Logger) bool {
+	if err := prepare(ctx); err != nil {
+		logger.Warn("add-ons unavailable", "service", service, "server", host, "err", err)
+		return false
+	}
+	a.backends[service] = b
 	a.services = append(a.services, sandbox.Service{Addr: host.Addr(), FirstPort: host.Port(), LastPort: host.Port()})
 	return true
 }
@@ -169,13 +179,7 @@ func (a *addonServers) useRedis(ctx context.Context, adminURL string, logger *sl
 		return false
 	}
 	r := &redis.Shared{AdminURL: adminURL, Host: host.String()}
-	if err := r.Prepare(ctx); err != nil {
-		logger.Warn("Redis add-ons unavailable", "server", host, "err", err)
-		return false
-	}
-	a.backends["heroku-redis"] = redisBackend{r}
-	a.services = append(a.services, sandbox.Service{Addr: host.Addr(), FirstPort: host.Port(), LastPort: host.Port()})
-	return true
+	return a.useServer(ctx, "heroku-redis", redisBackend{r}, host, r.Prepare, logger)
 }
 
 // watchStorage holds Postgres add-ons to their plans' storage: every

@@ -448,13 +448,19 @@ func (s *server) listAttachments(w http.ResponseWriter, r *http.Request, user st
 	if err != nil {
 		return err
 	}
-	ats, err := s.store.Attachments(r.Context(), app.Name)
+	return s.writeAttachments(w, r, app.Name, func(at grid.Attachment) bool { return at.AppID == app.ID })
+}
+
+// writeAttachments answers with app's attachments ("" for every app's)
+// that keep selects.
+func (s *server) writeAttachments(w http.ResponseWriter, r *http.Request, app string, keep func(grid.Attachment) bool) error {
+	ats, err := s.store.Attachments(r.Context(), app)
 	if err != nil {
 		return err
 	}
 	views := []schema.AddonAttachment{}
 	for _, at := range ats {
-		if at.AppID == app.ID {
+		if keep(at) {
 			views = append(views, s.attachmentView(r.Context(), at))
 		}
 	}

@@ -124,16 +124,7 @@ func (s *server) resolveAttachments(w http.ResponseWriter, r *http.Request, user
 
 // listAllAttachments is GET /addon-attachments: every app's.
 func (s *server) listAllAttachments(w http.ResponseWriter, r *http.Request, user string) error {
-	ats, err := s.store.Attachments(r.Context(), "")
-	if err != nil {
-		return err
-	}
-	views := make([]schema.AddonAttachment, 0, len(ats))
-	for _, at := range ats {
-		views = append(views, s.attachmentView(r.Context(), at))
-	}
-	writeJSON(w, http.StatusOK, views)
-	return nil
+	return s.writeAttachments(w, r, "", func(grid.Attachment) bool { return true })
 }
 
 // listAddonAttachments is GET /addons/{addon}/addon-attachments.
@@ -142,18 +133,7 @@ func (s *server) listAddonAttachments(w http.ResponseWriter, r *http.Request, us
 	if err != nil {
 		return err
 	}
-	ats, err := s.store.Attachments(r.Context(), "")
-	if err != nil {
-		return err
-	}
-	views := []schema.AddonAttachment{}
-	for _, at := range ats {
-		if at.AddonID == a.ID {
-			views = append(views, s.attachmentView(r.Context(), at))
-		}
-	}
-	writeJSON(w, http.StatusOK, views)
-	return nil
+	return s.writeAttachments(w, r, "", func(at grid.Attachment) bool { return at.AddonID == a.ID })
 }
 
 // listAllAddons is GET /addons: every app's add-ons.

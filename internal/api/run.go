@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,9 +68,7 @@ func (e *envVars) UnmarshalJSON(b []byte) error {
 			continue
 		}
 		var n json.Number
-		dec := json.NewDecoder(bytes.NewReader(v))
-		dec.UseNumber()
-		if err := dec.Decode(&n); err == nil {
+		if err := json.Unmarshal(v, &n); err == nil {
 			(*e)[k] = n.String()
 			continue
 		}

@@ -52,18 +52,20 @@ func (l *Log) Ship(ctx context.Context, name string, want func(app string) bool,
 			}
 			return fmt.Errorf("logs: shipper %s: %v: %w", name, err, grid.ErrUnavailable)
 		}
+		var pending uint64
 		if app := strings.TrimPrefix(msg.Subject(), subjectPrefix); want(app) {
 			var lines []Line
-			decode(msg, func(l Line) bool { lines = append(lines, l); return true })
+			pending = decode(msg, func(l Line) bool { lines = append(lines, l); return true })
 			if len(lines) > 0 {
 				f(app, lines)
 			}
+		} else if md, err := msg.Metadata(); err == nil {
+			pending = md.NumPending
 		}
 		// AckAll: one ack covers every earlier message; send one when
 		// caught up, else at most every 100 ms.
 		unacked = msg
-		md, _ := msg.Metadata()
-		if md == nil || md.NumPending == 0 || time.Since(lastAck) > 100*time.Millisecond {
+		if pending == 0 || time.Since(lastAck) > 100*time.Millisecond {
 			_ = msg.Ack()
 			unacked, lastAck = nil, time.Now()
 		}

@@ -33,6 +33,9 @@ type Plan struct {
 	StorageMB int
 }
 
+// StorageBytes is the plan's storage in bytes.
+func (p Plan) StorageBytes() int64 { return int64(p.StorageMB) << 20 }
+
 // Plans are the Postgres plans, cheapest first; the first is the default.
 var Plans = []Plan{
 	{Name: "essential-0", Connections: 20, StorageMB: 1 << 10},
@@ -109,7 +112,7 @@ func (p *Provider) Provision(ctx context.Context, id string, plan Plan) (dbURL s
 			{fmt.Sprintf("CREATE DATABASE %s OWNER %s CONNECTION LIMIT %d", ident(db), ident(role), plan.Connections),
 				fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", ident(db))},
 			{fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", ident(db)), ""},
-			{fmt.Sprintf("ALTER DATABASE %s SET %s = %d", ident(db), StorageLimitSetting, int64(plan.StorageMB)<<20), ""},
+			{fmt.Sprintf("ALTER DATABASE %s SET %s = %d", ident(db), StorageLimitSetting, plan.StorageBytes()), ""},
 		}
 		for i, st := range steps {
 			if _, err := c.Exec(ctx, st.do); err != nil {

@@ -68,7 +68,7 @@ func (p *Provider) enforce(ctx context.Context, id string, plan Plan) (st *Stora
 		if err != nil {
 			return err
 		}
-		st = &Storage{ID: id, Bytes: size, Limit: int64(plan.StorageMB) << 20, Locked: owner != role}
+		st = &Storage{ID: id, Bytes: size, Limit: plan.StorageBytes(), Locked: owner != role}
 		if over := st.Bytes > st.Limit; over != st.Locked {
 			st.Locked, st.Changed = over, true
 			return p.onDatabase(ctx, db, func(dc *pgx.Conn) error { return setLocked(ctx, dc, db, role, lockRole(id), over) })
@@ -151,13 +151,13 @@ func (p *Provider) ChangePlan(ctx context.Context, id string, plan Plan) error {
 		if err := c.QueryRow(ctx, "SELECT pg_database_size($1::text)", db).Scan(&size); err != nil {
 			return err
 		}
-		if size > int64(plan.StorageMB)<<20 {
+		if size > plan.StorageBytes() {
 			return nil
 		}
 		for _, s := range []string{
 			fmt.Sprintf("ALTER ROLE %s CONNECTION LIMIT %d", ident(role), plan.Connections),
 			fmt.Sprintf("ALTER DATABASE %s CONNECTION LIMIT %d", ident(db), plan.Connections),
-			fmt.Sprintf("ALTER DATABASE %s SET %s = %d", ident(db), StorageLimitSetting, int64(plan.StorageMB)<<20),
+			fmt.Sprintf("ALTER DATABASE %s SET %s = %d", ident(db), StorageLimitSetting, plan.StorageBytes()),
 		} {
 			if _, err := c.Exec(ctx, s); err != nil {
 				return err
@@ -168,7 +168,7 @@ func (p *Provider) ChangePlan(ctx context.Context, id string, plan Plan) error {
 	if err != nil {
 		return err
 	}
-	if size > int64(plan.StorageMB)<<20 {
+	if size > plan.StorageBytes() {
 		return fmt.Errorf("the database holds %d MB, more than the %d MB of plan %s: make it smaller (TRUNCATE), or choose a bigger plan: %w",
 			size>>20, plan.StorageMB, plan.Name, grid.ErrInvalid)
 	}
