@@ -20,6 +20,9 @@ import (
 	"github.com/dynogrid/grid/internal/gridtest"
 )
 
+// spaces is a run of spaces, which expect counts as one.
+var spaces = regexp.MustCompile(` {2,}`)
+
 // herokuVersion is the official CLI the grid is tested against.
 const herokuVersion = "11.10.0"
 
@@ -74,7 +77,7 @@ func newHeroku(t *testing.T, g *gridtest.Grid) *heroku {
 
 func (h *heroku) env() []string {
 	ca := filepath.Join(h.g.Data, "ca", "ca.pem")
-	return append(os.Environ(),
+	return append(userEnv(),
 		"HOME="+h.home,
 		"XDG_CONFIG_HOME="+filepath.Join(h.home, ".config"),
 		"XDG_CACHE_HOME="+filepath.Join(h.home, ".cache"),
@@ -96,6 +99,21 @@ func (h *heroku) env() []string {
 	)
 }
 
+// userEnv is the test's environment without the variables by which the
+// CLI knows it runs in CI: with them its tables are drawn plainly, not as
+// a user at a terminal sees them.
+func userEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "CI" || k == "CONTINUOUS_INTEGRATION" || strings.HasPrefix(k, "CI_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
 // run runs `heroku args...` in dir ("" for the test's HOME).
 func (h *heroku) run(dir string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -113,6 +131,8 @@ func (h *heroku) run(dir string, args ...string) (stdout, stderr string, err err
 
 // expect runs `heroku args...` in dir and checks that stdout, then
 // stderr, contain each of the wanted strings (stderr ones prefixed "2>").
+// Runs of spaces count as one, so that a table's column widths do not
+// matter.
 func (h *heroku) expect(dir string, args []string, want ...string) {
 	h.t.Helper()
 	out, errOut := h.must(dir, args...)
@@ -121,7 +141,7 @@ func (h *heroku) expect(dir string, args []string, want ...string) {
 		if rest, ok := strings.CutPrefix(w, "2>"); ok {
 			got, where, w = errOut, "stderr", rest
 		}
-		if !strings.Contains(got, w) {
+		if !strings.Contains(spaces.ReplaceAllString(got, " "), spaces.ReplaceAllString(w, " ")) {
 			h.t.Errorf("heroku %s: %s lacks %q:\n%s", strings.Join(args, " "), where, w, got)
 		}
 	}
