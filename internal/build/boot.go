@@ -87,6 +87,7 @@ func (b *Builder) dynoSpec(ctx context.Context, j *job, kind, typ, dyno, command
 		AppDir:   j.dir,
 		Network:  true,
 		MemoryMB: size.MemoryMB, PidsMax: size.MaxProcs, CPUShares: size.CPUShares, CPUMilli: size.CPUMilli,
+		DiskMBps: size.DiskMBps, DiskIOPS: size.DiskIOPS,
 		Stdout: w, Stderr: w,
 	}
 }

@@ -14,8 +14,14 @@ type Size struct {
 	// when the host is idle: a busy loop in one dyno leaves its
 	// neighbours' cores free. One core per 1024 shares; eco, the cheap
 	// tier that sleeps, half of one.
-	CPUMilli    int    `json:"cpu_milli"`
-	MaxProcs    int    `json:"max_procs"` // processes and threads
+	CPUMilli int `json:"cpu_milli"`
+	MaxProcs int `json:"max_procs"` // processes and threads
+	// DiskMBps and DiskIOPS bound the reads and writes (each) of the
+	// dyno's writable disk, in MB/s and operations/s: one dyno filling its
+	// disk must not take the host's I/O, and the kernel's work for it,
+	// from its neighbours. They grow with the size, as cloud disks do.
+	DiskMBps    int    `json:"disk_mbps"`
+	DiskIOPS    int    `json:"disk_iops"`
 	DisplayName string `json:"display_name"`
 	// Idle sizes run at the lowest CPU priority (SCHED_IDLE): a waking
 	// dyno of another size preempts theirs at once. Eco only.
@@ -24,12 +30,12 @@ type Size struct {
 
 // Sizes are Heroku's Common Runtime dyno sizes.
 var Sizes = []Size{
-	{"eco", 512, 1024, 500, 256, "Eco", true},
-	{"basic", 512, 1024, 1000, 256, "Basic", false},
-	{"standard-1x", 512, 1024, 1000, 256, "Standard-1X", false},
-	{"standard-2x", 1024, 2048, 2000, 512, "Standard-2X", false},
-	{"performance-m", 2560, 8192, 8000, 16384, "Performance-M", false},
-	{"performance-l", 14336, 16384, 16000, 32768, "Performance-L", false},
+	{"eco", 512, 1024, 500, 256, 100, 2000, "Eco", true},
+	{"basic", 512, 1024, 1000, 256, 100, 2000, "Basic", false},
+	{"standard-1x", 512, 1024, 1000, 256, 100, 2000, "Standard-1X", false},
+	{"standard-2x", 1024, 2048, 2000, 512, 200, 4000, "Standard-2X", false},
+	{"performance-m", 2560, 8192, 8000, 16384, 400, 8000, "Performance-M", false},
+	{"performance-l", 14336, 16384, 16000, 32768, 800, 16000, "Performance-L", false},
 }
 
 // LookupSize finds a size by name, case-insensitively.

@@ -313,6 +313,8 @@ func (d *dyno) spec(n int, dir string, port int, out io.Writer) sandbox.Spec {
 		CPUShares: size.CPUShares,
 		CPUMilli:  size.CPUMilli,
 		Idle:      size.Idle,
+		DiskMBps:  size.DiskMBps,
+		DiskIOPS:  size.DiskIOPS,
 		CPUs:      d.asg.CPUs,
 		Network:   true,
 		Labels:    map[string]string{labelDyno: d.asg.DynoID, labelPort: strconv.Itoa(port)},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -25,8 +26,8 @@ import (
 var mkfsArgs = []string{"-q", "-F", "-O", "^has_journal,^resize_inode", "-E", "nodiscard,lazy_itable_init=1", "-m", "0"}
 
 // makeLayerFS makes an ext4 file system of sizeMB in a new sparse image
-// file img and mounts it at dir (with direct I/O, see mountLoop).
-func makeLayerFS(img, dir string, sizeMB int, direct bool) error {
+// file img and mounts it at dir (see mountLoop for o).
+func makeLayerFS(img, dir string, sizeMB int, o loopOptions) error {
 	f, err := os.OpenFile(img, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -44,14 +45,26 @@ func makeLayerFS(img, dir string, sizeMB int, direct bool) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
-	return mountLoop(img, dir, direct)
+	return mountLoop(img, dir, o)
+}
+
+// loopOptions say how a loop device runs.
+type loopOptions struct {
+	// direct asks for direct I/O: the image's pages are not cached a
+	// second time in the host's page cache, which halves the kernel's
+	// copying and writeback work for a dyno that writes a lot (outside
+	// its cgroup, so uncapped). Where the host's file system cannot do
+	// it, the device runs buffered.
+	direct bool
+	// mbps and iops bound the device's reads and writes (each); zero is
+	// no bound. See limitLoop.
+	mbps, iops int
 }
 
 // mountLoop attaches img to a free loop device and mounts its ext4 at
 // dir. The device is held by the mount alone: closing it here is fine
-// with LO_FLAGS_AUTOCLEAR, which frees it at the unmount. direct asks for
-// direct I/O (below).
-func mountLoop(img, dir string, direct bool) error {
+// with LO_FLAGS_AUTOCLEAR, which frees it at the unmount.
+func mountLoop(img, dir string, o loopOptions) error {
 	file, err := os.OpenFile(img, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -74,24 +87,22 @@ func mountLoop(img, dir string, direct bool) error {
 		if err != nil {
 			return fmt.Errorf("open %s: %w", dev, err)
 		}
-		// Direct I/O: the image's pages are not cached a second time in
-		// the host's page cache, which halves the kernel's copying and
-		// writeback work for a dyno that writes a lot (outside its
-		// cgroup, so uncapped). Where the host's file system cannot do
-		// it, the device runs buffered.
 		flags := uint32(unix.LO_FLAGS_AUTOCLEAR)
-		if direct {
+		if o.direct {
 			flags |= unix.LO_FLAGS_DIRECT_IO
 		}
 		cfg := unix.LoopConfig{Fd: uint32(file.Fd()), Info: unix.LoopInfo64{Flags: flags}}
 		err = unix.IoctlLoopConfigure(int(loop.Fd()), &cfg)
-		if direct && errors.Is(err, unix.EINVAL) {
+		if o.direct && errors.Is(err, unix.EINVAL) {
 			cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
 			err = unix.IoctlLoopConfigure(int(loop.Fd()), &cfg)
 		}
 		if errors.Is(err, unix.EBUSY) {
 			loop.Close()
 			continue
+		}
+		if err == nil {
+			err = limitLoop(loop, o.mbps, o.iops)
 		}
 		if err != nil {
 			loop.Close()
@@ -105,4 +116,54 @@ func mountLoop(img, dir string, direct bool) error {
 		return nil
 	}
 	return errors.New("no free loop device after 10 tries")
+}
+
+// limitLoop bounds the loop device's reads and writes to mbps MB/s and
+// iops operations/s each, or lifts the bounds (zero). A dyno's writes to
+// its layer land in the page cache and reach the device through the
+// kernel's flusher threads, which cgroup v1 charges to nobody, so the
+// sandbox's own blkio cgroup cannot bound them. The device is the
+// dyno's alone, though, so a rule for the device in the root blkio
+// cgroup bounds exactly that dyno, whoever submits the I/O. Its
+// writeback is also held to a strict dirty limit of one second of its
+// rate: the dyno then waits in its own write calls, at that rate,
+// instead of filling memory with dirty pages the flushers must chase.
+// Every attach sets the rules afresh, since they outlive the detach of
+// the device they name.
+func limitLoop(loop *os.File, mbps, iops int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(loop.Fd()), &st); err != nil {
+		return err
+	}
+	dev := fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	bps := int64(mbps) << 20
+	strict := "0"
+	if bps > 0 {
+		strict = "1"
+	}
+	writes := []struct{ path, value string }{
+		{"blkio/blkio.throttle.read_bps_device", fmt.Sprintf("%s %d", dev, bps)},
+		{"blkio/blkio.throttle.write_bps_device", fmt.Sprintf("%s %d", dev, bps)},
+		{"blkio/blkio.throttle.read_iops_device", fmt.Sprintf("%s %d", dev, iops)},
+		{"blkio/blkio.throttle.write_iops_device", fmt.Sprintf("%s %d", dev, iops)},
+	}
+	for _, w := range writes {
+		if err := os.WriteFile(filepath.Join(cgroupRoot, w.path), []byte(w.value), 0); err != nil {
+			return fmt.Errorf("disk rate: %w", err)
+		}
+	}
+	bdi := filepath.Join("/sys/class/bdi", dev)
+	var err error
+	if bps > 0 {
+		err = os.WriteFile(filepath.Join(bdi, "max_bytes"), []byte(strconv.FormatInt(bps, 10)), 0)
+	} else {
+		err = os.WriteFile(filepath.Join(bdi, "max_ratio"), []byte("100"), 0) // the default
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(bdi, "strict_limit"), []byte(strict), 0)
+	}
+	if err != nil {
+		return fmt.Errorf("disk dirty limit: %w", err)
+	}
+	return nil
 }

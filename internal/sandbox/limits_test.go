@@ -223,6 +223,48 @@ echo tmp $(($(stat -c %s /tmp/fill) >> 20))`)
 	}
 }
 
+// TestDiskRateIsBounded writes 32 MB to /app at a bound of 8 MB/s: the
+// device's rules are in place, and the write takes at least 2.5 s of the
+// 4 it should (the kernel lets a first burst through at once; unbounded,
+// it takes a tenth of a second). Only a missing bound can fail it, not a
+// slow machine.
+func TestDiskRateIsBounded(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	sp, _, _ := spec("diskrate", "sh", "-c", `
+t0=$(date +%s%N)
+dd if=/dev/zero of=/app/fill bs=1M count=32 conv=fsync 2>/dev/null
+echo ms $(( ($(date +%s%N) - t0) / 1000000 ))`)
+	sp.AppDir = appDir(t)
+	sp.DiskMBps, sp.DiskIOPS = 8, 300
+	s := start(t, m, sp)
+	if code := waitExit(t, s, time.Minute); code != 0 {
+		t.Fatalf("exit %d: %s", code, sp.Stderr.(*syncBuffer).String())
+	}
+	out := sp.Stdout.(*syncBuffer).String()
+	var ms int
+	if _, err := fmt.Sscanf(out, "ms %d", &ms); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if ms < 2500 {
+		t.Errorf("32 MB written in %d ms at a bound of 8 MB/s", ms)
+	}
+	t.Logf("32 MB at 8 MB/s: %d ms", ms)
+	for file, want := range map[string]string{
+		"blkio.throttle.write_bps_device":  " 8388608",
+		"blkio.throttle.read_bps_device":   " 8388608",
+		"blkio.throttle.write_iops_device": " 300",
+	} {
+		b, err := os.ReadFile(filepath.Join(cgroupRoot, "blkio", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("%s has no device at%s:\n%s", file, want, b)
+		}
+	}
+}
+
 // Memory reports a sandbox's use and the kernel's OOM kills in it.
 func TestMemoryReadings(t *testing.T) {
 	t.Parallel()

@@ -113,6 +113,8 @@ func TestBadSpecsRejected(t *testing.T) {
 		{"reserved env", ok(func(s *Spec) { s.Env = []string{"_LIBCONTAINER_INITPIPE=3"} })},
 		{"negative memory", ok(func(s *Spec) { s.MemoryMB = -1 })},
 		{"tiny memory", ok(func(s *Spec) { s.MemoryMB = 4 })},
+		{"negative disk rate", ok(func(s *Spec) { s.DiskMBps = -1 })},
+		{"huge disk rate", ok(func(s *Spec) { s.DiskIOPS = maxDiskIOPS + 1 })},
 		{"bad hostname", ok(func(s *Spec) { s.Hostname = "a_b" })},
 		{"cpus not a list", ok(func(s *Spec) { s.CPUs = "one" })},
 		{"cpus backwards", ok(func(s *Spec) { s.CPUs = "1-0" })},

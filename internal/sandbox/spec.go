@@ -57,9 +57,10 @@ type Spec struct {
 	AppDir string
 	Mounts []Mount
 	// Limits. Zero means the default (512 MB, 256 processes, 1024 shares,
-	// no CPU cap, 256 MB /tmp, 2 GB of writes to /app). /tmp and /dev/shm
-	// are RAM and count against MemoryMB; DiskMB is the writable layer of
-	// /app, on disk (disk.go): writes past it fail with ENOSPC.
+	// no CPU cap, 256 MB /tmp, 2 GB of writes to /app at 100 MB/s and
+	// 2,000 operations/s). /tmp and /dev/shm are RAM and count against
+	// MemoryMB; DiskMB is the writable layer of /app, on disk (disk.go):
+	// writes past it fail with ENOSPC.
 	MemoryMB  int
 	PidsMax   int
 	CPUShares int
@@ -76,6 +77,13 @@ type Spec struct {
 	Idle   bool
 	TmpMB  int
 	DiskMB int
+	// DiskMBps and DiskIOPS bound the writable layer's reads and writes
+	// (each), in MB/s and operations/s: the kernel's writeback and I/O
+	// work for them runs outside the sandbox's cgroups, on any core, so
+	// without a bound one dyno filling its disk at gigabytes a second
+	// slows every neighbour (disk.go).
+	DiskMBps int
+	DiskIOPS int
 	// CPUs pins the sandbox to these cores through the cpuset cgroup: a
 	// cpuset list such as "1", "0-1" or "0,2-3", each core online on
 	// this machine. Empty means any core. Memory nodes are the parent
@@ -126,6 +134,15 @@ const (
 	DefaultCPUShares = 1024
 	DefaultTmpMB     = 256
 	DefaultDiskMB    = 2048
+	DefaultDiskMBps  = 100
+	DefaultDiskIOPS  = 2000
+)
+
+// The highest disk rates a Spec may ask for: far beyond any disk, and
+// far from overflowing the kernel's byte counts.
+const (
+	maxDiskMBps = 1 << 20
+	maxDiskIOPS = 1 << 24
 )
 
 // minCPUMilli is the smallest CPU cap: 1 ms per 100 ms period is the
@@ -171,6 +188,8 @@ func normalize(spec Spec) (Spec, error) {
 	spec.CPUShares = orDefault(spec.CPUShares, DefaultCPUShares)
 	spec.TmpMB = orDefault(spec.TmpMB, DefaultTmpMB)
 	spec.DiskMB = orDefault(spec.DiskMB, DefaultDiskMB)
+	spec.DiskMBps = orDefault(spec.DiskMBps, DefaultDiskMBps)
+	spec.DiskIOPS = orDefault(spec.DiskIOPS, DefaultDiskIOPS)
 	return spec, nil
 }
 
@@ -222,7 +241,7 @@ func checkIdentity(spec Spec) error {
 }
 
 func checkLimits(spec Spec) error {
-	if spec.MemoryMB < 0 || spec.PidsMax < 0 || spec.CPUShares < 0 || spec.CPUMilli < 0 || spec.TmpMB < 0 || spec.DiskMB < 0 {
+	if spec.MemoryMB < 0 || spec.PidsMax < 0 || spec.CPUShares < 0 || spec.CPUMilli < 0 || spec.TmpMB < 0 || spec.DiskMB < 0 || spec.DiskMBps < 0 || spec.DiskIOPS < 0 {
 		return invalid(spec.ID, "limits must not be negative")
 	}
 	if spec.MemoryMB != 0 && spec.MemoryMB < 16 {
@@ -239,6 +258,9 @@ func checkLimits(spec Spec) error {
 	}
 	if spec.DiskMB != 0 && spec.DiskMB < 8 {
 		return invalid(spec.ID, "disk limit %d MB is below the 8 MB minimum", spec.DiskMB)
+	}
+	if spec.DiskMBps > maxDiskMBps || spec.DiskIOPS > maxDiskIOPS {
+		return invalid(spec.ID, "disk rate %d MB/s, %d operations/s is above the maximum of %d MB/s, %d operations/s", spec.DiskMBps, spec.DiskIOPS, maxDiskMBps, maxDiskIOPS)
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 // file img and mounts it at dir (created, 0755). Its root is owned by
 // uid and holds nothing (no lost+found).
 func MakeVolume(img, dir string, sizeMB, uid int) error {
-	if err := makeLayerFS(img, dir, sizeMB, false); err != nil {
+	if err := makeLayerFS(img, dir, sizeMB, loopOptions{}); err != nil {
 		os.Remove(img)
 		return fmt.Errorf("volume %s: %w", dir, err)
 	}
@@ -40,7 +40,7 @@ func MountVolume(img, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := mountLoop(img, dir, false); err != nil {
+	if err := mountLoop(img, dir, loopOptions{}); err != nil {
 		return fmt.Errorf("volume %s: %w", dir, err)
 	}
 	return nil
