@@ -31,9 +31,10 @@ import (
 // beside the hog, and prints the medians of B's p50 and p99, its errors
 // and the p99 ratio beside the target (1.2; 1.5 for the CPU hog), with
 // what was seen of A, and the CPU the machine and the grid process used.
-// An idle third app takes core 1 so that the scheduler pins A's dyno to
-// B's core 0, which is the worst case; a last case runs the CPU hog on
-// the other core. B's noisy round starts noisySettle after A's dyno is
+// An idle third app (standard-1x, like B) takes core 1 so that the
+// scheduler pins A's dyno to B's core 0, which is the worst case: left a
+// choice, it keeps eco dynos off paying dynos' cores (scheduler.pin). A
+// last case runs the CPU hog on the other core. B's noisy round starts noisySettle after A's dyno is
 // up: the platform reacts to a hog in under a second (a CPU-bound dyno
 // drops to idle priority, host/cpu.go), and the figures are those of a
 // neighbour that misbehaves for long, not of its first second.
@@ -51,7 +52,7 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 		}
 	}
 	n.gridPid = gridPid(g.Exe)
-	pad := n.start("pad", "idle")
+	pad := n.start("pad", "idle", "standard-1x")
 	bID := upDynos(b, n.st, "appb")[0].ID
 	fmt.Printf("noisy neighbour: app B (Go hello, standard-1x, on core %s; an idle app on core %s) at %d req/s through the router, %d rounds of %v per case, B alone then beside A from %v after it is up (eco: 512 MB, kernel limit %d MB, %d pids, %.1f core):\n",
 		pinned(bID), pinned(pad.ID), noisyRate, noisyRounds, noisyRound, noisySettle, 2*ecoSize().MemoryMB, ecoSize().MaxProcs, float64(ecoSize().CPUMilli)/1000)
@@ -137,7 +138,7 @@ func (n *neighbours) run(c noise) {
 	var cores []string // A's cpuset, each round
 	for range noisyRounds {
 		base = append(base, n.round(c.bLines))
-		a := n.start("appa", c.typ)
+		a := n.start("appa", c.typ, "eco")
 		if pin := pinned(a.ID); !slices.Contains(cores, pin) {
 			cores = append(cores, pin)
 		}
@@ -223,12 +224,12 @@ func p99s(rs []round) string {
 	return strings.Join(s, " ")
 }
 
-// start scales app's process type typ to one eco dyno and returns it once
-// it runs (for the memory bomb: ran and crashed).
-func (n *neighbours) start(app, typ string) grid.Dyno {
+// start scales app's process type typ to one dyno of size and returns it
+// once it runs (for the memory bomb: ran and crashed).
+func (n *neighbours) start(app, typ, size string) grid.Dyno {
 	n.b.Helper()
 	n.seen = map[string]bool{}
-	n.g.MustCLI("ps:scale", typ+"=1:eco", "-a", app)
+	n.g.MustCLI("ps:scale", typ+"=1:"+size, "-a", app)
 	var a grid.Dyno
 	gridtest.WaitFor(n.b, time.Minute, app+" "+typ+" dyno running", func() error {
 		for _, d := range n.dynos(app, typ) {

@@ -215,7 +215,7 @@ func (d *decision) placeOneOffs(v *view, pending []grid.Assignment, p policy) {
 	}
 	reqs := make([]scheduler.Request, len(pending))
 	for i, a := range pending {
-		reqs[i] = scheduler.Request{Name: a.Name, App: a.App, Type: a.Type, MemoryMB: memoryMB(a.Size), Cores: coresFor(a.Size)}
+		reqs[i] = scheduler.Request{Name: a.Name, App: a.App, Type: a.Type, MemoryMB: memoryMB(a.Size), Cores: coresFor(a.Size), Idle: lookupSize(a.Size).Idle}
 	}
 	plan := scheduler.Place(hostStates(v, pending[0].App, p), reqs)
 	for i, pl := range plan.Placements {
@@ -373,7 +373,7 @@ func (d *decision) place(v *view, a grid.App, missing []slot, p policy) {
 	}
 	reqs := make([]scheduler.Request, len(missing))
 	for i, s := range missing {
-		reqs[i] = scheduler.Request{Name: s.name, App: a.Name, Type: s.typ, MemoryMB: memoryMB(s.size), Cores: coresFor(s.size)}
+		reqs[i] = scheduler.Request{Name: s.name, App: a.Name, Type: s.typ, MemoryMB: memoryMB(s.size), Cores: coresFor(s.size), Idle: lookupSize(s.size).Idle}
 	}
 	plan := scheduler.Place(hostStates(v, a.Name, p), reqs)
 	for i, pl := range plan.Placements {

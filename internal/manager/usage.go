@@ -13,6 +13,7 @@ type hostUse struct {
 	reservedMB int
 	dynos      int
 	load       []int                          // dynos pinned to each core
+	idleLoad   []int                          // of those, of idle sizes
 	apps       map[string]map[string]*typeUse // app → process type
 }
 
@@ -45,11 +46,16 @@ func (v *view) account(a grid.Assignment, sign int) {
 	}
 	t.n += sign
 	cores, _ := scheduler.ParseCPUs(a.CPUs) // an unreadable cpuset pins nothing
+	idle := lookupSize(a.Size).Idle
 	for _, c := range cores {
 		u.load = grow(u.load, c)
 		t.cores = grow(t.cores, c)
 		u.load[c] += sign
 		t.cores[c] += sign
+		if idle {
+			u.idleLoad = grow(u.idleLoad, c)
+			u.idleLoad[c] += sign
+		}
 	}
 	if t.n <= 0 {
 		delete(types, a.Type)
@@ -99,7 +105,7 @@ type placeHost struct {
 func hostStates(v *view, app string, p policy) []scheduler.HostState {
 	out := p.buf[:len(p.hosts)]
 	for i, h := range p.hosts {
-		out[i] = scheduler.HostState{ID: h.id, MemoryMB: h.mem, Cores: h.cores, ReservedMB: h.use.reservedMB, Load: h.use.load}
+		out[i] = scheduler.HostState{ID: h.id, MemoryMB: h.mem, Cores: h.cores, ReservedMB: h.use.reservedMB, Load: h.use.load, IdleLoad: h.use.idleLoad}
 	}
 	for id := range v.appAssignments[app] {
 		a := v.assignments[id]

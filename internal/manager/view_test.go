@@ -25,7 +25,7 @@ func TestPropertyViewAggregates(t *testing.T) {
 			a := grid.Assignment{
 				DynoID: id, App: app, Host: host, Name: "web.1",
 				Type: rapid.SampledFrom([]string{"web", "worker"}).Draw(t, "type"),
-				Size: rapid.SampledFrom([]string{"standard-1x", "standard-2x"}).Draw(t, "size"),
+				Size: rapid.SampledFrom([]string{"standard-1x", "standard-2x", "eco"}).Draw(t, "size"),
 				CPUs: rapid.SampledFrom([]string{"", "0", "1", "0-1", "3", "bad"}).Draw(t, "cpus"),
 			}
 			d := grid.Dyno{ID: id, App: app, Host: host, State: grid.DynoUp}
@@ -85,7 +85,7 @@ func trim(use map[string]*hostUse) map[string]*hostUse {
 	out := map[string]*hostUse{}
 	for h, u := range use {
 		c := *u
-		c.load = trimZeros(u.load)
+		c.load, c.idleLoad = trimZeros(u.load), trimZeros(u.idleLoad)
 		c.apps = map[string]map[string]*typeUse{}
 		for app, types := range u.apps {
 			c.apps[app] = map[string]*typeUse{}

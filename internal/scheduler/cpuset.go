@@ -10,7 +10,8 @@ import (
 )
 
 // pin chooses the cores of a dyno of the current group placed on host h
-// and returns them as a cpuset ("" when the host's cores are unknown).
+// (of an idle size or not) and returns them as a cpuset ("" when the
+// host's cores are unknown).
 //
 // A dyno wants Cores cores (0 means 1, at most all of the host's). They
 // are taken one by one, each time the core with, in this order:
@@ -18,71 +19,89 @@ import (
 //  1. the fewest dynos pinned to it (dispersal: on a host whose dynos are
 //     all of one size, no core carries more than one dyno more than any
 //     other);
-//  2. the fewest dynos of the same group (a busy dyno does not share a
+//  2. the fewest dynos of the other class (idle sizes or not): an eco
+//     dyno, the tier anyone can run for little, shares a paying dyno's
+//     core only when no core as lightly loaded is free of them. On a
+//     kernel without preemption of kernel code, a neighbour's system
+//     calls hold a shared core for milliseconds whatever its priority;
+//  3. the fewest dynos of the same group (a busy dyno does not share a
 //     core with a sibling while an equally loaded core has none — and so
 //     never while a core is free);
-//  3. the lowest number.
-func (s *state) pin(h, want int) string {
+//  4. the lowest number.
+func (s *state) pin(h, want int, idle bool) string {
 	n := s.host(h).Cores
 	if n <= 0 {
 		return ""
 	}
 	k := min(max(want, 1), n)
-	load := s.loadOf(h)
+	load, idles := s.loadOf(h)
 	sib := s.curG.cores[h]
 	if sib == nil {
 		sib = make([]int32, n)
 		s.curG.cores[h] = sib
 	}
-	if k == 1 {
-		c := leastLoaded(load, sib)
+	// other is the count of the other class on core c.
+	other := func(c int) int32 {
+		if idle {
+			return load[c] - idles[c]
+		}
+		return idles[c]
+	}
+	cmp := func(a, b int) int {
+		switch {
+		case load[a] != load[b]:
+			return int(load[a] - load[b])
+		case other(a) != other(b):
+			return int(other(a) - other(b))
+		}
+		return int(sib[a] - sib[b])
+	}
+	take := func(c int) {
 		load[c]++
 		sib[c]++
-		return strconv.Itoa(c)
+		if idle {
+			idles[c]++
+		}
+	}
+	if k == 1 { // the common case, without sorting or allocating
+		best := 0
+		for c := 1; c < n; c++ {
+			if cmp(c, best) < 0 {
+				best = c
+			}
+		}
+		take(best)
+		return strconv.Itoa(best)
 	}
 	chosen := make([]int, n)
 	for i := range chosen {
 		chosen[i] = i
 	}
-	slices.SortStableFunc(chosen, func(a, b int) int {
-		if load[a] != load[b] {
-			return int(load[a] - load[b])
-		}
-		return int(sib[a] - sib[b])
-	})
+	slices.SortStableFunc(chosen, cmp)
 	chosen = chosen[:k]
 	slices.Sort(chosen)
 	for _, c := range chosen {
-		load[c]++
-		sib[c]++
+		take(c)
 	}
 	return FormatCPUs(chosen)
 }
 
-// leastLoaded returns the core pin prefers for a one-core dyno.
-func leastLoaded(load, sib []int32) int {
-	best := 0
-	for c := 1; c < len(load); c++ {
-		if load[c] < load[best] || load[c] == load[best] && sib[c] < sib[best] {
-			best = c
-		}
-	}
-	return best
-}
-
-// loadOf returns host h's per-core load, copied from its HostState the
-// first time a dyno is pinned there.
-func (s *state) loadOf(h int) []int32 {
+// loadOf returns host h's per-core load and idle-size load, copied from
+// its HostState the first time a dyno is pinned there.
+func (s *state) loadOf(h int) (load, idle []int32) {
 	if l := s.load[h]; l != nil {
-		return l
+		return l, s.idle[h]
 	}
 	hs := s.host(h)
-	l := make([]int32, hs.Cores)
+	load, idle = make([]int32, hs.Cores), make([]int32, hs.Cores)
 	for c, n := range hs.Load[:min(len(hs.Load), hs.Cores)] {
-		l[c] = int32(n)
+		load[c] = int32(n)
 	}
-	s.load[h] = l
-	return l
+	for c, n := range hs.IdleLoad[:min(len(hs.IdleLoad), hs.Cores)] {
+		idle[c] = int32(n)
+	}
+	s.load[h], s.idle[h] = load, idle
+	return load, idle
 }
 
 // FormatCPUs writes core numbers in the kernel's cpuset list format:

@@ -63,6 +63,9 @@ func TestPin(t *testing.T) {
 	a := func(typ string, cores int) Request {
 		return Request{Name: typ, App: "a", Type: typ, MemoryMB: 512, Cores: cores}
 	}
+	eco := func(typ string) Request {
+		return Request{Name: typ, App: "e", Type: typ, MemoryMB: 512, Idle: true}
+	}
 	tests := []struct {
 		name string
 		host HostState
@@ -122,6 +125,39 @@ func TestPin(t *testing.T) {
 			host: HostState{ID: "h", MemoryMB: 8192, Cores: 2},
 			want: []Request{a("web", 8)},
 			cpus: []string{"0-1"},
+		},
+		{
+			name: "an eco dyno joins eco dynos, not a paying one, on equally loaded cores",
+			host: HostState{ID: "h", MemoryMB: 4096, Cores: 2, Load: []int{1, 1}, IdleLoad: []int{0, 1}},
+			want: []Request{eco("web")},
+			cpus: []string{"1"},
+		},
+		{
+			name: "a paying dyno avoids the eco dynos' core",
+			host: HostState{ID: "h", MemoryMB: 4096, Cores: 3, Load: []int{1, 1, 1}, IdleLoad: []int{1, 0, 1}},
+			want: []Request{a("web", 1)},
+			cpus: []string{"1"},
+		},
+		{
+			name: "dispersal comes before the classes",
+			host: HostState{ID: "h", MemoryMB: 4096, Cores: 2, Load: []int{1, 2}, IdleLoad: []int{0, 2}},
+			want: []Request{eco("web")},
+			cpus: []string{"0"},
+		},
+		{
+			name: "the classes come before siblings",
+			host: HostState{
+				ID: "h", MemoryMB: 4096, Cores: 2, Load: []int{1, 1}, IdleLoad: []int{0, 1},
+				Pinned: map[Group][]int{{"a", "web"}: {0, 1}},
+			},
+			want: []Request{eco("web")},
+			cpus: []string{"1"},
+		},
+		{
+			name: "eco and paying dynos placed together take cores of their own",
+			host: HostState{ID: "h", MemoryMB: 8192, Cores: 2},
+			want: []Request{a("web", 1), eco("worker"), a("web", 1), eco("worker")},
+			cpus: []string{"0", "1", "0", "1"},
 		},
 		{
 			name: "loads beyond the core count are ignored",

@@ -35,6 +35,9 @@ type HostState struct {
 	// dyno pinned to two cores counts on both; unpinned dynos count
 	// nowhere. Missing entries are zero.
 	Load []int
+	// IdleLoad counts, of Load, the dynos of idle sizes (eco) on each
+	// core. Missing entries are zero.
+	IdleLoad []int
 	// Pinned counts, for each group, its dynos pinned to each core
 	// (Pinned[g][i]). Like Running, only requested groups are read.
 	Pinned map[Group][]int
@@ -51,6 +54,9 @@ type Request struct {
 	// Cores is how many cores to pin the dyno to. Zero means 1; more than
 	// a host has means all of its cores.
 	Cores int
+	// Idle is true for a dyno of an idle size (grid.Size.Idle): pinning
+	// keeps the two classes on cores of their own where it can.
+	Idle bool
 }
 
 // Placement is the decision for one request. Host is empty when the dyno

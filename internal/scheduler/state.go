@@ -17,6 +17,7 @@ type state struct {
 	order []int           // in's indexes sorted by ID; nil when in is sorted
 	free  []int64         // free memory per host
 	load  map[int][]int32 // dynos per core of hosts a dyno was pinned to
+	idle  map[int][]int32 // of those, dynos of idle sizes
 
 	groups map[Group]*tally
 	apps   map[string]*tally
@@ -50,7 +51,7 @@ type tally struct {
 func newTally() *tally { return &tally{n: map[int]int32{}, cores: map[int][]int32{}} }
 
 func newState(hosts []HostState, want []Request) *state {
-	s := &state{in: hosts, load: map[int][]int32{}, groups: map[Group]*tally{}, apps: map[string]*tally{}}
+	s := &state{in: hosts, load: map[int][]int32{}, idle: map[int][]int32{}, groups: map[Group]*tally{}, apps: map[string]*tally{}}
 	byID := func(a, b HostState) int { return strings.Compare(a.ID, b.ID) }
 	if !slices.IsSortedFunc(hosts, byID) {
 		s.order = make([]int, len(hosts))
@@ -116,7 +117,7 @@ func (s *state) place(r Request) Placement {
 	s.setKey(best)
 	s.curG.n[best]++
 	s.curA.n[best]++
-	return Placement{Request: r, Host: s.host(best).ID, CPUs: s.pin(best, r.Cores)}
+	return Placement{Request: r, Host: s.host(best).ID, CPUs: s.pin(best, r.Cores, r.Idle)}
 }
 
 // switchTo makes cg, ca and key hold the counts of group g and its app.
