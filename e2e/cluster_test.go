@@ -79,11 +79,11 @@ func TestCluster(t *testing.T) {
 
 	step("host agent restart keeps dynos running", func(t *testing.T) {
 		waitSettled(t, g, "hello", 2) // the last deploy's old dynos gone
-		before := dynoStarts(t, g, "hello", 2)
+		before := dynoStarts(t, g, "hello", 2, "three")
 		c.Kill(c.Host)
 		c.Start(c.Host)
 		time.Sleep(3 * time.Second) // let the new agent settle; then nothing may have restarted
-		after := dynoStarts(t, g, "hello", 2)
+		after := dynoStarts(t, g, "hello", 2, "three")
 		for dyno, started := range before {
 			if after[dyno] != started {
 				t.Errorf("%s restarted: started %s before, %s after", dyno, started, after[dyno])
@@ -119,24 +119,41 @@ func TestCluster(t *testing.T) {
 // waitDynosServe waits until n distinct web dynos answer through the router.
 func waitDynosServe(t *testing.T, g *gridtest.Grid, app string, n int) {
 	t.Helper()
-	dynoStarts(t, g, app, n)
+	dynoStarts(t, g, app, n, "")
 }
 
-// dynoStarts asks every web dyno (through the router) when its process
-// started, until n distinct dynos answered.
-func dynoStarts(t *testing.T, g *gridtest.Grid, app string, n int) map[string]string {
+// dynoStarts asks web dynos (through the router) when their processes
+// started, until n distinct dynos answered in one round of requests. With
+// greeting set, a round counts only if every answer came from a process
+// with that GREETING and no name answered from two processes: a deploy's
+// old dynos serve until the manager deletes them, and a start taken from
+// one of those would change under the caller for reasons of its own.
+func dynoStarts(t *testing.T, g *gridtest.Grid, app string, n int, greeting string) map[string]string {
 	t.Helper()
-	seen := map[string]string{}
-	re := regexp.MustCompile(`^(web\.\d+) (\d+)`)
+	var seen map[string]string
+	re := regexp.MustCompile(`^(web\.\d+) (\d+) greeting="(.*)"`)
 	gridtest.WaitFor(t, time.Minute, fmt.Sprintf("%d web dynos answer", n), func() error {
-		for i := 0; i < 4*n; i++ {
+		seen = map[string]string{}
+		for i := 0; i < 8*n; i++ {
 			_, body, _, err := g.Get(app, "/started")
 			if err != nil {
 				return err
 			}
-			if m := re.FindStringSubmatch(strings.TrimSpace(body)); m != nil {
-				seen[m[1]] = m[2]
+			m := re.FindStringSubmatch(strings.TrimSpace(body))
+			if m == nil {
+				return fmt.Errorf("/started answered %q", body)
 			}
+			if greeting == "" {
+				seen[m[1]] = m[2]
+				continue
+			}
+			if m[3] != greeting {
+				return fmt.Errorf("%s still serves greeting %q", m[1], m[3])
+			}
+			if s, ok := seen[m[1]]; ok && s != m[2] {
+				return fmt.Errorf("%s answers from two processes (started %s and %s)", m[1], s, m[2])
+			}
+			seen[m[1]] = m[2]
 		}
 		if len(seen) < n {
 			return fmt.Errorf("seen %v", seen)

@@ -19,7 +19,7 @@ func main() {
 	started := time.Now().UnixNano()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/started", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s %d\n", os.Getenv("DYNO"), started)
+		fmt.Fprintf(w, "%s %d greeting=%q\n", os.Getenv("DYNO"), started, os.Getenv("GREETING"))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s greeting=%q\n", os.Getenv("DYNO"), os.Getenv("GREETING"))
