@@ -293,12 +293,19 @@ func (d *dyno) terminate(ctx context.Context, sb *sandbox.Sandbox, sig syscall.S
 	}
 }
 
-// spec describes the sandbox of attempt n.
-func (d *dyno) spec(n int, dir string, port int, out io.Writer) sandbox.Spec {
+// size is the dyno's size, or the default for a name this host does not
+// know.
+func (d *dyno) size() grid.Size {
 	size, err := grid.LookupSize(d.asg.Size)
 	if err != nil {
 		size, _ = grid.LookupSize(grid.DefaultSize)
 	}
+	return size
+}
+
+// spec describes the sandbox of attempt n.
+func (d *dyno) spec(n int, dir string, port int, out io.Writer) sandbox.Spec {
+	size := d.size()
 	return sandbox.Spec{
 		ID:        sandboxID(d.asg.DynoID, n),
 		Hostname:  d.asg.DynoID,
@@ -391,6 +398,9 @@ func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, beg
 	defer check.Stop()
 	cpuCheck := time.NewTicker(d.a.cfg.CPUCheck)
 	defer cpuCheck.Stop()
+	if d.size().Idle {
+		cpuCheck.Stop() // in the idle class for good (sandbox.Spec.Idle)
+	}
 	cpu := &cpuWatch{sb: sb, limit: sb.CPULimit()}
 	for {
 		select {

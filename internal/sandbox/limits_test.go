@@ -315,7 +315,8 @@ func TestCPUIdleAndLimit(t *testing.T) {
 }
 
 // TestIdleScheduling: an Idle sandbox's processes, and their children,
-// run at SCHED_IDLE and cannot leave it; others run at SCHED_OTHER.
+// run at SCHED_IDLE and cannot leave it, in a cgroup of the idle class;
+// others run at SCHED_OTHER.
 func TestIdleScheduling(t *testing.T) {
 	t.Parallel()
 	m := newManager(t)
@@ -333,17 +334,22 @@ except PermissionError:
     print("stayed")
 `
 	for _, c := range []struct {
-		idle bool
-		want string
+		idle          bool
+		want, cpuIdle string
 	}{
-		{true, "policy 5\nchild 5\nstayed\n"},
-		{false, "policy 0\nchild 0\nleft 0\n"},
+		{true, "policy 5\nchild 5\nstayed\n", "1"},
+		{false, "policy 0\nchild 0\nleft 0\n", "0"},
 	} {
-		sp, out, _ := spec(fmt.Sprintf("sched%v", c.idle), "python3", "-c", probe)
+		sp, out, _ := spec(fmt.Sprintf("sched%v", c.idle), "sh", "-c", `python3 -c "$PROBE" && exec sleep 1000`)
+		sp.Env = append(sp.Env, "PROBE="+probe)
 		sp.Idle = c.idle
 		s := start(t, m, sp)
-		if code := waitExit(t, s, 30*time.Second); code != 0 || out.String() != c.want {
-			t.Errorf("Idle=%v: exit %d, output %q, want %q", c.idle, code, out.String(), c.want)
+		eventually(t, 30*time.Second, "the probe's three lines", func() bool { return strings.Count(out.String(), "\n") >= 3 })
+		if got := out.String(); got != c.want {
+			t.Errorf("Idle=%v: output %q, want %q", c.idle, got, c.want)
+		}
+		if got := cgroupFile(t, m, s, "cpu", "cpu.idle"); got != c.cpuIdle {
+			t.Errorf("Idle=%v: cpu.idle %s, want %s", c.idle, got, c.cpuIdle)
 		}
 	}
 }

@@ -73,7 +73,10 @@ type Spec struct {
 	// Idle runs the sandbox's processes at SCHED_IDLE: they get a core
 	// only when no ordinary task wants it, and any task waking up takes
 	// it from them at once, across cgroups (eco dynos, the tier that
-	// yields). They cannot leave it: RLIMIT_NICE is 0 inside.
+	// yields). They cannot leave it: RLIMIT_NICE is 0 inside. Its cgroup
+	// is in the idle class too (cpu.idle): the kernel picks between
+	// cgroups before it picks a task, and a cgroup of idle tasks at full
+	// weight would still get half of a core that a busy neighbour wants.
 	Idle   bool
 	TmpMB  int
 	DiskMB int
