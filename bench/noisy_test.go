@@ -74,9 +74,6 @@ const (
 	noisyRounds = 3
 	noisyRound  = 6 * time.Second
 	noisySettle = 2 * time.Second
-	// dynoCgroups is where `grid up` puts dynos' cgroups, in each
-	// hierarchy (the host agent's default --cgroup-parent).
-	dynoCgroups = "/sys/fs/cgroup/%s/grid"
 )
 
 // noise is one way A misbehaves.
@@ -291,10 +288,18 @@ func sandboxPrefix(dynoID string) string {
 	return "d-" + id.String() + "-"
 }
 
+// dynoCgroups are where `grid up` puts dynos' cgroups in each hierarchy:
+// the host agent's default --cgroup-parent, and its sibling for eco dynos.
+var dynoCgroups = []string{"grid", "grid-idle"}
+
 // cgroupDirs lists the cgroups of a dyno's sandboxes in the hierarchy of
 // controller ctrl.
 func cgroupDirs(ctrl, dynoID string) []string {
-	dirs, _ := filepath.Glob(filepath.Join(fmt.Sprintf(dynoCgroups, ctrl), sandboxPrefix(dynoID)+"*"))
+	var dirs []string
+	for _, parent := range dynoCgroups {
+		ds, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", ctrl, parent, sandboxPrefix(dynoID)+"*"))
+		dirs = append(dirs, ds...)
+	}
 	return dirs
 }
 

@@ -19,7 +19,9 @@ import (
 func TestCPUBoundDynoRunsIdle(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start(t)
-	hog := h.assign(t, "worker.1", `while :; do :; done`, func(a *grid.Assignment) { a.Size = "eco" })
+	// basic: a one-core cap that one busy loop fills (eco dynos are in
+	// the idle class from the start and not watched).
+	hog := h.assign(t, "worker.1", `while :; do :; done`, func(a *grid.Assignment) { a.Size = "basic" })
 	calm := h.assign(t, "clock.1", "while :; do sleep 0.2; done", nil)
 	idle := func(a grid.Assignment) string {
 		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/cpu", sandboxtest.CgroupParent, "d-"+strings.ReplaceAll(a.DynoID, "-", "")[:12]+"-*", "cpu.idle"))

@@ -66,12 +66,13 @@ type record struct {
 	Hostname string            `json:"hostname"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	Network  bool              `json:"network,omitempty"`
+	Idle     bool              `json:"idle,omitempty"` // its cgroups are under the idle parent
 	Slot     int               `json:"slot"`
 	Started  time.Time         `json:"started"`
 }
 
 func newRecord(spec Spec, n *sandboxNet, started time.Time) record {
-	r := record{ID: spec.ID, Hostname: spec.Hostname, Labels: spec.Labels, Network: n != nil, Started: started}
+	r := record{ID: spec.ID, Hostname: spec.Hostname, Labels: spec.Labels, Network: n != nil, Idle: spec.Idle, Started: started}
 	if n != nil {
 		r.Slot = n.slot
 	}
@@ -137,7 +138,10 @@ func (m *Manager) findLeftovers() error {
 // leftoverIDs lists the sandbox IDs that have any trace on the host.
 func (m *Manager) leftoverIDs() (map[string]bool, error) {
 	ids := map[string]bool{}
-	dirs := append([]string{m.runDir(), m.cfg.StateDir}, cgroupDirs(m.cfg.CgroupParent)...)
+	dirs := []string{m.runDir(), m.cfg.StateDir}
+	for _, parent := range m.cgroupParents() {
+		dirs = append(dirs, cgroupDirs(parent)...)
+	}
 	for _, dir := range dirs {
 		entries, err := os.ReadDir(dir)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -255,7 +259,7 @@ func (m *Manager) unclaim(lo *leftover, s *Sandbox) {
 // adopt fills a Sandbox claimed for a leftover an earlier process
 // started, from its record and libcontainer's state.
 func (s *Sandbox) adopt(rec *record, stdout, stderr io.Writer) error {
-	s.spec = Spec{ID: rec.ID, Hostname: rec.Hostname, Labels: rec.Labels, Network: rec.Network, Stdout: stdout, Stderr: stderr}
+	s.spec = Spec{ID: rec.ID, Hostname: rec.Hostname, Labels: rec.Labels, Network: rec.Network, Idle: rec.Idle, Stdout: stdout, Stderr: stderr}
 	s.started = rec.Started
 	c, err := libcontainer.Load(s.layout.state(), rec.ID)
 	if err != nil {
@@ -374,7 +378,10 @@ func (m *Manager) destroyLeftover(lo *leftover) error {
 		return lo.sb.Destroy()
 	}
 	l := newLayout(m.cfg.StateDir, lo.info.ID)
-	errs := []error{removeSandboxCgroups(m.cfg.CgroupParent, lo.info.ID)} // kills what runs
+	var errs []error
+	for _, parent := range m.cgroupParents() {
+		errs = append(errs, removeSandboxCgroups(parent, lo.info.ID)) // kills what runs
+	}
 	if lo.slot >= 0 {
 		errs = append(errs, deleteLink(m.linkName(lo.slot)))
 		m.pool.put(lo.slot)

@@ -41,6 +41,7 @@ type helperSpec struct {
 	Network bool
 	Labels  map[string]string
 	Mounts  []Mount
+	Idle    bool
 }
 
 func runHelper(js string) int {
@@ -56,7 +57,7 @@ func runHelper(js string) int {
 	}
 	for _, hs := range hc.Specs {
 		sp := Spec{
-			ID: hs.ID, Args: hs.Args, Network: hs.Network, Labels: hs.Labels, Mounts: hs.Mounts,
+			ID: hs.ID, Args: hs.Args, Network: hs.Network, Labels: hs.Labels, Mounts: hs.Mounts, Idle: hs.Idle,
 			Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin"}, UID: testUID, Dir: "/usr/share",
 			Stdout: io.Discard, Stderr: io.Discard,
 		}
@@ -106,7 +107,8 @@ func startHelper(t *testing.T, hc helperConfig) *exec.Cmd {
 
 // startSpecs starts the sandboxes of TestAdoptAfterKill in a helper
 // process. shared is mounted writable at /shared in the spam and dies
-// sandboxes.
+// sandboxes. Spam and unwanted are Idle: their cgroups are under the
+// other parent.
 func startSpecs(t *testing.T, cfg Config, shared string) *exec.Cmd {
 	t.Helper()
 	rw := []Mount{{Source: shared, Target: "/shared", Writable: true}}
@@ -116,10 +118,10 @@ func startSpecs(t *testing.T, cfg Config, shared string) *exec.Cmd {
 			{ID: "web", Args: []string{"python3", "-m", "http.server", strconv.Itoa(webPort)}, Network: true,
 				Labels: map[string]string{"dyno": "web.1"}, Mounts: []Mount{localResolver(t)}},
 			// Output as fast as it goes, progress in /shared/n every 100 lines.
-			{ID: "spam", Labels: map[string]string{"dyno": "spam.1"}, Mounts: rw, Args: []string{"sh", "-c", `pad=$(printf '%0900d' 0); i=0
+			{ID: "spam", Labels: map[string]string{"dyno": "spam.1"}, Mounts: rw, Idle: true, Args: []string{"sh", "-c", `pad=$(printf '%0900d' 0); i=0
 while :; do echo "line $i $pad"; i=$((i+1)); [ $((i % 100)) -ne 0 ] || { echo $i > /shared/n.tmp; mv /shared/n.tmp /shared/n; }; done`}},
 			{ID: "dies", Mounts: rw, Args: []string{"sh", "-c", "echo last words; until [ -e /shared/die ]; do sleep 0.01; done; echo bye; exit 5"}},
-			{ID: "unwanted", Args: []string{"sleep", "1000"}, Network: true},
+			{ID: "unwanted", Args: []string{"sleep", "1000"}, Network: true, Idle: true},
 		},
 	})
 }
@@ -245,6 +247,13 @@ func TestAdoptAfterKill(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = spam.Destroy() })
 	outputAfterAdoption(t, spamOut, progress())
+	// Its cgroups are found under the idle parent the record names.
+	if used, err := spam.CPUTime(); err != nil || used <= 0 {
+		t.Errorf("adopted idle sandbox's CPU time: %v, %v", used, err)
+	}
+	if _, err := spam.Memory(); err != nil {
+		t.Errorf("adopted idle sandbox's memory: %v", err)
+	}
 
 	// The exited one is adopted as exited, with the status its init recorded.
 	eventually(t, 10*time.Second, "dies to exit", func() bool { return !alive(los["dies"].Pid) })

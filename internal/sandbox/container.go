@@ -66,10 +66,6 @@ func namespaces(nsPath string) configs.Namespaces {
 func cgroupConfig(spec Spec, parent string) *cgroups.Cgroup {
 	pids := int64(spec.PidsMax)
 	mem := int64(spec.MemoryMB) << 20
-	var idle *int64
-	if spec.Idle {
-		idle = new(int64(1))
-	}
 	return &cgroups.Cgroup{
 		// Absolute: a relative Parent would nest sandboxes under grid's own
 		// cgroup, which in some hierarchies is a supervisor's (with its
@@ -82,7 +78,6 @@ func cgroupConfig(spec Spec, parent string) *cgroups.Cgroup {
 			CpuShares:  uint64(spec.CPUShares),
 			CpuPeriod:  cfsPeriod,
 			CpuQuota:   cpuQuota(spec.CPUMilli),
-			CPUIdle:    idle,
 			// Empty means the parent's cores; cpuset.mems always comes
 			// from the parent (libcontainer copies it).
 			CpusetCpus: spec.CPUs,

@@ -12,7 +12,7 @@ import (
 // CPUTime is the CPU time the sandbox's processes have used so far, from
 // its cpuacct cgroup (v1).
 func (s *Sandbox) CPUTime() (time.Duration, error) {
-	b, err := os.ReadFile(filepath.Join(cgroupRoot, "cpuacct", s.m.cfg.CgroupParent, s.spec.ID, "cpuacct.usage"))
+	b, err := os.ReadFile(filepath.Join(s.cgroupDir("cpuacct"), "cpuacct.usage"))
 	if err != nil {
 		return 0, fmt.Errorf("sandbox %q: cpu time: %w", s.spec.ID, err)
 	}
@@ -50,7 +50,7 @@ func (s *Sandbox) SetCPUIdle(idle bool) error {
 	if idle {
 		v = "1"
 	}
-	p := filepath.Join(cgroupRoot, "cpu", s.m.cfg.CgroupParent, s.spec.ID, "cpu.idle")
+	p := filepath.Join(s.cgroupDir("cpu"), "cpu.idle")
 	if err := os.WriteFile(p, []byte(v), 0); err != nil {
 		return fmt.Errorf("sandbox %q: cpu.idle: %w", s.spec.ID, err)
 	}

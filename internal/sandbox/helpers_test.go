@@ -203,11 +203,13 @@ func assertNothingLeft(t *testing.T, m *Manager) {
 	if entries, _ := os.ReadDir(m.runDir()); len(entries) != 0 {
 		t.Errorf("run dir not empty: %v", entries)
 	}
-	for _, dir := range cgroupDirs(m.cfg.CgroupParent) {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if e.IsDir() {
-				t.Errorf("cgroup %s/%s left", dir, e.Name())
+	for _, parent := range m.cgroupParents() {
+		for _, dir := range cgroupDirs(parent) {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if e.IsDir() {
+					t.Errorf("cgroup %s/%s left", dir, e.Name())
+				}
 			}
 		}
 	}

@@ -48,7 +48,7 @@ func (s *Sandbox) start() error {
 	}
 	defer closeAll(initFiles) // the init has its own copies once it runs
 	s.out = out
-	cfg := containerConfig(s.layout, s.spec, s.m.cfg.CgroupParent, nsPath, s.m.initBin)
+	cfg := containerConfig(s.layout, s.spec, s.m.cgroupParent(s.spec.Idle), nsPath, s.m.initBin)
 	c, err := libcontainer.Create(s.layout.state(), s.spec.ID, cfg)
 	if err != nil {
 		return fmt.Errorf("create container: %w", err)
@@ -329,7 +329,7 @@ func (s *Sandbox) teardown() error {
 	}
 	// Cgroups libcontainer does not know of (a start cut short by a
 	// crash); normally gone already.
-	errs = append(errs, removeSandboxCgroups(s.m.cfg.CgroupParent, s.spec.ID))
+	errs = append(errs, removeSandboxCgroups(s.m.cgroupParent(s.spec.Idle), s.spec.ID))
 	if s.net != nil {
 		errs = append(errs, s.m.teardownNetwork(s.net))
 	}

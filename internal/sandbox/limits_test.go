@@ -13,10 +13,11 @@ import (
 	"time"
 )
 
-// cgroupFile reads a control file of the sandbox's cgroup in hierarchy h.
+// cgroupFile reads a control file of the sandbox's cgroup in hierarchy h
+// ("../cpu.idle" is its parent's).
 func cgroupFile(t *testing.T, m *Manager, s *Sandbox, h, file string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(cgroupRoot, h, m.cfg.CgroupParent, s.ID(), file))
+	b, err := os.ReadFile(filepath.Join(s.cgroupDir(h), file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,8 +316,8 @@ func TestCPUIdleAndLimit(t *testing.T) {
 }
 
 // TestIdleScheduling: an Idle sandbox's processes, and their children,
-// run at SCHED_IDLE and cannot leave it, in a cgroup of the idle class;
-// others run at SCHED_OTHER.
+// run at SCHED_IDLE and cannot leave it, under a parent cgroup of the
+// idle class; others run at SCHED_OTHER under an ordinary parent.
 func TestIdleScheduling(t *testing.T) {
 	t.Parallel()
 	m := newManager(t)
@@ -348,8 +349,8 @@ except PermissionError:
 		if got := out.String(); got != c.want {
 			t.Errorf("Idle=%v: output %q, want %q", c.idle, got, c.want)
 		}
-		if got := cgroupFile(t, m, s, "cpu", "cpu.idle"); got != c.cpuIdle {
-			t.Errorf("Idle=%v: cpu.idle %s, want %s", c.idle, got, c.cpuIdle)
+		if got := cgroupFile(t, m, s, "cpu", "../cpu.idle"); got != c.cpuIdle {
+			t.Errorf("Idle=%v: the parent's cpu.idle %s, want %s", c.idle, got, c.cpuIdle)
 		}
 	}
 }

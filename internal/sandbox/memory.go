@@ -23,7 +23,7 @@ func (m Memory) Used() uint64 { return m.RSS + m.Swap + m.Cache }
 
 // Memory reads the sandbox's memory cgroup (v1).
 func (s *Sandbox) Memory() (Memory, error) {
-	dir := filepath.Join(cgroupRoot, "memory", s.m.cfg.CgroupParent, s.spec.ID)
+	dir := s.cgroupDir("memory")
 	var mem Memory
 	stat, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
 	if err != nil {

@@ -60,7 +60,8 @@ type Config struct {
 	Subnet netip.Prefix
 	// CgroupParent is the cgroup every sandbox's cgroup is created under,
 	// relative to each hierarchy's root (not to grid's own cgroup), e.g.
-	// /sys/fs/cgroup/memory/grid/<id>. Empty means "grid".
+	// /sys/fs/cgroup/memory/grid/<id>. Empty means "grid". Idle
+	// sandboxes' go under its sibling CgroupParent-idle (grid-idle).
 	CgroupParent string
 	// Internal are destinations sandboxes must never open connections to:
 	// the cluster fabric, other hosts' sandbox subnets. IPv4 only. A
@@ -195,10 +196,8 @@ func (m *Manager) prepareHost() error {
 	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("sandbox state dir: %w", err)
 	}
-	for _, dir := range cgroupDirs(m.cfg.CgroupParent) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("cgroup parent: %w", err)
-		}
+	if err := m.makeCgroupParents(); err != nil {
+		return err
 	}
 	if changed, err := tuneCgroups(); err != nil {
 		m.log.Warn("cgroup tuning failed; sandbox starts take ~10 ms longer", "err", err)
@@ -234,8 +233,10 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	err := errors.Join(m.fw.remove(), unmountRunDir(m.runDir()))
-	for _, dir := range cgroupDirs(m.cfg.CgroupParent) {
-		_ = os.Remove(dir) // only if empty; a busy parent is harmless
+	for _, parent := range m.cgroupParents() {
+		for _, dir := range cgroupDirs(parent) {
+			_ = os.Remove(dir) // only if empty; a busy parent is harmless
+		}
 	}
 	return err
 }

@@ -74,9 +74,11 @@ type Spec struct {
 	// only when no ordinary task wants it, and any task waking up takes
 	// it from them at once, across cgroups (eco dynos, the tier that
 	// yields). They cannot leave it: RLIMIT_NICE is 0 inside. Its cgroup
-	// is in the idle class too (cpu.idle): the kernel picks between
-	// cgroups before it picks a task, and a cgroup of idle tasks at full
-	// weight would still get half of a core that a busy neighbour wants.
+	// goes under the Manager's idle parent (Config.CgroupParent), whose
+	// cpu.idle is 1: the kernel picks a cgroup before a task, at every
+	// level from the root down, and an ordinary group of idle tasks
+	// would still win time slices from the processes beside it (the
+	// router, the load it serves, paying dynos' parent).
 	Idle   bool
 	TmpMB  int
 	DiskMB int
