@@ -106,6 +106,7 @@ func TestDrains(t *testing.T) {
 		`heroku[router]: at=info method=GET path="/"`, // the router
 		`app[web.1]: `, // the dyno's stderr
 		`app[api]: Set GREETING config vars by user`, // the API
+		`app[api]: Build succeeded`,                  // the build
 		`heroku[web.1]: State changed from starting to up`,
 	} {
 		gridtest.WaitFor(t, 30*time.Second, "the drain's "+want, func() error {

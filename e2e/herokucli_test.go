@@ -220,6 +220,13 @@ func TestHerokuCLI(t *testing.T) {
 	}
 	herokuInteractive(t, h)
 	h.expect("", args("run:detached", "echo", "detached", "says", "hi"), "Run heroku logs --app herokued --dyno run.", "2>Running echo detached says hi on herokued... done, run.")
+	gridtest.WaitFor(t, 30*time.Second, "the detached dyno's output in heroku logs", func() error {
+		out, _, err := h.run("", args("logs", "-n", "200", "--dyno", "run")...)
+		if err != nil || !regexp.MustCompile(`app\[run\.\d+\]: detached says hi`).MatchString(out) {
+			return fmt.Errorf("%v\n%s", err, out)
+		}
+		return nil
+	})
 
 	h.expect(repo, args("git:remote", "-r", "other"), "set git remote other to "+h.host+"/herokued.git")
 	if remotes := g.Git(repo, "remote", "-v"); !strings.Contains(remotes, "other\t"+h.host+"/herokued.git") {
