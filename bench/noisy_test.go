@@ -71,7 +71,7 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 
 const (
 	noisyRate   = 200
-	noisyRounds = 3
+	noisyRounds = 5
 	noisyRound  = 6 * time.Second
 	noisySettle = 2 * time.Second
 )
