@@ -396,10 +396,11 @@ func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, beg
 	}
 	check := time.NewTicker(d.a.cfg.MemoryCheck)
 	defer check.Stop()
-	cpuCheck := time.NewTicker(d.a.cfg.CPUCheck)
-	defer cpuCheck.Stop()
-	if d.size().Idle {
-		cpuCheck.Stop() // in the idle class for good (sandbox.Spec.Idle)
+	var cpuCheck <-chan time.Time // nil for idle sizes: in the idle class for good (sandbox.Spec.Idle)
+	if !d.size().Idle {
+		t := time.NewTicker(d.a.cfg.CPUCheck)
+		defer t.Stop()
+		cpuCheck = t.C
 	}
 	cpu := &cpuWatch{sb: sb, limit: sb.CPULimit()}
 	for {
@@ -411,7 +412,7 @@ func (d *dyno) supervise(ctx context.Context, sb *sandbox.Sandbox, port int, beg
 			return d.end(ctx, sb)
 		case <-check.C:
 			d.checkMemory(sb)
-		case <-cpuCheck.C:
+		case <-cpuCheck:
 			d.checkCPU(cpu)
 		}
 	}

@@ -61,7 +61,8 @@ type Config struct {
 	// CgroupParent is the cgroup every sandbox's cgroup is created under,
 	// relative to each hierarchy's root (not to grid's own cgroup), e.g.
 	// /sys/fs/cgroup/memory/grid/<id>. Empty means "grid". Idle
-	// sandboxes' go under its sibling CgroupParent-idle (grid-idle).
+	// sandboxes' cgroups go under its sibling CgroupParent-idle
+	// (grid-idle).
 	CgroupParent string
 	// Internal are destinations sandboxes must never open connections to:
 	// the cluster fabric, other hosts' sandbox subnets. IPv4 only. A

@@ -74,7 +74,7 @@ type Spec struct {
 	// only when no ordinary task wants it, and any task waking up takes
 	// it from them at once, across cgroups (eco dynos, the tier that
 	// yields). They cannot leave it: RLIMIT_NICE is 0 inside. Its cgroup
-	// goes under the Manager's idle parent (Config.CgroupParent), whose
+	// goes under the -idle sibling of Config.CgroupParent, whose
 	// cpu.idle is 1: the kernel picks a cgroup before a task, at every
 	// level from the root down, and an ordinary group of idle tasks
 	// would still win time slices from the processes beside it (the
