@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,19 +28,28 @@ import (
 // is bench/testdata/hog, an eco dyno (512 MB, a kernel limit of 1 GB,
 // 256 processes, half a core) running one hog at a time: a fork bomb, a
 // memory bomb, a disk and inode fill, a CPU hog (4 busy processes), a log
-// flood. Each case alternates rounds of B alone (A scaled to 0) and B
-// beside the hog, and prints the medians of B's p50 and p99, its errors
-// and the p99 ratio beside the target (1.2; 1.5 for the CPU hog), with
-// what was seen of A, and the CPU the machine and the grid process used.
+// flood. Each case runs pairs of rounds, B alone (A scaled to 0) and B
+// beside the hog, alone first in odd pairs and last in even ones, so that
+// a drift of the machine does not count for or against A. It prints B's
+// p50 and p99 over all the requests of each side, its errors, and the p99
+// ratio beside the target (1.2; 1.5 for the CPU hog), with the range
+// that ratio takes over 2,000 draws of the pairs with replacement (10th
+// to 90th percentile: how far the rounds agree), what was seen of A, and
+// the CPU the machine and the grid process used and what the hypervisor
+// took. Then it measures the same again with A's dyno started once and
+// frozen and thawed in turn, every few seconds (interleave). A first
+// case runs A as a dyno that only sleeps: its ratios are this machine's
+// noise, which every other ratio must be read against.
+//
 // An idle third app (standard-1x, like B) takes core 1 so that the
 // scheduler pins A's dyno to B's core 0, which is the worst case: left a
 // choice, it keeps eco dynos off paying dynos' cores (scheduler.pin). A
-// last case runs the CPU hog on the other core. B's noisy round starts noisySettle after A's dyno is
-// up: the platform reacts to a hog in under a second (a CPU-bound dyno
-// drops to idle priority, host/cpu.go), and the figures are those of a
-// neighbour that misbehaves for long, not of its first second.
-// NOISY_ONLY=cpu,log (process types of the hog app) runs only those
-// cases.
+// last case runs the CPU hog on the other core. B's noisy round starts
+// noisySettle after A's dyno is up: the platform reacts to a hog in
+// under a second (a CPU-bound paying dyno drops to idle priority,
+// host/cpu.go), and the figures are those of a neighbour that misbehaves
+// for long, not of its first second. NOISY_ONLY=idle,cpu (process types
+// of the hog app) runs only those cases.
 func BenchmarkNoisyNeighbour(b *testing.B) {
 	g := gridtest.Start(b, "--stop-grace", "2s")
 	n := &neighbours{b: b, g: g, st: g.Store(), seen: map[string]bool{}}
@@ -74,6 +84,11 @@ const (
 	noisyRounds = 5
 	noisyRound  = 6 * time.Second
 	noisySettle = 2 * time.Second
+	// noisyPairs pairs of phases of noisyPhase, each measured after
+	// noisyShift, make a case's interleaved measure.
+	noisyPairs = 8
+	noisyPhase = 3 * time.Second
+	noisyShift = time.Second
 )
 
 // noise is one way A misbehaves.
@@ -96,14 +111,16 @@ type noise struct {
 
 // round is B's load of one round, with its router log lines (-1: not
 // counted), and the CPU the machine and the grid process (router, host
-// agent, API, NATS) used meanwhile, in cores.
+// agent, API, NATS) used meanwhile, in cores, and what the hypervisor
+// took from the machine's cores (steal): B's p99 on a VM follows it.
 type round struct {
 	pacedResult
-	lines      int
-	busy, grid float64
+	lines             int
+	busy, grid, steal float64
 }
 
 var noiseCases = []noise{
+	{name: "idle (control)", typ: "idle", metric: "idle", target: 1.2, during: asleep},
 	{name: "fork bomb", typ: "fork", metric: "fork", target: 1.2, during: pids},
 	{name: "memory bomb", typ: "mem", metric: "mem", target: 1.2, during: oomKills},
 	{name: "disk fill", typ: "disk", metric: "disk", target: 1.2, during: diskFill},
@@ -133,67 +150,159 @@ func (n *neighbours) run(c noise) {
 	var notes []string
 	var values []float64
 	var cores []string // A's cpuset, each round
-	for range noisyRounds {
-		base = append(base, n.round(c.bLines))
+	for i := range noisyRounds {
+		if i%2 == 0 {
+			base = append(base, n.round(c.bLines, noisyRound))
+		}
 		a := n.start("appa", c.typ, "eco")
 		if pin := pinned(a.ID); !slices.Contains(cores, pin) {
 			cores = append(cores, pin)
 		}
 		done := c.during(n, a)
 		time.Sleep(noisySettle)
-		noisy = append(noisy, n.round(c.bLines))
+		noisy = append(noisy, n.round(c.bLines, noisyRound))
 		note, v := done()
 		notes, values = append(notes, note), append(values, v)
 		n.g.MustCLI("ps:scale", c.typ+"=0", "-a", "appa")
 		n.waitGone("appa", c.typ)
 		syscall.Sync() // A's writes are not left to slow the next baseline
+		if i%2 == 1 {
+			base = append(base, n.round(c.bLines, noisyRound))
+		}
 	}
+	frozen, running := n.interleave(c)
 	bm, nm := summary(base), summary(noisy)
 	ratio := nm.p99 / bm.p99
+	lo, hi := ratioRange(base, noisy)
+	fm, rm := summary(frozen), summary(running)
+	iratio := rm.p99 / fm.p99
+	ilo, ihi := ratioRange(frozen, running)
 	verdict := "ok"
 	if ratio >= c.target || nm.errs > 0 {
 		verdict = "MISSED"
 	}
-	fmt.Printf("  %-19s A on core %s: B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (target < %.1f: %s), errors %d/%d → %d/%d\n",
-		c.name, strings.Join(cores, " and "), bm.p50, nm.p50, bm.p99, nm.p99, ratio, c.target, verdict, bm.errs, bm.n, nm.errs, nm.n)
+	fmt.Printf("  %-19s A on core %s: B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (rounds drawn: %.2f–%.2f; target < %.1f: %s), errors %d/%d → %d/%d\n",
+		c.name, strings.Join(cores, " and "), bm.p50, nm.p50, bm.p99, nm.p99, ratio, lo, hi, c.target, verdict, bm.errs, bm.n, nm.errs, nm.n)
 	fmt.Printf("      p99 by round, ms: alone %s | beside A %s\n", p99s(base), p99s(noisy))
-	fmt.Printf("      CPU, median cores: machine busy %.2f → %.2f, grid process %.2f → %.2f\n",
+	iverdict := "ok"
+	if iratio >= c.target || rm.errs > 0 {
+		iverdict = "MISSED"
+	}
+	fmt.Printf("      interleaved, A frozen → running: B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (pairs drawn: %.2f–%.2f; %s), errors %d/%d → %d/%d\n",
+		fm.p50, rm.p50, fm.p99, rm.p99, iratio, ilo, ihi, iverdict, fm.errs, fm.n, rm.errs, rm.n)
+	fmt.Printf("      CPU, median cores: machine busy %.2f → %.2f, grid process %.2f → %.2f, taken by the hypervisor %.3f → %.3f\n",
 		midOf(base, func(r round) float64 { return r.busy }), midOf(noisy, func(r round) float64 { return r.busy }),
-		midOf(base, func(r round) float64 { return r.grid }), midOf(noisy, func(r round) float64 { return r.grid }))
+		midOf(base, func(r round) float64 { return r.grid }), midOf(noisy, func(r round) float64 { return r.grid }),
+		midOf(base, func(r round) float64 { return r.steal }), midOf(noisy, func(r round) float64 { return r.steal }))
 	for i, note := range notes {
-		fmt.Printf("      round %d: %s\n", i+1, note)
+		if note != "" {
+			fmt.Printf("      round %d: %s\n", i+1, note)
+		}
 	}
 	n.b.ReportMetric(ratio, "p99-ratio-"+c.metric)
+	n.b.ReportMetric(iratio, "p99-ratio-interleaved-"+c.metric)
 	n.b.ReportMetric(float64(nm.errs), "errors-"+c.metric)
 	if c.unit != "" {
 		n.b.ReportMetric(mid(values), c.unit)
 	}
 }
 
-// round runs one round of B's load; with lines, it also counts B's
+// interleave measures B beside A and beside A frozen in turn: A's dyno
+// starts once, and every noisyPhase the cgroup freezer stops or resumes
+// every process of it (A is the only eco dyno, so the grid-idle parent
+// holds A's sandboxes alone, restarted ones included), in noisyPairs
+// pairs, running first in odd pairs. B's load of each phase starts
+// noisyShift after the switch. Rounds minutes apart, as run's are, meet
+// different weather on a VM (the hypervisor took 0 to a third of this
+// machine's cores between rounds); phases seconds apart meet the same.
+// A frozen is not A gone: its memory stays, and what the kernel does for
+// it outside its processes (the writeback of its dirty pages, up to a
+// second of its disk bound) goes on, which noisyShift mostly lets end.
+func (n *neighbours) interleave(c noise) (frozen, running []round) {
+	done := c.during(n, n.start("appa", c.typ, "eco"))
+	defer func() {
+		freeze(n.b, false)
+		done()
+		n.g.MustCLI("ps:scale", c.typ+"=0", "-a", "appa")
+		n.waitGone("appa", c.typ)
+		syscall.Sync()
+	}()
+	time.Sleep(noisySettle)
+	for i := range 2 * noisyPairs {
+		stopped := (i+i/2)%2 == 1 // pairs: run, freeze | freeze, run | ...
+		freeze(n.b, stopped)
+		time.Sleep(noisyShift)
+		r := n.round(c.bLines, noisyPhase-noisyShift)
+		if stopped {
+			frozen = append(frozen, r)
+		} else {
+			running = append(running, r)
+		}
+	}
+	return frozen, running
+}
+
+// freeze freezes (or thaws) every sandbox under the eco dynos' cgroup
+// parent.
+func freeze(b *testing.B, frozen bool) {
+	state := "THAWED"
+	if frozen {
+		state = "FROZEN"
+	}
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/freezer", dynoCgroups[1], "*", "freezer.state"))
+	for _, f := range dirs {
+		if err := os.WriteFile(f, []byte(state), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			b.Fatalf("%s: %v", f, err)
+		}
+	}
+}
+
+// round runs a round of B's load for d; with lines, it also counts B's
 // router log lines of the round.
-func (n *neighbours) round(lines bool) round {
-	start, busy0, grid0 := time.Now(), busyTime(), procTime(n.gridPid)
-	r := round{pacedResult: paced(n.b, n.g.RtAddr, "appb.localhost", noisyRate, noisyRound), lines: -1}
+func (n *neighbours) round(lines bool, d time.Duration) round {
+	start, grid0 := time.Now(), procTime(n.gridPid)
+	busy0, steal0 := cpuTimes()
+	r := round{pacedResult: paced(n.b, n.g.RtAddr, "appb.localhost", noisyRate, d), lines: -1}
 	secs := time.Since(start).Seconds()
-	r.busy, r.grid = (busyTime()-busy0).Seconds()/secs, (procTime(n.gridPid)-grid0).Seconds()/secs
+	busy, steal := cpuTimes()
+	r.busy, r.steal = (busy-busy0).Seconds()/secs, (steal-steal0).Seconds()/secs
+	r.grid = (procTime(n.gridPid) - grid0).Seconds() / secs
 	if lines {
 		r.lines = n.routerLines("appb", start)
 	}
 	return r
 }
 
-// summary is the median p50 and p99 of rounds, and their errors summed.
+// summary is the p50 and p99 of the requests of all rounds, and their
+// errors summed. Pooled, a p99 rests on 60 requests of 6,000 rather than
+// on 12 of each round's 1,200, and one round's stall moves it less.
 func summary(rs []round) pacedResult {
 	var s pacedResult
-	var p50, p99 []float64
 	for _, r := range rs {
-		p50, p99 = append(p50, r.p50), append(p99, r.p99)
+		s.lat = append(s.lat, r.lat...)
 		s.n += r.n
 		s.errs += r.errs
 	}
-	s.p50, s.p99 = mid(p50), mid(p99)
+	s.p50, s.p99 = ms(percentile(s.lat, 50)), ms(percentile(s.lat, 99))
 	return s
+}
+
+// ratioRange draws the pairs of rounds (alone, beside A) with
+// replacement 2,000 times and returns the 10th and 90th percentiles of
+// the pooled p99 ratio over the draws.
+func ratioRange(base, noisy []round) (lo, hi float64) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ratios := make([]float64, 2000)
+	b, a := make([]round, len(base)), make([]round, len(noisy))
+	for i := range ratios {
+		for j := range b {
+			k := rng.IntN(len(base))
+			b[j], a[j] = base[k], noisy[k]
+		}
+		ratios[i] = summary(a).p99 / summary(b).p99
+	}
+	slices.Sort(ratios)
+	return ratios[len(ratios)/10], ratios[len(ratios)*9/10]
 }
 
 func midOf(rs []round, f func(round) float64) float64 {
@@ -209,7 +318,7 @@ func midOf(rs []round, f func(round) float64) float64 {
 func p99s(rs []round) string {
 	var s []string
 	for _, r := range rs {
-		x := fmt.Sprintf("%.2f", r.p99)
+		x := fmt.Sprintf("%.2f (steal %.3f)", r.p99, r.steal)
 		if r.errs > 0 {
 			x += fmt.Sprintf(" (%d errors, first: %v)", r.errs, r.firstErr)
 		}
@@ -345,6 +454,12 @@ func sampler(interval time.Duration, f func()) (stop func()) {
 		}
 	}()
 	return func() { close(quit); <-done }
+}
+
+// asleep is the control's watch: A's dyno only sleeps, and there is
+// nothing to see.
+func asleep(*neighbours, grid.Dyno) func() (string, float64) {
+	return func() (string, float64) { return "", 0 }
 }
 
 // pids watches the fork bomb: A's pids.current at its highest, its
@@ -625,18 +740,21 @@ func gridPid(exe string) int {
 // clockTick is USER_HZ, the unit of /proc's CPU times: 100 on Linux.
 const clockTick = 10 * time.Millisecond
 
-// busyTime is the CPU time all cores spent on anything but idling, so far.
-func busyTime() time.Duration {
+// cpuTimes are the CPU time all cores spent on anything but idling so
+// far, and the time the hypervisor ran something else on them (steal).
+func cpuTimes() (busy, steal time.Duration) {
 	b, _ := os.ReadFile("/proc/stat")
 	line, _, _ := strings.Cut(string(b), "\n")
-	var busy int64
 	for i, f := range strings.Fields(line)[1:] {
 		v, _ := strconv.ParseInt(f, 10, 64)
-		if i != 3 && i != 4 && i < 8 { // not idle, iowait, or guest (already in user)
-			busy += v
+		switch {
+		case i == 7:
+			steal = time.Duration(v) * clockTick
+		case i != 3 && i != 4 && i < 8: // not idle, iowait, or guest (already in user)
+			busy += time.Duration(v) * clockTick
 		}
 	}
-	return time.Duration(busy) * clockTick
+	return busy, steal
 }
 
 // procTime is the CPU time (user and system) process pid used so far.

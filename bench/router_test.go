@@ -235,7 +235,8 @@ func floodWrk(url, host string) string {
 type pacedResult struct {
 	p50, p99 float64 // ms
 	n, errs  int
-	firstErr error // of the first failed request; nil if none failed
+	firstErr error           // of the first failed request; nil if none failed
+	lat      []time.Duration // of every request, in the order sent
 }
 
 // paced sends rate requests per second for dur, each at its scheduled
@@ -270,7 +271,7 @@ func paced(b *testing.B, addr, host string, rate int, dur time.Duration) pacedRe
 		}()
 	}
 	wg.Wait()
-	r := pacedResult{n: total}
+	r := pacedResult{n: total, lat: lat}
 	for _, err := range fails {
 		if err != nil {
 			r.errs++
