@@ -190,6 +190,10 @@ func (n *neighbours) run(c noise) {
 	}
 	fmt.Printf("      interleaved, A frozen → running: B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (pairs drawn: %.2f–%.2f; %s), errors %d/%d → %d/%d\n",
 		fm.p50, rm.p50, fm.p99, rm.p99, iratio, ilo, ihi, iverdict, fm.errs, fm.n, rm.errs, rm.n)
+	fmt.Printf("      p99 by phase, ms: frozen %s | running %s\n", p99s(frozen), p99s(running))
+	if nm.errs+rm.errs > 0 {
+		fmt.Printf("      B's requests failed; the grid's output is in %s\n", n.saveOutput(c.metric))
+	}
 	fmt.Printf("      CPU, median cores: machine busy %.2f → %.2f, grid process %.2f → %.2f, taken by the hypervisor %.3f → %.3f\n",
 		midOf(base, func(r round) float64 { return r.busy }), midOf(noisy, func(r round) float64 { return r.busy }),
 		midOf(base, func(r round) float64 { return r.grid }), midOf(noisy, func(r round) float64 { return r.grid }),
@@ -257,6 +261,18 @@ func freeze(b *testing.B, frozen bool) {
 	}
 }
 
+// saveOutput writes what `grid up` printed so far to a new file and
+// returns its name.
+func (n *neighbours) saveOutput(name string) string {
+	f, err := os.CreateTemp("", "noisy-grid-"+name+"-*.log")
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	f.WriteString(n.g.Output())
+	return f.Name()
+}
+
 // round runs a round of B's load for d; with lines, it also counts B's
 // router log lines of the round.
 func (n *neighbours) round(lines bool, d time.Duration) round {
@@ -282,6 +298,9 @@ func summary(rs []round) pacedResult {
 		s.lat = append(s.lat, r.lat...)
 		s.n += r.n
 		s.errs += r.errs
+		if s.firstErr == nil {
+			s.firstErr = r.firstErr
+		}
 	}
 	s.p50, s.p99 = ms(percentile(s.lat, 50)), ms(percentile(s.lat, 99))
 	return s
