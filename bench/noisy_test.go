@@ -36,7 +36,8 @@ import (
 // that ratio takes over 2,000 draws of the pairs with replacement (10th
 // to 90th percentile: how far the rounds agree), what was seen of A, and
 // the CPU the machine and the grid process used and what the hypervisor
-// took. Then it measures the same again with A's dyno started once and
+// took, and the ratio over the pairs in which it took little (quiet).
+// Then it measures the same again with A's dyno started once and
 // frozen and thawed in turn, every few seconds (interleave). A first
 // case runs A as a dyno that only sleeps: its ratios are this machine's
 // noise, which every other ratio must be read against.
@@ -184,6 +185,7 @@ func (n *neighbours) run(c noise) {
 	fmt.Printf("  %-19s A on core %s: B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (rounds drawn: %.2f–%.2f; target < %.1f: %s), errors %d/%d → %d/%d\n",
 		c.name, strings.Join(cores, " and "), bm.p50, nm.p50, bm.p99, nm.p99, ratio, lo, hi, c.target, verdict, bm.errs, bm.n, nm.errs, nm.n)
 	fmt.Printf("      p99 by round, ms: alone %s | beside A %s\n", p99s(base), p99s(noisy))
+	fmt.Printf("      %s\n", quiet(base, noisy))
 	iverdict := "ok"
 	if iratio >= c.target || rm.errs > 0 {
 		iverdict = "MISSED"
@@ -191,6 +193,7 @@ func (n *neighbours) run(c noise) {
 	fmt.Printf("      interleaved, A frozen → running: B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (pairs drawn: %.2f–%.2f; %s), errors %d/%d → %d/%d\n",
 		fm.p50, rm.p50, fm.p99, rm.p99, iratio, ilo, ihi, iverdict, fm.errs, fm.n, rm.errs, rm.n)
 	fmt.Printf("      p99 by phase, ms: frozen %s | running %s\n", p99s(frozen), p99s(running))
+	fmt.Printf("      %s\n", quiet(frozen, running))
 	if nm.errs+rm.errs > 0 {
 		fmt.Printf("      B's requests failed; the grid's output is in %s\n", n.saveOutput(c.metric))
 	}
@@ -304,6 +307,29 @@ func summary(rs []round) pacedResult {
 	}
 	s.p50, s.p99 = ms(percentile(s.lat, 50)), ms(percentile(s.lat, 99))
 	return s
+}
+
+// quietSteal is the most the hypervisor may take, in cores, from a round
+// that quiet keeps.
+const quietSteal = 0.05
+
+// quiet describes the pairs of rounds (alone, beside A) in which the
+// hypervisor took less than quietSteal on both sides: on a VM, B's p99
+// follows the steal, and a ratio over the quiet pairs alone shows what a
+// noisy round hides (or makes up).
+func quiet(base, noisy []round) string {
+	var b, a []round
+	for k := range base {
+		if base[k].steal < quietSteal && noisy[k].steal < quietSteal {
+			b, a = append(b, base[k]), append(a, noisy[k])
+		}
+	}
+	head := fmt.Sprintf("pairs with under %.2f of a core stolen: %d of %d", quietSteal, len(b), len(base))
+	if len(b) < 2 {
+		return head
+	}
+	bm, am := summary(b), summary(a)
+	return fmt.Sprintf("%s, p99 %.2f → %.2f ms, ratio %.2f", head, bm.p99, am.p99, am.p99/bm.p99)
 }
 
 // ratioRange draws the pairs of rounds (alone, beside A) with
