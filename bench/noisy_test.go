@@ -172,29 +172,14 @@ func (n *neighbours) run(c noise) {
 		}
 	}
 	frozen, running := n.interleave(c)
-	bm, nm := summary(base), summary(noisy)
-	ratio := nm.p99 / bm.p99
-	lo, hi := ratioRange(base, noisy)
-	fm, rm := summary(frozen), summary(running)
-	iratio := rm.p99 / fm.p99
-	ilo, ihi := ratioRange(frozen, running)
-	verdict := "ok"
-	if ratio >= c.target || nm.errs > 0 {
-		verdict = "MISSED"
-	}
-	fmt.Printf("  %-19s A on core %s: B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (rounds drawn: %.2f–%.2f; target < %.1f: %s), errors %d/%d → %d/%d\n",
-		c.name, strings.Join(cores, " and "), bm.p50, nm.p50, bm.p99, nm.p99, ratio, lo, hi, c.target, verdict, bm.errs, bm.n, nm.errs, nm.n)
+	rounds, inter := compare(base, noisy), compare(frozen, running)
+	fmt.Printf("  %-19s A on core %s: %s\n", c.name, strings.Join(cores, " and "), rounds.describe(c.target))
 	fmt.Printf("      p99 by round, ms: alone %s | beside A %s\n", p99s(base), p99s(noisy))
 	fmt.Printf("      %s\n", quiet(base, noisy))
-	iverdict := "ok"
-	if iratio >= c.target || rm.errs > 0 {
-		iverdict = "MISSED"
-	}
-	fmt.Printf("      interleaved, A frozen → running: B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (pairs drawn: %.2f–%.2f; %s), errors %d/%d → %d/%d\n",
-		fm.p50, rm.p50, fm.p99, rm.p99, iratio, ilo, ihi, iverdict, fm.errs, fm.n, rm.errs, rm.n)
+	fmt.Printf("      interleaved, A frozen → running: %s\n", inter.describe(c.target))
 	fmt.Printf("      p99 by phase, ms: frozen %s | running %s\n", p99s(frozen), p99s(running))
 	fmt.Printf("      %s\n", quiet(frozen, running))
-	if nm.errs+rm.errs > 0 {
+	if rounds.beside.errs+inter.beside.errs > 0 {
 		fmt.Printf("      B's requests failed; the grid's output is in %s\n", n.saveOutput(c.metric))
 	}
 	fmt.Printf("      CPU, median cores: machine busy %.2f → %.2f, grid process %.2f → %.2f, taken by the hypervisor %.3f → %.3f\n",
@@ -206,9 +191,9 @@ func (n *neighbours) run(c noise) {
 			fmt.Printf("      round %d: %s\n", i+1, note)
 		}
 	}
-	n.b.ReportMetric(ratio, "p99-ratio-"+c.metric)
-	n.b.ReportMetric(iratio, "p99-ratio-interleaved-"+c.metric)
-	n.b.ReportMetric(float64(nm.errs), "errors-"+c.metric)
+	n.b.ReportMetric(rounds.ratio, "p99-ratio-"+c.metric)
+	n.b.ReportMetric(inter.ratio, "p99-ratio-interleaved-"+c.metric)
+	n.b.ReportMetric(float64(rounds.beside.errs), "errors-"+c.metric)
 	if c.unit != "" {
 		n.b.ReportMetric(mid(values), c.unit)
 	}
@@ -307,6 +292,33 @@ func summary(rs []round) pacedResult {
 	}
 	s.p50, s.p99 = ms(percentile(s.lat, 50)), ms(percentile(s.lat, 99))
 	return s
+}
+
+// comparison is B's requests on the two sides of one measure: alone and
+// beside A, or beside A frozen and running.
+type comparison struct {
+	alone, beside pacedResult
+	// ratio is beside's p99 over alone's; lo and hi its range over
+	// draws of the pairs (ratioRange).
+	ratio, lo, hi float64
+}
+
+func compare(alone, beside []round) comparison {
+	c := comparison{alone: summary(alone), beside: summary(beside)}
+	c.ratio = c.beside.p99 / c.alone.p99
+	c.lo, c.hi = ratioRange(alone, beside)
+	return c
+}
+
+// describe prints the comparison and whether it met target with no
+// request failed beside A.
+func (c comparison) describe(target float64) string {
+	verdict := "ok"
+	if c.ratio >= target || c.beside.errs > 0 {
+		verdict = "MISSED"
+	}
+	return fmt.Sprintf("B p50 %.2f → %.2f ms, p99 %.2f → %.2f ms, p99 ratio %.2f (pairs drawn: %.2f–%.2f; target < %.1f: %s), errors %d/%d → %d/%d",
+		c.alone.p50, c.beside.p50, c.alone.p99, c.beside.p99, c.ratio, c.lo, c.hi, target, verdict, c.alone.errs, c.alone.n, c.beside.errs, c.beside.n)
 }
 
 // quietSteal is the most the hypervisor may take, in cores, from a round

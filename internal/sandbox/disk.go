@@ -6,9 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,9 +20,9 @@ import (
 // itself (LO_FLAGS_AUTOCLEAR) once the file system is unmounted, which
 // removeDir does lazily when the sandbox goes.
 
-// mkfsArgs make a small-footprint ext4: no journal (the layer dies with
-// the sandbox), no reserved blocks, inode tables initialized lazily, so
-// that an image starts at about 150 KB and formats in milliseconds.
+// mkfs formats img as a small-footprint ext4: no journal (the layer dies
+// with the sandbox), no reserved blocks, inode tables initialized lazily,
+// so that an image starts at about 150 KB and formats in milliseconds.
 //
 // The verity feature is there for what it turns off: since Linux 6.16,
 // ext4 caches a file in folios as large as each write (up to 2 MB)
@@ -36,17 +34,14 @@ import (
 // yields between pages. Having the feature lets a tenant seal its own
 // files with fs-verity, which touches nothing outside its layer. A
 // kernel built without fs-verity will not mount such a file system
-// read-write; the layer is then made again without the feature.
-var mkfsArgs = []string{"-q", "-F", "-O", "^has_journal,^resize_inode,verity", "-E", "nodiscard,lazy_itable_init=1", "-m", "0"}
-
-// mkfs formats img with mkfsArgs, with the verity feature or without.
+// read-write; makeLayerFS then formats it again without the feature.
 func mkfs(img string, verity bool) error {
-	args := slices.Clone(mkfsArgs)
-	if !verity {
-		i := slices.Index(args, "-O") + 1
-		args[i] = strings.TrimSuffix(args[i], ",verity")
+	features := "^has_journal,^resize_inode"
+	if verity {
+		features += ",verity"
 	}
-	if out, err := exec.Command("mkfs.ext4", append(args, img)...).CombinedOutput(); err != nil {
+	out, err := exec.Command("mkfs.ext4", "-q", "-F", "-O", features, "-E", "nodiscard,lazy_itable_init=1", "-m", "0", img).CombinedOutput()
+	if err != nil {
 		return fmt.Errorf("mkfs.ext4 %s: %v: %s", img, err, out)
 	}
 	return nil

@@ -12,7 +12,7 @@ import (
 
 // TestLayerCachesInSmallPages writes 2 MB to a layer file system in one
 // call and finds none of the file's cached pages in a large folio (see
-// mkfsArgs). The same write to an ext4 made without the verity feature
+// mkfs). The same write to an ext4 made without the verity feature
 // shows whether this kernel would use large folios at all; it is logged,
 // not asserted, since older kernels do not.
 func TestLayerCachesInSmallPages(t *testing.T) {
