@@ -37,7 +37,9 @@ func TestDeployReleasePhase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLines(t, out, "-----> Running release command...\nmigrating postgres://db.example/app as release.", "\ndone\n",
+	// stdout and stderr come through pipes of their own, so "done" may
+	// arrive before the line echoed ahead of it.
+	wantLines(t, out, "-----> Running release command...\n", "\nmigrating postgres://db.example/app as release.", "\ndone\n",
 		"       Release command succeeded in ", "Released v2\n")
 	sl := h.checkReleased(t, app.Name, rel, 2, map[string]string{"web": "python3 -m http.server $PORT"})
 	if _, err := os.Stat(filepath.Join(h.slugs.Dir, sl.ID, "migrated")); err == nil {
