@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,30 +31,55 @@ var (
 )
 
 // Exe builds the grid binary once per test process and returns its path.
+// Each process builds its own, so that a change to the code never reaches
+// a grid another run started (it runs itself as the sandboxes' init and
+// the git hook), into a directory named for its pid; nothing removes it
+// at the end of the process (the testing package has no hook for that),
+// so each build first removes those of processes that have ended.
 func Exe(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "gridtest-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildExe = filepath.Join(dir, "grid")
-		cmd := exec.Command("go", "build", "-o", buildExe, "./cmd/grid")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
+	buildOnce.Do(func() { buildExe, buildErr = build() })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return buildExe
+}
+
+const binPrefix = "gridtest-bin-"
+
+func build() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	removeEndedBuilds()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", binPrefix, os.Getpid()))
+	if err != nil {
+		return "", err
+	}
+	exe := filepath.Join(dir, "grid")
+	cmd := exec.Command("go", "build", "-o", exe, "./cmd/grid")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return exe, nil
+}
+
+// removeEndedBuilds removes the build directories of test processes that
+// are gone.
+func removeEndedBuilds() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), binPrefix+"*"))
+	for _, dir := range dirs {
+		pid, _, ok := strings.Cut(strings.TrimPrefix(filepath.Base(dir), binPrefix), "-")
+		n, err := strconv.Atoi(pid)
+		if !ok || err != nil || n <= 0 {
+			continue // not ours, or from before directories were named so
+		}
+		if syscall.Kill(n, 0) == syscall.ESRCH {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 func moduleRoot() (string, error) {
