@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,7 +37,8 @@ import (
 // that ratio takes over 2,000 draws of the pairs with replacement (10th
 // to 90th percentile: how far the rounds agree), what was seen of A, and
 // the CPU the machine and the grid process used and what the hypervisor
-// took, and the ratio over the pairs in which it took little (quiet).
+// took, and the ratio over the requests in flight while it took nothing
+// (calm).
 // Then it measures the same again with A's dyno started once and
 // frozen and thawed in turn, every few seconds (interleave). A first
 // case runs A as a dyno that only sleeps: its ratios are this machine's
@@ -118,6 +120,7 @@ type round struct {
 	pacedResult
 	lines             int
 	busy, grid, steal float64
+	calm              []time.Duration // latencies of the requests unstolen keeps
 }
 
 var noiseCases = []noise{
@@ -175,10 +178,10 @@ func (n *neighbours) run(c noise) {
 	rounds, inter := compare(base, noisy), compare(frozen, running)
 	fmt.Printf("  %-19s A on core %s: %s\n", c.name, strings.Join(cores, " and "), rounds.describe(c.target))
 	fmt.Printf("      p99 by round, ms: alone %s | beside A %s\n", p99s(base), p99s(noisy))
-	fmt.Printf("      %s\n", quiet(base, noisy))
+	fmt.Printf("      %s\n", calm(base, noisy))
 	fmt.Printf("      interleaved, A frozen → running: %s\n", inter.describe(c.target))
 	fmt.Printf("      p99 by phase, ms: frozen %s | running %s\n", p99s(frozen), p99s(running))
-	fmt.Printf("      %s\n", quiet(frozen, running))
+	fmt.Printf("      %s\n", calm(frozen, running))
 	if rounds.beside.errs+inter.beside.errs > 0 {
 		fmt.Printf("      B's requests failed; the grid's output is in %s\n", n.saveOutput(c.metric))
 	}
@@ -266,15 +269,51 @@ func (n *neighbours) saveOutput(name string) string {
 func (n *neighbours) round(lines bool, d time.Duration) round {
 	start, grid0 := time.Now(), procTime(n.gridPid)
 	busy0, steal0 := cpuTimes()
+	var trace []stealReading
+	stop := sampler(stealTick, func() {
+		_, s := cpuTimes()
+		trace = append(trace, stealReading{time.Now(), s})
+	})
 	r := round{pacedResult: paced(n.b, n.g.RtAddr, "appb.localhost", noisyRate, d), lines: -1}
 	secs := time.Since(start).Seconds()
+	stop()
 	busy, steal := cpuTimes()
+	trace = append(trace, stealReading{time.Now(), steal})
+	r.calm = unstolen(r.pacedResult, trace)
 	r.busy, r.steal = (busy-busy0).Seconds()/secs, (steal-steal0).Seconds()/secs
 	r.grid = (procTime(n.gridPid) - grid0).Seconds() / secs
 	if lines {
 		r.lines = n.routerLines("appb", start)
 	}
 	return r
+}
+
+// stealTick is how often a round reads the hypervisor's steal: the
+// kernel counts it to the nearest clock tick.
+const stealTick = clockTick
+
+// stealReading is the machine's steal so far (cpuTimes), read at a time.
+type stealReading struct {
+	at    time.Time
+	steal time.Duration
+}
+
+// unstolen returns the latencies of those of r's requests during which
+// the hypervisor took no CPU from the machine: the steal read a reading
+// before one was sent equals that read a reading after it ended. The
+// margin of one reading on either side is for steal counted late, at
+// the stolen core's next tick.
+func unstolen(r pacedResult, trace []stealReading) []time.Duration {
+	var kept []time.Duration
+	for i, lat := range r.lat {
+		sent, end := r.sent[i], r.sent[i].Add(lat)
+		lo := sort.Search(len(trace), func(k int) bool { return trace[k].at.After(sent) }) - 2
+		hi := sort.Search(len(trace), func(k int) bool { return !trace[k].at.Before(end) }) + 1
+		if lo >= 0 && hi < len(trace) && trace[lo].steal == trace[hi].steal {
+			kept = append(kept, lat)
+		}
+	}
+	return kept
 }
 
 // summary is the p50 and p99 of the requests of all rounds, and their
@@ -321,27 +360,27 @@ func (c comparison) describe(target float64) string {
 		c.alone.p50, c.beside.p50, c.alone.p99, c.beside.p99, c.ratio, c.lo, c.hi, target, verdict, c.alone.errs, c.alone.n, c.beside.errs, c.beside.n)
 }
 
-// quietSteal is the most the hypervisor may take, in cores, from a round
-// that quiet keeps.
-const quietSteal = 0.05
-
-// quiet describes the pairs of rounds (alone, beside A) in which the
-// hypervisor took less than quietSteal on both sides: on a VM, B's p99
-// follows the steal, and a ratio over the quiet pairs alone shows what a
-// noisy round hides (or makes up).
-func quiet(base, noisy []round) string {
-	var b, a []round
-	for k := range base {
-		if base[k].steal < quietSteal && noisy[k].steal < quietSteal {
-			b, a = append(b, base[k]), append(a, noisy[k])
+// calm describes B's requests that were in flight while the hypervisor
+// took no CPU from the machine (round.calm), on both sides: on a VM, B's
+// p99 follows the steal, and their ratio shows what a stolen moment hides
+// (or makes up). The shares kept on the two sides should be close: a
+// side that kept far fewer had more steal, and the rest of its requests
+// are not a like sample.
+func calm(alone, beside []round) string {
+	pool := func(rs []round) (lat []time.Duration, n int) {
+		for _, r := range rs {
+			lat, n = append(lat, r.calm...), n+r.n
 		}
+		return lat, n
 	}
-	head := fmt.Sprintf("pairs with under %.2f of a core stolen: %d of %d", quietSteal, len(b), len(base))
-	if len(b) < 2 {
+	a, an := pool(alone)
+	b, bn := pool(beside)
+	head := fmt.Sprintf("requests the hypervisor took nothing from: %d%% → %d%%", 100*len(a)/max(an, 1), 100*len(b)/max(bn, 1))
+	if len(a) < 100 || len(b) < 100 {
 		return head
 	}
-	bm, am := summary(b), summary(a)
-	return fmt.Sprintf("%s, p99 %.2f → %.2f ms, ratio %.2f", head, bm.p99, am.p99, am.p99/bm.p99)
+	ap, bp := ms(percentile(a, 99)), ms(percentile(b, 99))
+	return fmt.Sprintf("%s, p99 %.2f → %.2f ms, ratio %.2f", head, ap, bp, bp/ap)
 }
 
 // ratioRange draws the pairs of rounds (alone, beside A) with

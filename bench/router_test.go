@@ -237,6 +237,7 @@ type pacedResult struct {
 	n, errs  int
 	firstErr error           // of the first failed request; nil if none failed
 	lat      []time.Duration // of every request, in the order sent
+	sent     []time.Time     // when each was sent
 }
 
 // paced sends rate requests per second for dur, each at its scheduled
@@ -247,7 +248,7 @@ func paced(b *testing.B, addr, host string, rate int, dur time.Duration) pacedRe
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
 	total := int(dur.Seconds() * float64(rate))
-	lat := make([]time.Duration, total)
+	lat, sent := make([]time.Duration, total), make([]time.Time, total)
 	fails := make([]error, total)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -267,11 +268,11 @@ func paced(b *testing.B, addr, host string, rate int, dur time.Duration) pacedRe
 					err = fmt.Errorf("status %d", res.StatusCode)
 				}
 			}
-			lat[i], fails[i] = time.Since(t0), err
+			lat[i], sent[i], fails[i] = time.Since(t0), t0, err
 		}()
 	}
 	wg.Wait()
-	r := pacedResult{n: total, lat: lat}
+	r := pacedResult{n: total, lat: lat, sent: sent}
 	for _, err := range fails {
 		if err != nil {
 			r.errs++
