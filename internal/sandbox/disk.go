@@ -90,9 +90,24 @@ type loopOptions struct {
 	mbps, iops int
 }
 
+// layerMountData are the ext4 mount options of every layer. nodelalloc
+// has the kernel find blocks for a write in the write call itself, in
+// the writer's cgroup and at its priority, rather than at writeback, in
+// the kernel's flusher and end-of-I/O workers: those run at normal
+// priority on any core, charged to nobody. Beside a SCHED_IDLE writer
+// held to half a core and 100 MB/s, they took 190 ms of every 5 s of the
+// writer's core in slices of up to 2 ms, and a 1 ms sleeper's wake-up
+// p99 there was 0.67–0.95 ms; with nodelalloc, 80 ms and 0.06–0.21 ms
+// (with no writer: 0.05 ms), while the writer wrote 85 rather than 99
+// MB/s within its own half core. Delayed allocation's gains (fewer
+// fragments, no blocks at all for a temporary file deleted before
+// writeback) matter little on a layer that lives as long as the dyno.
+const layerMountData = "nodelalloc"
+
 // mountLoop attaches img to a free loop device and mounts its ext4 at
-// dir. The device is held by the mount alone: closing it here is fine
-// with LO_FLAGS_AUTOCLEAR, which frees it at the unmount.
+// dir (layerMountData). The device is held by the mount alone: closing
+// it here is fine with LO_FLAGS_AUTOCLEAR, which frees it at the
+// unmount.
 func mountLoop(img, dir string, o loopOptions) error {
 	file, err := os.OpenFile(img, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -137,7 +152,7 @@ func mountLoop(img, dir string, o loopOptions) error {
 			loop.Close()
 			return fmt.Errorf("configure %s: %w", dev, err)
 		}
-		err = unix.Mount(dev, dir, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOATIME, "")
+		err = unix.Mount(dev, dir, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOATIME, layerMountData)
 		loop.Close() // after the mount: with AUTOCLEAR the last close before it would free the device
 		if err != nil {
 			return fmt.Errorf("mount %s at %s: %w", dev, dir, err)
