@@ -20,6 +20,11 @@ type Size struct {
 	// dyno's writable disk, in MB/s and operations/s: one dyno filling its
 	// disk must not take the host's I/O, and the kernel's work for it,
 	// from its neighbours. They grow with the size, as cloud disks do.
+	// That work (the loop device's, writeback's, the I/O completions')
+	// runs at normal priority outside the dyno's cgroup, about a tenth of
+	// a core at 100 MB/s; it raised a neighbour's p99 by half, so eco,
+	// the idle tier, gets a quarter of that rate (Fly.io bounds every
+	// machine's ephemeral disk to 8 MiB/s).
 	DiskMBps    int    `json:"disk_mbps"`
 	DiskIOPS    int    `json:"disk_iops"`
 	DisplayName string `json:"display_name"`
@@ -30,7 +35,7 @@ type Size struct {
 
 // Sizes are Heroku's Common Runtime dyno sizes.
 var Sizes = []Size{
-	{"eco", 512, 1024, 500, 256, 100, 2000, "Eco", true},
+	{"eco", 512, 1024, 500, 256, 25, 2000, "Eco", true},
 	{"basic", 512, 1024, 1000, 256, 100, 2000, "Basic", false},
 	{"standard-1x", 512, 1024, 1000, 256, 100, 2000, "Standard-1X", false},
 	{"standard-2x", 1024, 2048, 2000, 512, 200, 4000, "Standard-2X", false},
