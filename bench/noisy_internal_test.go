@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -34,5 +35,29 @@ func TestUnstolen(t *testing.T) {
 	want := []time.Duration{20 * time.Millisecond, time.Millisecond, 4 * time.Millisecond}
 	if !slices.Equal(got, want) {
 		t.Errorf("unstolen kept %v, want %v", got, want)
+	}
+}
+
+// TestStealFit recovers A's factor from rounds whose p99 grows with the
+// steal: 2 ms × 1.3 beside A × e^(4·steal).
+func TestStealFit(t *testing.T) {
+	p99 := func(beside bool, steal float64) round {
+		v := 2 * math.Exp(4*steal)
+		if beside {
+			v *= 1.3
+		}
+		return round{pacedResult: pacedResult{p99: v}, steal: steal}
+	}
+	// Beside A meets more steal than alone: the pooled ratio is far off.
+	alone := []round{p99(false, 0), p99(false, 0.1), p99(false, 0.05)}
+	beside := []round{p99(true, 0.4), p99(true, 0.3), p99(true, 0.5)}
+	ratio, perCore, ok := stealFit(alone, beside)
+	if !ok || math.Abs(ratio-1.3) > 1e-6 || math.Abs(perCore-math.Exp(4)) > 1e-6 {
+		t.Errorf("stealFit = %.4f, ×%.2f per core, %v; want 1.3, ×%.2f", ratio, perCore, ok, math.Exp(4))
+	}
+	// The same steal on every round: A and steal cannot be told apart.
+	same := []round{p99(false, 0.1), p99(false, 0.1), p99(true, 0.1), p99(true, 0.1)}
+	if _, _, ok := stealFit(same[:2], same[2:]); ok {
+		t.Error("stealFit fitted rounds that all had the same steal")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -38,7 +39,7 @@ import (
 // to 90th percentile: how far the rounds agree), what was seen of A, and
 // the CPU the machine and the grid process used and what the hypervisor
 // took, and the ratio over the requests in flight while it took nothing
-// (calm).
+// (calm) and as fitted over the rounds' steal (stealFit).
 // Then it measures the same again with A's dyno started once and
 // frozen and thawed in turn, every few seconds (interleave). A first
 // case runs A as a dyno that only sleeps: its ratios are this machine's
@@ -121,6 +122,10 @@ type round struct {
 	lines             int
 	busy, grid, steal float64
 	calm              []time.Duration // latencies of the requests unstolen keeps
+	// gap is the longest time between two steal readings, due every
+	// stealTick: the bench process stood still that long, and with the
+	// machine this idle, so did the whole guest, steal counted or not.
+	gap time.Duration
 }
 
 var noiseCases = []noise{
@@ -178,10 +183,10 @@ func (n *neighbours) run(c noise) {
 	rounds, inter := compare(base, noisy), compare(frozen, running)
 	fmt.Printf("  %-19s A on core %s: %s\n", c.name, strings.Join(cores, " and "), rounds.describe(c.target))
 	fmt.Printf("      p99 by round, ms: alone %s | beside A %s\n", p99s(base), p99s(noisy))
-	fmt.Printf("      %s\n", calm(base, noisy))
+	fmt.Printf("      %s\n      %s\n", calm(base, noisy), fitted(base, noisy))
 	fmt.Printf("      interleaved, A frozen → running: %s\n", inter.describe(c.target))
 	fmt.Printf("      p99 by phase, ms: frozen %s | running %s\n", p99s(frozen), p99s(running))
-	fmt.Printf("      %s\n", calm(frozen, running))
+	fmt.Printf("      %s\n      %s\n", calm(frozen, running), fitted(frozen, running))
 	if rounds.beside.errs+inter.beside.errs > 0 {
 		fmt.Printf("      B's requests failed; the grid's output is in %s\n", n.saveOutput(c.metric))
 	}
@@ -196,6 +201,12 @@ func (n *neighbours) run(c noise) {
 	}
 	n.b.ReportMetric(rounds.ratio, "p99-ratio-"+c.metric)
 	n.b.ReportMetric(inter.ratio, "p99-ratio-interleaved-"+c.metric)
+	if r, _, ok := stealFit(base, noisy); ok {
+		n.b.ReportMetric(r, "p99-ratio-fit-"+c.metric)
+	}
+	if r, _, ok := stealFit(frozen, running); ok {
+		n.b.ReportMetric(r, "p99-ratio-fit-interleaved-"+c.metric)
+	}
 	n.b.ReportMetric(float64(rounds.beside.errs), "errors-"+c.metric)
 	if c.unit != "" {
 		n.b.ReportMetric(mid(values), c.unit)
@@ -280,6 +291,9 @@ func (n *neighbours) round(lines bool, d time.Duration) round {
 	busy, steal := cpuTimes()
 	trace = append(trace, stealReading{time.Now(), steal})
 	r.calm = unstolen(r.pacedResult, trace)
+	for i := 1; i < len(trace); i++ {
+		r.gap = max(r.gap, trace[i].at.Sub(trace[i-1].at))
+	}
 	r.busy, r.steal = (busy-busy0).Seconds()/secs, (steal-steal0).Seconds()/secs
 	r.grid = (procTime(n.gridPid) - grid0).Seconds() / secs
 	if lines {
@@ -291,6 +305,9 @@ func (n *neighbours) round(lines bool, d time.Duration) round {
 // stealTick is how often a round reads the hypervisor's steal: the
 // kernel counts it to the nearest clock tick.
 const stealTick = clockTick
+
+// stallGap is a gap between steal readings worth printing (round.gap).
+const stallGap = 50 * time.Millisecond
 
 // stealReading is the machine's steal so far (cpuTimes), read at a time.
 type stealReading struct {
@@ -383,6 +400,67 @@ func calm(alone, beside []round) string {
 	return fmt.Sprintf("%s, p99 %.2f → %.2f ms, ratio %.2f", head, ap, bp, bp/ap)
 }
 
+// stealFit estimates B's p99 ratio at equal steal: a least-squares fit
+// over the rounds of both sides of log p99 = a + d·beside + b·steal
+// (B's p99 grows with the CPU the hypervisor takes, by a factor per core
+// taken that the fit finds), whose e^d is A's factor. It uses every round
+// where the calm ratio keeps only some requests, and the steal the
+// rounds did have where the pooled ratio mixes them. ok is false when the
+// rounds cannot tell the two apart (too few, or the same steal in all).
+func stealFit(alone, beside []round) (ratio, perCore float64, ok bool) {
+	var m [3][4]float64 // normal equations X'X | X'y
+	add := func(rs []round, side float64) {
+		for _, r := range rs {
+			if r.p99 <= 0 {
+				continue
+			}
+			x := [3]float64{1, side, r.steal}
+			for i := range x {
+				for j := range x {
+					m[i][j] += x[i] * x[j]
+				}
+				m[i][3] += x[i] * math.Log(r.p99)
+			}
+		}
+	}
+	add(alone, 0)
+	add(beside, 1)
+	if m[0][0] < 4 {
+		return 0, 0, false
+	}
+	for i := range 3 { // Gauss-Jordan with partial pivoting
+		p := i
+		for r := i + 1; r < 3; r++ {
+			if math.Abs(m[r][i]) > math.Abs(m[p][i]) {
+				p = r
+			}
+		}
+		m[i], m[p] = m[p], m[i]
+		if math.Abs(m[i][i]) < 1e-9 {
+			return 0, 0, false
+		}
+		for r := range 3 {
+			if r != i {
+				f := m[r][i] / m[i][i]
+				for c := i; c < 4; c++ {
+					m[r][c] -= f * m[i][c]
+				}
+			}
+		}
+	}
+	d, b := m[1][3]/m[1][1], m[2][3]/m[2][2]
+	return math.Exp(d), math.Exp(b), true // perCore: p99's factor per core stolen
+}
+
+// fitted describes stealFit's estimate.
+func fitted(alone, beside []round) string {
+	ratio, perCore, ok := stealFit(alone, beside)
+	if !ok {
+		return "fitted over steal: the rounds do not tell A from steal"
+	}
+	return fmt.Sprintf("fitted over steal (log p99 = a + d·beside + b·steal): ratio %.2f at equal steal; p99 %+.0f%% per tenth of a core stolen", ratio, 100*(math.Pow(perCore, 0.1)-1))
+}
+
 // ratioRange draws the pairs of rounds (alone, beside A) with
 // replacement 2,000 times and returns the 10th and 90th percentiles of
 // the pooled p99 ratio over the draws.
@@ -409,12 +487,15 @@ func midOf(rs []round, f func(round) float64) float64 {
 	return mid(xs)
 }
 
-// p99s lists the rounds' p99s, with their errors and, when counted,
-// their router log lines.
+// p99s lists the rounds' p99s, with their steal, any long stall, their
+// errors and, when counted, their router log lines.
 func p99s(rs []round) string {
 	var s []string
 	for _, r := range rs {
 		x := fmt.Sprintf("%.2f (steal %.3f)", r.p99, r.steal)
+		if r.gap > stallGap {
+			x += fmt.Sprintf(" (stood still %v)", r.gap.Round(time.Millisecond))
+		}
 		if r.errs > 0 {
 			x += fmt.Sprintf(" (%d errors, first: %v)", r.errs, r.firstErr)
 		}
