@@ -124,7 +124,8 @@ type round struct {
 	calm              []time.Duration // latencies of the requests unstolen keeps
 	// gap is the longest time between two steal readings, due every
 	// stealTick: the bench process stood still that long, and with the
-	// machine this idle, so did the whole guest, steal counted or not.
+	// machine this idle, most likely the whole guest did, steal counted
+	// or not.
 	gap time.Duration
 }
 
@@ -183,10 +184,10 @@ func (n *neighbours) run(c noise) {
 	rounds, inter := compare(base, noisy), compare(frozen, running)
 	fmt.Printf("  %-19s A on core %s: %s\n", c.name, strings.Join(cores, " and "), rounds.describe(c.target))
 	fmt.Printf("      p99 by round, ms: alone %s | beside A %s\n", p99s(base), p99s(noisy))
-	fmt.Printf("      %s\n      %s\n", calm(base, noisy), fitted(base, noisy))
+	fmt.Printf("      %s\n      %s\n", calm(base, noisy), rounds.fitted())
 	fmt.Printf("      interleaved, A frozen → running: %s\n", inter.describe(c.target))
 	fmt.Printf("      p99 by phase, ms: frozen %s | running %s\n", p99s(frozen), p99s(running))
-	fmt.Printf("      %s\n      %s\n", calm(frozen, running), fitted(frozen, running))
+	fmt.Printf("      %s\n      %s\n", calm(frozen, running), inter.fitted())
 	if rounds.beside.errs+inter.beside.errs > 0 {
 		fmt.Printf("      B's requests failed; the grid's output is in %s\n", n.saveOutput(c.metric))
 	}
@@ -201,11 +202,11 @@ func (n *neighbours) run(c noise) {
 	}
 	n.b.ReportMetric(rounds.ratio, "p99-ratio-"+c.metric)
 	n.b.ReportMetric(inter.ratio, "p99-ratio-interleaved-"+c.metric)
-	if r, _, ok := stealFit(base, noisy); ok {
-		n.b.ReportMetric(r, "p99-ratio-fit-"+c.metric)
+	if rounds.fitOK {
+		n.b.ReportMetric(rounds.fit, "p99-ratio-fit-"+c.metric)
 	}
-	if r, _, ok := stealFit(frozen, running); ok {
-		n.b.ReportMetric(r, "p99-ratio-fit-interleaved-"+c.metric)
+	if inter.fitOK {
+		n.b.ReportMetric(inter.fit, "p99-ratio-fit-interleaved-"+c.metric)
 	}
 	n.b.ReportMetric(float64(rounds.beside.errs), "errors-"+c.metric)
 	if c.unit != "" {
@@ -357,12 +358,17 @@ type comparison struct {
 	// ratio is beside's p99 over alone's; lo and hi its range over
 	// draws of the pairs (ratioRange).
 	ratio, lo, hi float64
+	// fit is the ratio at equal steal and perCore p99's factor per core
+	// stolen, when fitOK (stealFit).
+	fit, perCore float64
+	fitOK        bool
 }
 
 func compare(alone, beside []round) comparison {
 	c := comparison{alone: summary(alone), beside: summary(beside)}
 	c.ratio = c.beside.p99 / c.alone.p99
 	c.lo, c.hi = ratioRange(alone, beside)
+	c.fit, c.perCore, c.fitOK = stealFit(alone, beside)
 	return c
 }
 
@@ -452,13 +458,12 @@ func stealFit(alone, beside []round) (ratio, perCore float64, ok bool) {
 	return math.Exp(d), math.Exp(b), true // perCore: p99's factor per core stolen
 }
 
-// fitted describes stealFit's estimate.
-func fitted(alone, beside []round) string {
-	ratio, perCore, ok := stealFit(alone, beside)
-	if !ok {
+// fitted describes the comparison's fit over the steal.
+func (c comparison) fitted() string {
+	if !c.fitOK {
 		return "fitted over steal: the rounds do not tell A from steal"
 	}
-	return fmt.Sprintf("fitted over steal (log p99 = a + d·beside + b·steal): ratio %.2f at equal steal; p99 %+.0f%% per tenth of a core stolen", ratio, 100*(math.Pow(perCore, 0.1)-1))
+	return fmt.Sprintf("fitted over steal (log p99 = a + d·beside + b·steal): ratio %.2f at equal steal; p99 %+.0f%% per tenth of a core stolen", c.fit, 100*(math.Pow(c.perCore, 0.1)-1))
 }
 
 // ratioRange draws the pairs of rounds (alone, beside A) with
