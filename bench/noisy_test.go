@@ -135,6 +135,7 @@ var noiseCases = []noise{
 	{name: "memory bomb", typ: "mem", metric: "mem", target: 1.2, during: oomKills},
 	{name: "disk fill", typ: "disk", metric: "disk", target: 1.2, during: diskFill},
 	{name: "inode + tmpfs fill", typ: "inodes", metric: "inodes", target: 1.2, during: diskFill},
+	{name: "file churn", typ: "churn", metric: "churn", target: 1.2, during: fileChurn, unit: "cpu-use/cap-churn"},
 	{name: "CPU hog", typ: "cpu", metric: "cpu", target: 1.5, during: cpuUse, unit: "cpu-use/cap"},
 	{name: "log flood", typ: "log", metric: "log", target: 1.2, during: logFlood, bLines: true},
 	{name: "CPU hog, other core", typ: "cpu", metric: "cpu-apart", target: 1.5, during: cpuUse, unit: "cpu-use/cap-apart", otherCore: true},
@@ -819,6 +820,23 @@ func cpuUse(n *neighbours, a grid.Dyno) func() (string, float64) {
 		limit := float64(quota) / float64(period)
 		return fmt.Sprintf("A used %.3f cores, cap %.3f (cfs_quota_us %d / cfs_period_us %d): %.1f %% of cap (I-8: ≤ 105 %%)",
 			used, limit, quota, period, 100*used/limit), used / limit
+	}
+}
+
+// fileChurn watches A create and delete files: its CPU time against its
+// cap (cpuUse), which a kernel loop that cannot be preempted would let it
+// pass, and how many files a second it said it made.
+func fileChurn(n *neighbours, a grid.Dyno) func() (string, float64) {
+	t0, cpu := time.Now(), cpuUse(n, a)
+	return func() (string, float64) {
+		used, ratio := cpu()
+		rate := "nothing"
+		for _, l := range n.logLines("appa", "app", t0) {
+			if t, ok := strings.CutPrefix(l.text, "hog: churn: "); ok {
+				rate = t
+			}
+		}
+		return fmt.Sprintf("%s; A said last: %s", used, rate), ratio
 	}
 }
 

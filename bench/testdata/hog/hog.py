@@ -4,6 +4,8 @@ python3 hog.py mem MB   touch MB of memory (meant: past the kernel's limit)
 python3 hog.py disk     fill /app's writable layer, again and again
 python3 hog.py inodes   fill /tmp and /dev/shm, then /app's inodes with
                         empty files, again and again
+python3 hog.py churn    create and delete 2,000 empty files in /app, again
+                        and again (what a cache of small files does)
 python3 hog.py cpu N    N busy processes
 python3 hog.py log      one 1 MB line without a newline, then short lines
                         ("flood N") as fast as it can
@@ -84,6 +86,20 @@ def inodes():
         shutil.rmtree("/app/files")
 
 
+def churn():
+    os.makedirs("/app/churn", exist_ok=True)
+    n, t = 0, time.time()
+    while True:
+        for i in range(2000):
+            os.close(os.open("/app/churn/%d" % i, os.O_WRONLY | os.O_CREAT, 0o600))
+        for i in range(2000):
+            os.remove("/app/churn/%d" % i)
+        n += 2000
+        if time.time() - t >= 1:
+            say("churn: %d files a second" % (n / (time.time() - t)))
+            n, t = 0, time.time()
+
+
 def cpu(n):
     for _ in range(n - 1):
         if os.fork() == 0:
@@ -102,4 +118,4 @@ def log():
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
-    {"mem": mem, "disk": disk, "inodes": inodes, "cpu": cpu, "log": log}[mode](*args)
+    {"mem": mem, "disk": disk, "inodes": inodes, "churn": churn, "cpu": cpu, "log": log}[mode](*args)
