@@ -21,6 +21,7 @@ import (
 
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/gridtest"
+	"github.com/dynogrid/grid/internal/sandbox"
 	"github.com/dynogrid/grid/internal/store"
 )
 
@@ -70,6 +71,9 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 	bID := upDynos(b, n.st, "appb")[0].ID
 	fmt.Printf("noisy neighbour: app B (Go hello, standard-1x, on core %s; an idle app on core %s) at %d req/s through the router, %d rounds of %v per case, B alone then beside A from %v after it is up (eco: 512 MB, kernel limit %d MB, %d pids, %.1f core):\n",
 		pinned(bID), pinned(pad.ID), noisyRate, noisyRounds, noisyRound, noisySettle, 2*ecoSize().MemoryMB, ecoSize().MaxProcs, float64(ecoSize().CPUMilli)/1000)
+	if p := sandbox.KernelPreemption(); !p.Isolating() {
+		fmt.Printf("  the kernel's preemption mode is %s (%s): a dyno in a system call keeps its core from B until it yields\n", p.Mode, p.Source)
+	}
 	only := os.Getenv("NOISY_ONLY")
 	for _, c := range noiseCases {
 		if only != "" && !slices.Contains(strings.Split(only, ","), c.typ) {

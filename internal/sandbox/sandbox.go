@@ -205,6 +205,14 @@ func (m *Manager) prepareHost() error {
 	} else if changed {
 		m.log.Info("cgroup2 remounted with favordynmods for fast sandbox starts")
 	}
+	switch p := KernelPreemption(); {
+	case p.Isolating(), p.Mode == "unknown":
+		m.log.Info("kernel preemption", "mode", p.Mode, "from", p.Source)
+	default:
+		m.log.Warn("kernel preemption does not isolate dynos' latency: a dyno in a system call keeps its core "+
+			"from another that wakes there, for up to milliseconds, whatever their sizes; boot with preempt=full",
+			"mode", p.Mode, "from", p.Source)
+	}
 	if err := enableForwarding(); err != nil {
 		return fmt.Errorf("enable ip forwarding: %w", err)
 	}
