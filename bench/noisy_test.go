@@ -136,9 +136,10 @@ type round struct {
 var noiseCases = []noise{
 	{name: "idle (control)", typ: "idle", metric: "idle", target: 1.2, during: asleep},
 	{name: "fork bomb", typ: "fork", metric: "fork", target: 1.2, during: pids},
-	{name: "memory bomb", typ: "mem", metric: "mem", target: 1.2, during: oomKills},
+	{name: "memory bomb", typ: "mem", metric: "mem", target: 1.2, during: crashes},
 	{name: "disk fill", typ: "disk", metric: "disk", target: 1.2, during: diskFill},
 	{name: "inode + tmpfs fill", typ: "inodes", metric: "inodes", target: 1.2, during: diskFill},
+	{name: "crash loop", typ: "crash", metric: "crash", target: 1.2, during: crashes},
 	{name: "file churn", typ: "churn", metric: "churn", target: 1.2, during: fileChurn, unit: "cpu-use/cap-churn"},
 	{name: "CPU hog", typ: "cpu", metric: "cpu", target: 1.5, during: cpuUse, unit: "cpu-use/cap"},
 	{name: "log flood", typ: "log", metric: "log", target: 1.2, during: logFlood, bLines: true},
@@ -683,18 +684,18 @@ func lineRate(ls []logLine, t0 time.Time) float64 {
 	return float64(len(ls)) / ls[len(ls)-1].t.Sub(ls[0].t).Seconds()
 }
 
-// oomKills drives the memory bomb and watches it. The crash back-off
-// restarts a dyno at once only twice in its first 10 minutes, so once A's
-// dyno has sat crashed for 300 ms it is restarted (a new dyno, as
-// `ps:restart` makes). The kernel's OOM kills are read from dmesg, the
-// platform's view from A's log.
-func oomKills(n *neighbours, a grid.Dyno) func() (string, float64) {
+// crashes drives an A that crashes (the memory bomb, the crash loop)
+// and watches it. The crash back-off restarts a dyno at once only twice
+// in its first 10 minutes, so once A's dyno has sat crashed for 300 ms it
+// is restarted (a new dyno, as `ps:restart` makes). The kernel's OOM
+// kills are read from dmesg, the platform's view from A's log.
+func crashes(n *neighbours, a grid.Dyno) func() (string, float64) {
 	t0 := time.Now()
 	_, since := dmesgOOM(-1)
 	restarts, crashed := 0, 0
 	// n.seen is this goroutine's until stop returns.
 	stop := sampler(100*time.Millisecond, func() {
-		ds := n.dynos("appa", "mem")
+		ds := n.dynos("appa", a.Type)
 		if len(ds) == 0 {
 			crashed = 0
 		}
@@ -705,7 +706,7 @@ func oomKills(n *neighbours, a grid.Dyno) func() (string, float64) {
 			}
 		}
 		if crashed++; crashed == 3 {
-			n.g.CLI("ps:restart", "mem", "-a", "appa")
+			n.g.CLI("ps:restart", a.Type, "-a", "appa")
 			restarts, crashed = restarts+1, 0
 		}
 	})

@@ -6,6 +6,7 @@ python3 hog.py inodes   fill /tmp and /dev/shm, then /app's inodes with
                         empty files, again and again
 python3 hog.py churn    create and delete 2,000 empty files in /app, again
                         and again (what a cache of small files does)
+python3 hog.py crash    exit with status 1 after 2 s
 python3 hog.py cpu N    N busy processes
 python3 hog.py log      one 1 MB line without a newline, then short lines
                         ("flood N") as fast as it can
@@ -100,6 +101,12 @@ def churn():
             n, t = 0, time.time()
 
 
+def crash():
+    say("crash: up, exiting in 2 s")
+    time.sleep(2)
+    sys.exit(1)
+
+
 def cpu(n):
     for _ in range(n - 1):
         if os.fork() == 0:
@@ -118,4 +125,4 @@ def log():
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
-    {"mem": mem, "disk": disk, "inodes": inodes, "churn": churn, "cpu": cpu, "log": log}[mode](*args)
+    {"mem": mem, "disk": disk, "inodes": inodes, "churn": churn, "crash": crash, "cpu": cpu, "log": log}[mode](*args)
