@@ -139,8 +139,9 @@ var noiseCases = []noise{
 	{name: "memory bomb", typ: "mem", metric: "mem", target: 1.2, during: crashes},
 	{name: "disk fill", typ: "disk", metric: "disk", target: 1.2, during: diskFill},
 	{name: "inode + tmpfs fill", typ: "inodes", metric: "inodes", target: 1.2, during: diskFill},
+	{name: "memory stream", typ: "stream", metric: "stream", target: 1.2, during: cpuAndSaid, unit: "cpu-use/cap-stream"},
 	{name: "crash loop", typ: "crash", metric: "crash", target: 1.2, during: crashes},
-	{name: "file churn", typ: "churn", metric: "churn", target: 1.2, during: fileChurn, unit: "cpu-use/cap-churn"},
+	{name: "file churn", typ: "churn", metric: "churn", target: 1.2, during: cpuAndSaid, unit: "cpu-use/cap-churn"},
 	{name: "CPU hog", typ: "cpu", metric: "cpu", target: 1.5, during: cpuUse, unit: "cpu-use/cap"},
 	{name: "log flood", typ: "log", metric: "log", target: 1.2, during: logFlood, bLines: true},
 	{name: "CPU hog, other core", typ: "cpu", metric: "cpu-apart", target: 1.5, during: cpuUse, unit: "cpu-use/cap-apart", otherCore: true},
@@ -828,16 +829,16 @@ func cpuUse(n *neighbours, a grid.Dyno) func() (string, float64) {
 	}
 }
 
-// fileChurn watches A create and delete files: its CPU time against its
-// cap (cpuUse), which a kernel loop that cannot be preempted would let it
-// pass, and how many files a second it said it made.
-func fileChurn(n *neighbours, a grid.Dyno) func() (string, float64) {
+// cpuAndSaid watches an A that says how fast it goes ("hog: <type>:
+// ..."): its CPU time against its cap (cpuUse), which a kernel loop that
+// cannot be preempted would let it pass, and the last rate it said.
+func cpuAndSaid(n *neighbours, a grid.Dyno) func() (string, float64) {
 	t0, cpu := time.Now(), cpuUse(n, a)
 	return func() (string, float64) {
 		used, ratio := cpu()
 		rate := "nothing"
 		for _, l := range n.logLines("appa", "app", t0) {
-			if t, ok := strings.CutPrefix(l.text, "hog: churn: "); ok {
+			if t, ok := strings.CutPrefix(l.text, "hog: "+a.Type+": "); ok {
 				rate = t
 			}
 		}

@@ -1,6 +1,9 @@
 """App A of BenchmarkNoisyNeighbour: a dyno that misbehaves.
 
 python3 hog.py mem MB   touch MB of memory (meant: past the kernel's limit)
+python3 hog.py stream MB write over MB of memory again and again (after the
+                        first pass, no page faults: only the caches and
+                        the memory bus)
 python3 hog.py disk     fill /app's writable layer, again and again
 python3 hog.py inodes   fill /tmp and /dev/shm, then /app's inodes with
                         empty files, again and again
@@ -28,6 +31,18 @@ def mem(mb):
     held = [b"\1" * (64 << 20) for _ in range(mb // 64)]
     say("mem: still alive, holding %d MB" % (len(held) * 64))
     time.sleep(3600)
+
+
+def stream(mb):
+    buf, block = bytearray(mb << 20), b"\1" * (1 << 20)
+    n, t = 0, time.time()
+    while True:
+        for i in range(mb):
+            buf[i << 20:(i + 1) << 20] = block
+        n += mb
+        if time.time() - t >= 1:
+            say("stream: %.1f GB/s" % (n / 1024 / (time.time() - t)))
+            n, t = 0, time.time()
 
 
 def fill(path):
@@ -125,4 +140,4 @@ def log():
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
-    {"mem": mem, "disk": disk, "inodes": inodes, "churn": churn, "crash": crash, "cpu": cpu, "log": log}[mode](*args)
+    {"mem": mem, "stream": stream, "disk": disk, "inodes": inodes, "churn": churn, "crash": crash, "cpu": cpu, "log": log}[mode](*args)
