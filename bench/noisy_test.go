@@ -830,8 +830,12 @@ func cpuUse(n *neighbours, a grid.Dyno) func() (string, float64) {
 }
 
 // cpuAndSaid watches an A that says how fast it goes ("hog: <type>:
-// ..."): its CPU time against its cap (cpuUse), which a kernel loop that
-// cannot be preempted would let it pass, and the last rate it said.
+// ..."): its CPU time against its cap (cpuUse) and the last rate it
+// said. The kernel's count can miss time A spends past its cap in a
+// kernel loop that cannot be preempted: a churn of files on a layer
+// without a journal, held to half a core, was counted at its cap (here,
+// and in /proc/<pid>/stat outside the grid) while perf sampled it on the
+// core 84% of the time.
 func cpuAndSaid(n *neighbours, a grid.Dyno) func() (string, float64) {
 	t0, cpu := time.Now(), cpuUse(n, a)
 	return func() (string, float64) {
