@@ -29,14 +29,14 @@ import (
 // reuse an inode deleted in the last 5 minutes or so (its deletion may not
 // be on disk yet), and to find a free one it looks at each candidate's
 // deletion time in turn, in a loop that never yields the CPU. A dyno that
-// creates and deletes files (an inode fill) ran that loop for every file:
-// beside one held to half a core at idle priority, a 1 ms sleeper on its
-// core woke after 0.17–0.41 ms at p50 and 1.1–1.5 ms at p99, and the
-// dyno, which could not be throttled inside the loop, took 84% of the
-// core. With the journal: 0.04 and 0.08–0.10 ms (beside a busy loop
-// that makes no system calls: 0.02–0.03 and 0.05–0.22), within its half
-// core, and it made 14,000 files a second rather than 1,300–3,600. The layer dies with the sandbox, so nothing
-// relies on the journal after a crash.
+// creates and deletes files ran that loop for every file: beside one held
+// to half a core at idle priority, a 1 ms sleeper on its core woke after
+// 0.17–0.41 ms at p50 and 1.1–1.5 ms at p99, and the dyno, which could not
+// be throttled inside the loop, took 84% of the core. With the journal:
+// 0.04 and 0.08–0.10 ms (beside a busy loop that makes no system calls:
+// 0.02–0.03 and 0.05–0.22), within its half core, and it made 14,000
+// files a second rather than 1,300–3,600. The layer dies with the
+// sandbox, so nothing relies on the journal after a crash.
 //
 // The verity feature is there for what it turns off too: since Linux 6.16,
 // ext4 caches a file in folios as large as each write (up to 2 MB)

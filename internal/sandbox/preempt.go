@@ -71,10 +71,10 @@ func parsePreemption(debugfs, cmdline, version, config string) Preemption {
 		}
 	}
 	if m := configMode.FindAllStringSubmatch(config, -1); len(m) > 0 {
-		// An RT build also has CONFIG_PREEMPT=y; otherwise one choice is set.
+		// One choice is set, but an RT build has CONFIG_PREEMPT=y too.
 		suffix := m[0][1]
 		for _, c := range m {
-			if c[1] == "_RT" || suffix == "" {
+			if c[1] == "_RT" {
 				suffix = c[1]
 			}
 		}
