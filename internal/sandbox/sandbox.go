@@ -153,10 +153,10 @@ type Manager struct {
 	orphans   []int // address slots of host veths no leftover accounts for
 }
 
-// New prepares the host (IP forwarding, firewall rules, cgroup parent)
-// and takes stock of what an earlier run left: sandboxes still running,
-// and the remains of dead ones. It stops or removes none of them; see
-// Leftovers, Adopt and CollectGarbage.
+// New prepares the host (IP forwarding, firewall rules, cgroup parent,
+// the kernel console's log level) and takes stock of what an earlier run
+// left: sandboxes still running, and the remains of dead ones. It stops
+// or removes none of them; see Leftovers, Adopt and CollectGarbage.
 func New(cfg Config) (*Manager, error) {
 	if err := checkSeccomp(); err != nil {
 		return nil, err
@@ -213,6 +213,7 @@ func (m *Manager) prepareHost() error {
 			"from another that wakes there, for up to milliseconds, whatever their sizes; boot with preempt=full",
 			"mode", p.Mode, "from", p.Source)
 	}
+	m.tuneConsole()
 	if err := enableForwarding(); err != nil {
 		return fmt.Errorf("enable ip forwarding: %w", err)
 	}
