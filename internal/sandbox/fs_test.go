@@ -3,6 +3,7 @@ package sandbox
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,8 @@ for p in /usr/x /usr/bin/sh /x /etc/x /etc/passwd /sys/x /proc/sys/kernel/hostna
 done
 mkdir /newdir 2>/dev/null && echo "WROTE /newdir"
 echo ok > /tmp/t && echo tmp-writable
-echo ok > /dev/shm/t && echo shm-writable`)
+echo ok > /dev/shm/t && echo shm-writable
+awk '$5 == "/" { print "root options " $6 }' /proc/self/mountinfo`)
 	code, out, errOut := run(t, m, sp)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -28,6 +30,15 @@ echo ok > /dev/shm/t && echo shm-writable`)
 	for _, want := range []string{"tmp-writable", "shm-writable"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout %q lacks %q", out, want)
+		}
+	}
+	// The root keeps the run tmpfs's nosuid and nodev when it is made
+	// read-only (runc before 1.5.3 cleared them).
+	_, opts, _ := strings.Cut(out, "root options ")
+	got := strings.Split(strings.TrimSpace(opts), ",")
+	for _, want := range []string{"ro", "nosuid", "nodev"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("the root is mounted %v, without %s", got, want)
 		}
 	}
 }
