@@ -74,4 +74,10 @@ func TestQuietConsole(t *testing.T) {
 	if got, want := strings.Fields(string(data))[1:], strings.Fields(string(orig))[1:]; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("the other levels went from %v to %v", want, got)
 	}
+	// A manager lowers it as it starts.
+	set("7")
+	newManager(t)
+	if l := level(); l != consoleLevel {
+		t.Errorf("after New, the console's level is %d; want %d", l, consoleLevel)
+	}
 }
