@@ -35,11 +35,7 @@ const (
 // where it is higher. It returns the level it found and whether it
 // changed it.
 func quietConsole() (was int, changed bool, err error) {
-	data, err := os.ReadFile(printkSysctl)
-	if err != nil {
-		return 0, false, err
-	}
-	was, err = consoleLoglevel(string(data))
+	was, err = readConsoleLevel()
 	if err != nil || was <= consoleLevel {
 		return was, false, err
 	}
@@ -48,6 +44,15 @@ func quietConsole() (was int, changed bool, err error) {
 		return was, false, err
 	}
 	return was, true, nil
+}
+
+// readConsoleLevel returns the kernel's console log level.
+func readConsoleLevel() (int, error) {
+	data, err := os.ReadFile(printkSysctl)
+	if err != nil {
+		return 0, err
+	}
+	return consoleLoglevel(string(data))
 }
 
 // consoleLoglevel parses /proc/sys/kernel/printk (console, default

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -33,11 +34,7 @@ func TestQuietConsole(t *testing.T) {
 		}
 	})
 	level := func() int {
-		data, err := os.ReadFile(printkSysctl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := consoleLoglevel(string(data))
+		l, err := readConsoleLevel()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +68,7 @@ func TestQuietConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(printkSysctl)
-	if got, want := strings.Fields(string(data))[1:], strings.Fields(string(orig))[1:]; strings.Join(got, " ") != strings.Join(want, " ") {
+	if got, want := strings.Fields(string(data))[1:], strings.Fields(string(orig))[1:]; !slices.Equal(got, want) {
 		t.Errorf("the other levels went from %v to %v", want, got)
 	}
 	// A manager lowers it as it starts.
