@@ -54,7 +54,11 @@ import (
 // under a second (a CPU-bound paying dyno drops to idle priority,
 // host/cpu.go), and the figures are those of a neighbour that misbehaves
 // for long, not of its first second. NOISY_ONLY=idle,cpu (process types
-// of the hog app) runs only those cases.
+// of the hog app) runs only those cases; NOISY_ROUNDS and NOISY_PAIRS
+// set the number of rounds and of interleaved pairs (0 rounds: the
+// interleaved measure alone). A ratio's range narrows with the square
+// root of the pairs: on this VM the control's pooled interleaved ratio
+// spans about ±25 % over 8 pairs.
 func BenchmarkNoisyNeighbour(b *testing.B) {
 	g := gridtest.Start(b, "--stop-grace", "2s")
 	n := &neighbours{b: b, g: g, st: g.Store(), seen: map[string]bool{}}
@@ -69,8 +73,9 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 	n.gridPid = gridPid(g.Exe)
 	pad := n.start("pad", "idle", "standard-1x")
 	bID := upDynos(b, n.st, "appb")[0].ID
-	fmt.Printf("noisy neighbour: app B (Go hello, standard-1x, on core %s; an idle app on core %s) at %d req/s through the router, %d rounds of %v per case, B alone then beside A from %v after it is up (eco: 512 MB, kernel limit %d MB, %d pids, %.1f core):\n",
-		pinned(bID), pinned(pad.ID), noisyRate, noisyRounds, noisyRound, noisySettle, 2*ecoSize().MemoryMB, ecoSize().MaxProcs, float64(ecoSize().CPUMilli)/1000)
+	n.rounds, n.pairs = envCount(b, "NOISY_ROUNDS", noisyRounds, 0), envCount(b, "NOISY_PAIRS", noisyPairs, 1)
+	fmt.Printf("noisy neighbour: app B (Go hello, standard-1x, on core %s; an idle app on core %s) at %d req/s through the router, %d rounds of %v and %d interleaved pairs per case, B alone then beside A from %v after it is up (eco: 512 MB, kernel limit %d MB, %d pids, %.1f core):\n",
+		pinned(bID), pinned(pad.ID), noisyRate, n.rounds, noisyRound, n.pairs, noisySettle, 2*ecoSize().MemoryMB, ecoSize().MaxProcs, float64(ecoSize().CPUMilli)/1000)
 	if p := sandbox.KernelPreemption(); !p.Isolating() {
 		fmt.Printf("  the kernel's preemption mode is %s (%s): a dyno in a system call keeps its core from B until it yields\n", p.Mode, p.Source)
 	}
@@ -87,13 +92,27 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 	}
 }
 
+// envCount reads a count of at least least from the environment
+// variable name, or gives def when it is unset.
+func envCount(b *testing.B, name string, def, least int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	c, err := strconv.Atoi(v)
+	if err != nil || c < least {
+		b.Fatalf("%s=%q: want a whole number, at least %d", name, v, least)
+	}
+	return c
+}
+
 const (
 	noisyRate   = 200
 	noisyRounds = 5
 	noisyRound  = 6 * time.Second
 	noisySettle = 2 * time.Second
 	// noisyPairs pairs of phases of noisyPhase, each measured after
-	// noisyShift, make a case's interleaved measure.
+	// noisyShift, make a case's interleaved measure (by default).
 	noisyPairs = 8
 	noisyPhase = 3 * time.Second
 	noisyShift = time.Second
@@ -159,6 +178,9 @@ type neighbours struct {
 	st      *store.Store
 	gridPid int             // the `grid up` process
 	seen    map[string]bool // IDs of A's dynos of the current round
+	// rounds and pairs are how many rounds and interleaved pairs each
+	// case runs.
+	rounds, pairs int
 }
 
 // run measures one case and prints it.
@@ -167,7 +189,7 @@ func (n *neighbours) run(c noise) {
 	var notes []string
 	var values []float64
 	var cores []string // A's cpuset, each round
-	for i := range noisyRounds {
+	for i := range n.rounds {
 		if i%2 == 0 {
 			base = append(base, n.round(c.bLines, noisyRound))
 		}
@@ -187,16 +209,35 @@ func (n *neighbours) run(c noise) {
 			base = append(base, n.round(c.bLines, noisyRound))
 		}
 	}
-	frozen, running := n.interleave(c)
-	rounds, inter := compare(base, noisy), compare(frozen, running)
-	fmt.Printf("  %-19s A on core %s: %s\n", c.name, strings.Join(cores, " and "), rounds.describe(c.target))
-	fmt.Printf("      p99 by round, ms: alone %s | beside A %s\n", p99s(base), p99s(noisy))
-	fmt.Printf("      %s\n      %s\n", calm(base, noisy), rounds.fitted())
+	frozen, running, core, note := n.interleave(c)
+	if !slices.Contains(cores, core) {
+		cores = append(cores, core)
+	}
+	inter := compare(frozen, running)
+	if n.rounds > 0 {
+		rounds := compare(base, noisy)
+		fmt.Printf("  %-19s A on core %s: %s\n", c.name, strings.Join(cores, " and "), rounds.describe(c.target))
+		fmt.Printf("      p99 by round, ms: alone %s | beside A %s\n", p99s(base), p99s(noisy))
+		fmt.Printf("      %s\n      %s\n", calm(base, noisy), rounds.fitted())
+		n.b.ReportMetric(rounds.ratio, "p99-ratio-"+c.metric)
+		if rounds.fitOK {
+			n.b.ReportMetric(rounds.fit, "p99-ratio-fit-"+c.metric)
+		}
+	} else {
+		fmt.Printf("  %-19s A on core %s\n", c.name, strings.Join(cores, " and "))
+	}
 	fmt.Printf("      interleaved, A frozen → running: %s\n", inter.describe(c.target))
 	fmt.Printf("      p99 by phase, ms: frozen %s | running %s\n", p99s(frozen), p99s(running))
 	fmt.Printf("      %s\n      %s\n", calm(frozen, running), inter.fitted())
-	if rounds.beside.errs+inter.beside.errs > 0 {
+	failed := inter.beside.errs
+	for _, r := range noisy {
+		failed += r.errs
+	}
+	if failed > 0 {
 		fmt.Printf("      B's requests failed; the grid's output is in %s\n", n.saveOutput(c.metric))
+	}
+	if n.rounds == 0 { // the CPU of the interleaved phases, then
+		base, noisy = frozen, running
 	}
 	fmt.Printf("      CPU, median cores: machine busy %.2f → %.2f, grid process %.2f → %.2f, taken by the hypervisor %.3f → %.3f\n",
 		midOf(base, func(r round) float64 { return r.busy }), midOf(noisy, func(r round) float64 { return r.busy }),
@@ -207,16 +248,15 @@ func (n *neighbours) run(c noise) {
 			fmt.Printf("      round %d: %s\n", i+1, note)
 		}
 	}
-	n.b.ReportMetric(rounds.ratio, "p99-ratio-"+c.metric)
-	n.b.ReportMetric(inter.ratio, "p99-ratio-interleaved-"+c.metric)
-	if rounds.fitOK {
-		n.b.ReportMetric(rounds.fit, "p99-ratio-fit-"+c.metric)
+	if note != "" {
+		fmt.Printf("      interleaved (A running half the time): %s\n", note)
 	}
+	n.b.ReportMetric(inter.ratio, "p99-ratio-interleaved-"+c.metric)
 	if inter.fitOK {
 		n.b.ReportMetric(inter.fit, "p99-ratio-fit-interleaved-"+c.metric)
 	}
-	n.b.ReportMetric(float64(rounds.beside.errs), "errors-"+c.metric)
-	if c.unit != "" {
+	n.b.ReportMetric(float64(failed), "errors-"+c.metric)
+	if c.unit != "" && len(values) > 0 {
 		n.b.ReportMetric(mid(values), c.unit)
 	}
 }
@@ -224,7 +264,7 @@ func (n *neighbours) run(c noise) {
 // interleave measures B beside A and beside A frozen in turn: A's dyno
 // starts once, and every noisyPhase the cgroup freezer stops or resumes
 // every process of it (A is the only eco dyno, so the grid-idle parent
-// holds A's sandboxes alone, restarted ones included), in noisyPairs
+// holds A's sandboxes alone, restarted ones included), in n.pairs
 // pairs, running first in odd pairs. B's load of each phase starts
 // noisyShift after the switch. Rounds minutes apart, as run's are, meet
 // different weather on a VM (the hypervisor took 0 to a third of this
@@ -232,17 +272,20 @@ func (n *neighbours) run(c noise) {
 // A frozen is not A gone: its memory stays, and what the kernel does for
 // it outside its processes (the writeback of its dirty pages, up to a
 // second of its disk bound) goes on, which noisyShift mostly lets end.
-func (n *neighbours) interleave(c noise) (frozen, running []round) {
-	done := c.during(n, n.start("appa", c.typ, "eco"))
+// It also returns the cpuset A ran on and what the case's watch saw.
+func (n *neighbours) interleave(c noise) (frozen, running []round, core, note string) {
+	a := n.start("appa", c.typ, "eco")
+	core = pinned(a.ID)
+	done := c.during(n, a)
 	defer func() {
 		freeze(n.b, false)
-		done()
+		note, _ = done()
 		n.g.MustCLI("ps:scale", c.typ+"=0", "-a", "appa")
 		n.waitGone("appa", c.typ)
 		syscall.Sync()
 	}()
 	time.Sleep(noisySettle)
-	for i := range 2 * noisyPairs {
+	for i := range 2 * n.pairs {
 		stopped := (i+i/2)%2 == 1 // pairs: run, freeze | freeze, run | ...
 		freeze(n.b, stopped)
 		time.Sleep(noisyShift)
@@ -253,7 +296,7 @@ func (n *neighbours) interleave(c noise) (frozen, running []round) {
 			running = append(running, r)
 		}
 	}
-	return frozen, running
+	return // with the note the deferred done gives
 }
 
 // freeze freezes (or thaws) every sandbox under the eco dynos' cgroup
@@ -374,7 +417,7 @@ type comparison struct {
 func compare(alone, beside []round) comparison {
 	c := comparison{alone: summary(alone), beside: summary(beside)}
 	c.ratio = c.beside.p99 / c.alone.p99
-	c.lo, c.hi = ratioRange(alone, beside)
+	c.lo, c.hi = ratioRange(alone, beside, func(rs []round) float64 { return summary(rs).p99 })
 	c.fit, c.perCore, c.fitOK = stealFit(alone, beside)
 	return c
 }
@@ -410,7 +453,13 @@ func calm(alone, beside []round) string {
 		return head
 	}
 	ap, bp := ms(percentile(a, 99)), ms(percentile(b, 99))
-	return fmt.Sprintf("%s, p99 %.2f → %.2f ms, ratio %.2f", head, ap, bp, bp/ap)
+	lo, hi := ratioRange(alone, beside, func(rs []round) float64 {
+		if lat, _ := pool(rs); len(lat) > 0 {
+			return ms(percentile(lat, 99))
+		}
+		return math.NaN()
+	})
+	return fmt.Sprintf("%s, p99 %.2f → %.2f ms, ratio %.2f (pairs drawn: %.2f–%.2f)", head, ap, bp, bp/ap, lo, hi)
 }
 
 // stealFit estimates B's p99 ratio at equal steal: a least-squares fit
@@ -475,17 +524,22 @@ func (c comparison) fitted() string {
 
 // ratioRange draws the pairs of rounds (alone, beside A) with
 // replacement 2,000 times and returns the 10th and 90th percentiles of
-// the pooled p99 ratio over the draws.
-func ratioRange(base, noisy []round) (lo, hi float64) {
+// the ratio of p99 (of the rounds of a side, pooled) over the draws.
+func ratioRange(base, noisy []round, p99 func([]round) float64) (lo, hi float64) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	ratios := make([]float64, 2000)
+	var ratios []float64
 	b, a := make([]round, len(base)), make([]round, len(noisy))
-	for i := range ratios {
+	for range 2000 {
 		for j := range b {
 			k := rng.IntN(len(base))
 			b[j], a[j] = base[k], noisy[k]
 		}
-		ratios[i] = summary(a).p99 / summary(b).p99
+		if r := p99(a) / p99(b); r > 0 && !math.IsInf(r, 0) { // not a draw with no requests on a side
+			ratios = append(ratios, r)
+		}
+	}
+	if len(ratios) == 0 {
+		return math.NaN(), math.NaN()
 	}
 	slices.Sort(ratios)
 	return ratios[len(ratios)/10], ratios[len(ratios)*9/10]
