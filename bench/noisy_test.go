@@ -31,34 +31,33 @@ import (
 // is bench/testdata/hog, an eco dyno (512 MB, a kernel limit of 1 GB,
 // 256 processes, half a core) running one hog at a time: a fork bomb, a
 // memory bomb, a disk and inode fill, a CPU hog (4 busy processes), a log
-// flood. Each case runs pairs of rounds, B alone (A scaled to 0) and B
-// beside the hog, alone first in odd pairs and last in even ones, so that
-// a drift of the machine does not count for or against A. It prints B's
-// p50 and p99 over all the requests of each side, its errors, and the p99
-// ratio beside the target (1.2; 1.5 for the CPU hog), with the range
-// that ratio takes over 2,000 draws of the pairs with replacement (10th
-// to 90th percentile: how far the rounds agree), what was seen of A, and
-// the CPU the machine and the grid process used and what the hypervisor
-// took, and the ratio over the requests in flight while it took nothing
-// (calm) and as fitted over the rounds' steal (stealFit).
-// Then it measures the same again with A's dyno started once and
-// frozen and thawed in turn, every few seconds (interleave). A first
-// case runs A as a dyno that only sleeps: its ratios are this machine's
-// noise, which every other ratio must be read against.
+// flood, and more. A first case runs A as a dyno that only sleeps: its
+// ratios are this machine's noise, which every other ratio must be read
+// against.
+//
+// Each case starts A's dyno once and freezes and thaws it in turn, every
+// few seconds, in pairs of phases (interleave). It prints B's p50 and p99
+// over all the requests of each side, its errors, and the p99 ratio
+// beside the target (1.2; 1.5 for the CPU hog), with the range that ratio
+// takes over 2,000 draws of the pairs with replacement (10th to 90th
+// percentile: how far the pairs agree); the same over the requests in
+// flight while the hypervisor took nothing (calm), and the ratio as
+// fitted over the phases' steal (stealFit); what was seen of A, the host
+// agent's heartbeats (beats), and the CPU the machine and the grid
+// process used and what the hypervisor took. NOISY_PAIRS sets the number
+// of pairs: a range narrows with their square root. NOISY_ROUNDS adds a
+// measure in rounds, B alone (A scaled to 0) and B beside A started
+// afresh, alone first in odd pairs and last in even ones.
 //
 // An idle third app (standard-1x, like B) takes core 1 so that the
 // scheduler pins A's dyno to B's core 0, which is the worst case: left a
 // choice, it keeps eco dynos off paying dynos' cores (scheduler.pin). A
-// last case runs the CPU hog on the other core. B's noisy round starts
+// last case runs the CPU hog on the other core. B's load starts
 // noisySettle after A's dyno is up: the platform reacts to a hog in
 // under a second (a CPU-bound paying dyno drops to idle priority,
 // host/cpu.go), and the figures are those of a neighbour that misbehaves
 // for long, not of its first second. NOISY_ONLY=idle,cpu (process types
-// of the hog app) runs only those cases; NOISY_ROUNDS and NOISY_PAIRS
-// set the number of rounds and of interleaved pairs (0 rounds: the
-// interleaved measure alone). A ratio's range narrows with the square
-// root of the pairs: on this VM the control's pooled interleaved ratio
-// spans about ±25 % over 8 pairs.
+// of the hog app) runs only those cases.
 func BenchmarkNoisyNeighbour(b *testing.B) {
 	g := gridtest.Start(b, "--stop-grace", "2s")
 	n := &neighbours{b: b, g: g, st: g.Store(), seen: map[string]bool{}}
@@ -107,13 +106,17 @@ func envCount(b *testing.B, name string, def, least int) int {
 }
 
 const (
-	noisyRate   = 200
-	noisyRounds = 5
+	noisyRate = 200
+	// noisyRounds rounds of noisyRound, by default none: rounds minutes
+	// apart meet different weather on a VM, and 40 interleaved pairs
+	// resolve the target where 5 rounds could not (the control's pooled
+	// ratio ranged ±25 % over 8 pairs, ±15 % over 40).
+	noisyRounds = 0
 	noisyRound  = 6 * time.Second
 	noisySettle = 2 * time.Second
 	// noisyPairs pairs of phases of noisyPhase, each measured after
 	// noisyShift, make a case's interleaved measure (by default).
-	noisyPairs = 8
+	noisyPairs = 40
 	noisyPhase = 3 * time.Second
 	noisyShift = time.Second
 )
@@ -189,6 +192,7 @@ func (n *neighbours) run(c noise) {
 	var notes []string
 	var values []float64
 	var cores []string // A's cpuset, each round
+	hb := watchBeats(n.b, n.st)
 	for i := range n.rounds {
 		if i%2 == 0 {
 			base = append(base, n.round(c.bLines, noisyRound))
@@ -243,6 +247,7 @@ func (n *neighbours) run(c noise) {
 		midOf(base, func(r round) float64 { return r.busy }), midOf(noisy, func(r round) float64 { return r.busy }),
 		midOf(base, func(r round) float64 { return r.grid }), midOf(noisy, func(r round) float64 { return r.grid }),
 		midOf(base, func(r round) float64 { return r.steal }), midOf(noisy, func(r round) float64 { return r.steal }))
+	fmt.Printf("      %s\n", hb.end())
 	for i, note := range notes {
 		if note != "" {
 			fmt.Printf("      round %d: %s\n", i+1, note)
