@@ -517,6 +517,28 @@ func TestWriterRateLimit(t *testing.T) {
 	}
 }
 
+// TestWriterSaysDropping: a write past the burst drops lines and the
+// writer says so, until a write once the rate has refilled passes whole.
+func TestWriterSaysDropping(t *testing.T) {
+	t.Parallel()
+	w := openLog(t).Writer("drops", "app", "web.1")
+	defer w.Close()
+	d := w.(interface{ Dropping() bool })
+	io.WriteString(w, strings.Repeat("line\n", logs.WriterBurst/2))
+	if d.Dropping() {
+		t.Fatal("dropping within the burst")
+	}
+	io.WriteString(w, strings.Repeat("line\n", logs.WriterBurst))
+	if !d.Dropping() {
+		t.Fatal("not dropping past the burst")
+	}
+	time.Sleep(2 * time.Second / logs.WriterRate) // two lines' worth of rate
+	io.WriteString(w, "line\n")
+	if d.Dropping() {
+		t.Error("still dropping after a line the rate had refilled")
+	}
+}
+
 // TestFloodKeepsOtherAppsLines (issue 8): while one app's lines are
 // written far faster than they can be stored (as a router writes for a
 // hammered app, with no rate limit), another app's lines all arrive: a

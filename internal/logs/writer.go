@@ -45,6 +45,7 @@ type lineWriter struct {
 	tokens   float64
 	refilled time.Time
 	skipping bool      // dropping the rest of a line cut by a drop
+	dropping bool      // the last write dropped lines
 	dropped  int       // lines dropped since since, not yet reported
 	since    time.Time // when the first of them was dropped
 	reported time.Time // when the last L12 line was sent
@@ -59,6 +60,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	now := time.Now()
 	w.refill(now)
+	w.dropping = false
 	for len(p) > 0 {
 		if w.skipping {
 			i := bytes.IndexByte(p, '\n')
@@ -94,6 +96,16 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Dropping reports whether the last write dropped lines over the rate
+// limit. The sandbox's output copier asks, and then reads less often: a
+// flood waits in the dyno's own pipe, costing the dyno's time rather
+// than the host's (sandbox.dropPause).
+func (w *lineWriter) Dropping() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dropping
+}
+
 func (w *lineWriter) refill(now time.Time) {
 	w.tokens = min(WriterBurst, w.tokens+now.Sub(w.refilled).Seconds()*WriterRate)
 	w.refilled = now
@@ -113,6 +125,7 @@ func (w *lineWriter) drop(p []byte, now time.Time) {
 		}
 	}
 	w.buf = w.buf[:0]
+	w.dropping = true
 	if w.dropped == 0 {
 		w.since = now
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -273,6 +274,55 @@ func TestDetachAndAdopt(t *testing.T) {
 		t.Error("firewall table left after the last Close")
 	}
 }
+
+// TestOutputWaitsWhileDropped: while the writer says it drops what it
+// gets, the copier reads once per dropPause, and a command that writes
+// as fast as it can for a second waits on its pipe instead, never for as
+// long as a second in one write (reliability.md I-9).
+func TestOutputWaitsWhileDropped(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	w := &droppingWriter{}
+	sp, _, errOut := spec("dropped", "python3", "-c", `
+import os, time
+chunk, end, worst = b"y\n" * 32768, time.monotonic() + 1, 0
+while time.monotonic() < end:
+    t = time.monotonic()
+    os.write(1, chunk)
+    worst = max(worst, time.monotonic() - t)
+os.write(2, b"%f" % worst)`)
+	sp.Stdout = w
+	t0 := time.Now()
+	if code := waitExit(t, start(t, m, sp), 30*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	took := time.Since(t0)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if most := int(took/dropPause) + 2; w.writes > most || w.writes == 0 {
+		t.Errorf("%d writes (%d bytes) in %v: want 1 to %d, one per %v", w.writes, w.bytes, took, most, dropPause)
+	}
+	t.Logf("%d writes (%d bytes) in %v; the command's longest write %s s", w.writes, w.bytes, took, errOut)
+	if worst, err := strconv.ParseFloat(errOut.String(), 64); err != nil || worst >= 1 {
+		t.Errorf("the command's longest write: %q s, want under 1 s", errOut)
+	}
+}
+
+// droppingWriter counts its writes and always says it drops them.
+type droppingWriter struct {
+	mu            sync.Mutex
+	writes, bytes int
+}
+
+func (w *droppingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	w.bytes += len(p)
+	return len(p), nil
+}
+
+func (w *droppingWriter) Dropping() bool { return true }
 
 // TestOutputLossless checks that output is complete and in order while
 // it is read, however fast it comes: the relay waits for the reader.
