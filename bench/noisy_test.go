@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -748,10 +749,11 @@ func lineRate(ls []logLine, t0 time.Time) float64 {
 // and watches it. The crash back-off restarts a dyno at once only twice
 // in its first 10 minutes, so once A's dyno has sat crashed for 300 ms it
 // is restarted (a new dyno, as `ps:restart` makes). The kernel's OOM
-// kills are read from dmesg, the platform's view from A's log.
+// kills are read from its log (watchOOM), the platform's view from A's
+// log.
 func crashes(n *neighbours, a grid.Dyno) func() (string, float64) {
 	t0 := time.Now()
-	_, since := dmesgOOM(-1)
+	oom := watchOOM(n.b)
 	restarts, crashed := 0, 0
 	// n.seen is this goroutine's until stop returns.
 	stop := sampler(100*time.Millisecond, func() {
@@ -772,7 +774,7 @@ func crashes(n *neighbours, a grid.Dyno) func() (string, float64) {
 	})
 	return func() (string, float64) {
 		stop()
-		kills, _ := dmesgOOM(since)
+		kills := oom()
 		var other []string
 		for _, k := range kills {
 			if !k.ofAny(n.seen) {
@@ -817,29 +819,46 @@ func (k oomKill) ofAny(dynoIDs map[string]bool) bool {
 	return false
 }
 
-var (
-	kernelLine = regexp.MustCompile(`(?m)^\[\s*(\d+\.\d+)\] (.*)$`)
-	oomLine    = regexp.MustCompile(`^oom-kill:.*task_memcg=([^,]+),`)
-)
+var oomLine = regexp.MustCompile(`^oom-kill:.*task_memcg=([^,]+),`)
 
-// dmesgOOM lists the kernel's OOM kills logged after the kernel time
-// since (seconds since boot), oldest first, and the time of its last
-// message. The ring buffer drops old messages, so times, not counts, say
-// which are new.
-func dmesgOOM(since float64) (kills []oomKill, last float64) {
-	out, _ := exec.Command("dmesg").Output()
-	last = since
-	for _, m := range kernelLine.FindAllStringSubmatch(string(out), -1) {
-		t, _ := strconv.ParseFloat(m[1], 64)
-		if t <= since {
-			continue
-		}
-		last = t
-		if k := oomLine.FindStringSubmatch(m[2]); k != nil {
-			kills = append(kills, oomKill{memcg: k[1]})
-		}
+// watchOOM follows the kernel's log (/dev/kmsg) from now on and, when
+// stop is called, returns the OOM kills logged meanwhile, oldest first.
+// It reads as records come, rather than dmesg at the end: the ring
+// buffer holds only the last 20 or 30 of the kernel's long OOM reports,
+// fewer than a case's kills.
+func watchOOM(b *testing.B) (stop func() []oomKill) {
+	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return kills, last
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		b.Fatalf("/dev/kmsg: %v", err)
+	}
+	var kills []oomKill
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 8192) // a record is at most 1 KB of text
+		for {
+			n, err := f.Read(buf)
+			if errors.Is(err, syscall.EPIPE) {
+				continue // records overwritten before they were read: go on with the oldest left
+			}
+			if err != nil {
+				return // closed
+			}
+			// "<prio>,<seq>,<usec>,<flags>[,...];<text>\n"
+			_, text, _ := strings.Cut(string(buf[:n]), ";")
+			if k := oomLine.FindStringSubmatch(strings.TrimSpace(text)); k != nil {
+				kills = append(kills, oomKill{memcg: k[1]})
+			}
+		}
+	}()
+	return func() []oomKill {
+		f.Close()
+		<-done
+		return kills
+	}
 }
 
 // diskFill watches the disk fill: what A reports of each step, and the
