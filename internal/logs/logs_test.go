@@ -518,7 +518,8 @@ func TestWriterRateLimit(t *testing.T) {
 }
 
 // TestWriterSaysDropping: a write past the burst drops lines and the
-// writer says so, until a write once the rate has refilled passes whole.
+// writer says so, until a write once the rate has refilled passes whole;
+// skipping the rest of a giant line is not dropping.
 func TestWriterSaysDropping(t *testing.T) {
 	t.Parallel()
 	w := openLog(t).Writer("drops", "app", "web.1")
@@ -536,6 +537,19 @@ func TestWriterSaysDropping(t *testing.T) {
 	io.WriteString(w, "line\n")
 	if d.Dropping() {
 		t.Error("still dropping after a line the rate had refilled")
+	}
+	// A giant line: its chunks spend the burst, a drop cuts it, and its
+	// rest is skipped, which is not dropping.
+	long, writes := strings.Repeat("x", 4*logs.MaxLineBytes), 0
+	for ; !d.Dropping() && writes < logs.WriterBurst; writes++ {
+		io.WriteString(w, long)
+	}
+	if !d.Dropping() {
+		t.Fatalf("not dropping after %d writes of a giant line's chunks", writes)
+	}
+	io.WriteString(w, long)
+	if d.Dropping() {
+		t.Error("dropping while skipping the rest of a cut line")
 	}
 }
 

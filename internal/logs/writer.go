@@ -99,7 +99,8 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 // Dropping reports whether the last write dropped lines over the rate
 // limit. The sandbox's output copier asks, and then reads less often: a
 // flood waits in the dyno's own pipe, costing the dyno's time rather
-// than the host's (sandbox.dropPause).
+// than the host's (sandbox.dropPause). The rest of a line cut by a drop
+// is skipped, not dropped: a giant line passes at full speed.
 func (w *lineWriter) Dropping() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -113,14 +113,15 @@ func (o *output) start(stdout, stderr io.Writer) {
 }
 
 // dropPause is how long a copier waits before its next read while its
-// writer drops what it is given (a dyno's log writer over its rate
-// limit, logs.WriterRate). Meanwhile the FIFO fills and the command
-// waits on its own pipe, so a dyno that floods its output spends its own
-// CPU time, at its own priority, rather than the host's: read as fast as
-// it came, a flood of 2 million short lines a second cost the host a
+// writer drops lines (a dyno's log writer over its rate limit,
+// logs.WriterRate). Meanwhile the FIFO fills and the command waits on
+// its own pipe, so a dyno that floods its output spends its own CPU
+// time, at its own priority, rather than the host's: read as fast as it
+// came, a flood of 2 million short lines a second cost the host a
 // wake-up per PIPE_BUF chunk, a tenth of a core at normal priority, for
-// lines it then dropped. A command's write waits about this long at
-// most (reliability.md I-9: under a second).
+// lines it then dropped. Each read after a pause takes up to the FIFO's
+// capacity, so a flood still moves at 12.8 MB/s, and a write of a
+// megabyte waits a tenth of a second (reliability.md I-9: under one).
 const dropPause = 20 * time.Millisecond
 
 // dropper is a writer that can say it drops what it is given now.
@@ -128,7 +129,7 @@ type dropper interface{ Dropping() bool }
 
 // copyOutput copies r to w until r ends. It keeps reading after w fails
 // (a closed log writer): an unread FIFO would stall the command. While w
-// drops, it reads once per dropPause.
+// drops, it reads once per dropPause, the FIFO's capacity at a time.
 func copyOutput(w io.Writer, r io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
@@ -142,6 +143,9 @@ func copyOutput(w io.Writer, r io.Reader) {
 			return
 		}
 		if d, ok := w.(dropper); ok && d.Dropping() {
+			if len(buf) < outputPipeBytes { // a flooding dyno's only
+				buf = make([]byte, outputPipeBytes)
+			}
 			time.Sleep(dropPause)
 		}
 	}
