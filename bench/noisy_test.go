@@ -452,19 +452,20 @@ func calm(alone, beside []round) string {
 		}
 		return lat, n
 	}
+	p99 := func(rs []round) float64 {
+		if lat, _ := pool(rs); len(lat) > 0 {
+			return ms(percentile(lat, 99))
+		}
+		return math.NaN()
+	}
 	a, an := pool(alone)
 	b, bn := pool(beside)
 	head := fmt.Sprintf("requests the hypervisor took nothing from: %d%% → %d%%", 100*len(a)/max(an, 1), 100*len(b)/max(bn, 1))
 	if len(a) < 100 || len(b) < 100 {
 		return head
 	}
-	ap, bp := ms(percentile(a, 99)), ms(percentile(b, 99))
-	lo, hi := ratioRange(alone, beside, func(rs []round) float64 {
-		if lat, _ := pool(rs); len(lat) > 0 {
-			return ms(percentile(lat, 99))
-		}
-		return math.NaN()
-	})
+	ap, bp := p99(alone), p99(beside)
+	lo, hi := ratioRange(alone, beside, p99)
 	return fmt.Sprintf("%s, p99 %.2f → %.2f ms, ratio %.2f (pairs drawn: %.2f–%.2f)", head, ap, bp, bp/ap, lo, hi)
 }
 

@@ -132,17 +132,18 @@ type dropper interface{ Dropping() bool }
 // drops, it reads once per dropPause, the FIFO's capacity at a time.
 func copyOutput(w io.Writer, r io.Reader) {
 	buf := make([]byte, 32<<10)
+	d, _ := w.(dropper)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 && w != nil {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				w = nil
+				w, d = nil, nil
 			}
 		}
 		if err != nil {
 			return
 		}
-		if d, ok := w.(dropper); ok && d.Dropping() {
+		if d != nil && d.Dropping() {
 			if len(buf) < outputPipeBytes { // a flooding dyno's only
 				buf = make([]byte, outputPipeBytes)
 			}
