@@ -50,13 +50,20 @@ func runRole(name string, r role, args []string) int {
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A role outlives whatever reads its logs (a closed terminal, a killed
+	// `| tee`): with SIGPIPE noticed, a log line to a reader that is gone
+	// fails with EPIPE instead of killing the process there and then, its
+	// dynos left running. Notify, not Ignore: an ignored signal would stay
+	// ignored in every program it starts.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	stops := stopSignals()
+	ctx, stop := signal.NotifyContext(context.Background(), stops...)
 	defer stop()
 	go func() { // a second signal means "now"
 		<-ctx.Done()
 		stop()
 		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		signal.Notify(ch, stops...)
 		<-ch
 		logger.Warn("second signal: exiting without stopping dynos")
 		os.Exit(1)
@@ -66,6 +73,17 @@ func runRole(name string, r role, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// stopSignals are the signals that stop a role gracefully: SIGINT,
+// SIGTERM, and SIGHUP (its terminal closed) unless it was started with
+// SIGHUP ignored (nohup), which noticing it would undo.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 func needRoot(what string) error {

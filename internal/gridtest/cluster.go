@@ -52,7 +52,7 @@ func StartCluster(t testing.TB, n int, hostSubnet string) *Cluster {
 	}
 	clusterAddrs := make([]string, n)
 	for i := range clusterAddrs {
-		clusterAddrs[i] = freeAddr(t)
+		clusterAddrs[i] = FreeAddr(t)
 	}
 	var natsURLs []string
 	for i := 0; i < n; i++ {
@@ -62,9 +62,9 @@ func StartCluster(t testing.TB, n int, hostSubnet string) *Cluster {
 				peers = append(peers, a)
 			}
 		}
-		api, nats := freeAddr(t), freeAddr(t)
+		api, nats := FreeAddr(t), FreeAddr(t)
 		p := &Proc{Name: fmt.Sprintf("s%d", i+1), Data: filepath.Join(dir, fmt.Sprintf("s%d", i+1)), API: "http://" + api, NATS: "nats://" + nats}
-		p.Args = []string{"server", "--name", p.Name, "--data", p.Data, "--api", api, "--api-tls", freeAddr(t), "--nats", nats,
+		p.Args = []string{"server", "--name", p.Name, "--data", p.Data, "--api", api, "--api-tls", FreeAddr(t), "--nats", nats,
 			"--cluster", clusterAddrs[i], "--peers", strings.Join(peers, ","), "--secret-file", secretFile,
 			"--build-subnet", fmt.Sprintf("10.%d.0.0/16", 224+i), "--no-login"}
 		c.Servers = append(c.Servers, p)
@@ -89,7 +89,7 @@ func StartCluster(t testing.TB, n int, hostSubnet string) *Cluster {
 	c.Host = c.joiner(dir, store.Role{Kind: store.RoleHost, ID: "h1"},
 		"--addr", "127.0.0.1", "--subnet", hostSubnet)
 	c.Host.Args = append(c.Host.Args, "--join", join)
-	c.RtAddr = freeAddr(t)
+	c.RtAddr = FreeAddr(t)
 	c.Router = c.joiner(dir, store.Role{Kind: store.RoleRouter, ID: "r1"}, "--listen", c.RtAddr, "--domain", "localhost")
 	c.Router.Args = append(c.Router.Args, "--join", join)
 	c.start(c.Host)

@@ -120,9 +120,9 @@ func Start(t testing.TB, args ...string) *Grid {
 	// The add-on servers' OS users pass through to DATA (grid makes it
 	// 0711 itself), as they do through /var/lib.
 	os.Chmod(filepath.Dir(g.Data), 0o711)
-	g.APIAddr, g.RtAddr, g.TLSAddr, g.APITLSAddr = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	g.APIAddr, g.RtAddr, g.TLSAddr, g.APITLSAddr = FreeAddr(t), FreeAddr(t), FreeAddr(t), FreeAddr(t)
 	g.APIURL = "http://" + g.APIAddr
-	natsAddr := freeAddr(t)
+	natsAddr := FreeAddr(t)
 	g.NATS = "nats://" + natsAddr
 	g.args = append([]string{"--nats", natsAddr}, g.args...)
 	g.start()
@@ -392,12 +392,12 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 	}
 }
 
-// freeAddr returns a loopback address free to listen on, for a grid
+// FreeAddr returns a loopback address free to listen on, for a grid
 // started later. Its port is below the kernel's ephemeral range: a port
 // from that range (what listening on port 0 gives) can be taken, before
 // the grid binds it, by any outgoing connection of the tests or of other
 // grids ("bind: address already in use"); below it, only by a listener.
-func freeAddr(t testing.TB) string {
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	low := ephemeralLow()
 	for range 100 {
