@@ -5,13 +5,13 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dynogrid/grid/internal/gridtest"
+	"github.com/dynogrid/grid/internal/mounts"
 )
 
 // TestUpOutlivesItsLogReader: `grid up` whose logs nobody reads any more
@@ -28,7 +28,7 @@ func TestUpOutlivesItsLogReader(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			data := t.TempDir()
 			t.Cleanup(func() { // so that the data directory can be removed
-				for _, m := range mountsUnder(t, data) {
+				for _, m := range below(t, data) {
 					syscall.Unmount(m, syscall.MNT_DETACH)
 				}
 			})
@@ -83,25 +83,19 @@ func TestUpOutlivesItsLogReader(t *testing.T) {
 			case <-time.After(60 * time.Second):
 				t.Fatalf("grid up still running 60s after %v", sig)
 			}
-			if left := mountsUnder(t, data); len(left) > 0 {
+			if left := below(t, data); len(left) > 0 {
 				t.Errorf("mounts left under the data directory: %v", left)
 			}
 		})
 	}
 }
 
-// mountsUnder lists this mount namespace's mount points under dir.
-func mountsUnder(t *testing.T, dir string) []string {
+// below lists the mount points under dir, failing the test if it cannot.
+func below(t *testing.T, dir string) []string {
 	t.Helper()
-	info, err := os.ReadFile("/proc/self/mountinfo")
+	points, err := mounts.Below(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var under []string
-	for _, line := range strings.Split(string(info), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], filepath.Clean(dir)+"/") {
-			under = append(under, f[4])
-		}
-	}
-	return under
+	return points
 }

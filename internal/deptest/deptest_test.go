@@ -17,10 +17,11 @@ const module = "github.com/dynogrid/grid/internal/"
 // may import. A package missing here may import no project package.
 var allowed = map[string][]string{
 	"grid":      {},
+	"mounts":    {},
 	"slug":      {"grid"},
-	"sandbox":   {"grid"},
+	"sandbox":   {"grid", "mounts"},
 	"scheduler": {"grid"},
-	"provider":  {"grid"},
+	"provider":  {"grid", "mounts"},
 	"schema":    {},
 	"localca":   {},
 	"session":   {},

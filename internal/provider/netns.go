@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/mounts"
 )
 
 // NetNSConfig configures a NetNS provider.
@@ -331,7 +332,7 @@ func (p *NetNS) Release(ctx context.Context, hc grid.HostControl) error {
 // removeHostData removes a host's cgroups, mounts and directory.
 func (p *NetNS) removeHostData(id string) error {
 	dir := p.hostDir(id)
-	err := errors.Join(removeCgroups(cgroupParent(id)), unmountUnder(dir))
+	err := errors.Join(removeCgroups(cgroupParent(id)), mounts.DetachBelow(dir))
 	if err != nil {
 		return err
 	}

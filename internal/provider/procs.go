@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -264,21 +262,4 @@ func signalAll(pids []int, sig syscall.Signal) {
 	for _, pid := range pids {
 		_ = unix.Kill(pid, sig)
 	}
-}
-
-// unmountUnder detaches every mount at or below dir, deepest first:
-// sandboxes of a killed agent leave overlays, tmpfs and netns bind mounts.
-func unmountUnder(dir string) error {
-	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(filepath.Clean(dir)))
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for i := len(mounts) - 1; i >= 0; i-- {
-		p := mounts[i].Mountpoint
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
-		}
-	}
-	return errors.Join(errs...)
 }

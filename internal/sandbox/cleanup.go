@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/moby/sys/mountinfo"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -81,42 +78,6 @@ func cgroupPids(path string) []int {
 		}
 	}
 	return pids
-}
-
-// unmountUnder detaches every mount point below dir (netns bind mounts of
-// sandboxes a killed run left), deepest first.
-func unmountUnder(dir string) error {
-	points, err := mountPointsUnder(dir)
-	if err != nil {
-		return err
-	}
-	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
-	var errs []error
-	for _, p := range points {
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// mountPointsUnder lists mount points strictly below dir. mountinfo reads
-// the calling thread's table, not /proc/self's: that is the main
-// thread's, and libcontainer (like newNetns) may leave the main thread
-// wedged in a namespace it entered on a locked goroutine.
-func mountPointsUnder(dir string) ([]string, error) {
-	dir = filepath.Clean(dir)
-	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, m := range mounts {
-		if m.Mountpoint != dir {
-			out = append(out, m.Mountpoint)
-		}
-	}
-	return out, nil
 }
 
 // listLinks lists the host's links, retrying dumps that other link

@@ -33,7 +33,7 @@ func containerConfig(l layout, spec Spec, cgroupParent, nsPath, initBin string) 
 		Cgroups:         cgroupConfig(spec, cgroupParent),
 		Devices:         deviceNodes(),
 		Hostname:        spec.Hostname,
-		Mounts:          mounts(l, spec, initBin),
+		Mounts:          containerMounts(l, spec, initBin),
 		MaskPaths:       maskedPaths,
 		ReadonlyPaths:   readonlyPaths,
 		Networks:        []*configs.Network{{Type: "loopback", Address: "127.0.0.1/0", Gateway: "localhost"}},

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dynogrid/grid/internal/mounts"
 )
 
 func TestMain(m *testing.M) {
@@ -216,7 +218,7 @@ func assertNothingLeft(t *testing.T, m *Manager) {
 	if links := linksWithPrefix(t, m.linkPrefix); len(links) != 0 {
 		t.Errorf("links left: %v", links)
 	}
-	if points, _ := mountPointsUnder(m.cfg.StateDir); len(points) != 1 || points[0] != m.runDir() {
+	if points, _ := mounts.Below(m.cfg.StateDir); len(points) != 1 || points[0] != m.runDir() {
 		t.Errorf("mounts other than the run dir tmpfs: %v", points)
 	}
 }

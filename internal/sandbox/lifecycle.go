@@ -13,6 +13,8 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
+
+	"github.com/dynogrid/grid/internal/mounts"
 )
 
 // defaultPath is added to a Spec's Env that has no PATH.
@@ -78,7 +80,7 @@ func removeDir(dir string) error {
 	if _, err := os.Lstat(dir); err != nil {
 		return nil
 	}
-	if err := unmountUnder(dir); err != nil {
+	if err := mounts.DetachBelow(dir); err != nil {
 		return err
 	}
 	return os.RemoveAll(dir)

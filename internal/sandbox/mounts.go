@@ -33,10 +33,10 @@ var maskedPaths = []string{
 // readonlyPaths are read-only inside the sandbox.
 var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
-// mounts lists the sandbox's mounts in the order libcontainer makes them
+// containerMounts lists the sandbox's mounts in the order libcontainer makes them
 // (parents first). All are made inside the sandbox's own mount namespace:
 // none of them appears on the host.
-func mounts(l layout, spec Spec, initBin string) []*configs.Mount {
+func containerMounts(l layout, spec Spec, initBin string) []*configs.Mount {
 	ms := []*configs.Mount{
 		{Device: "proc", Source: "proc", Destination: "/proc", Flags: hardened},
 		{Device: "tmpfs", Source: "tmpfs", Destination: "/dev", Flags: unix.MS_NOSUID | unix.MS_STRICTATIME, Data: "mode=755,size=65536k"},

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dynogrid/grid/internal/mounts"
 )
 
 // layout names the paths of one sandbox. Small, hot files live on the
@@ -78,7 +80,7 @@ func mountRunDir(dir string) error {
 
 // isMountPoint reports whether something is mounted at dir.
 func isMountPoint(dir string) (bool, error) {
-	points, err := mountPointsUnder(filepath.Dir(dir))
+	points, err := mounts.Below(filepath.Dir(dir))
 	if err != nil {
 		return false, err
 	}

@@ -41,6 +41,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/mounts"
 )
 
 // Config configures a Manager. Two Managers alive on one host must differ
@@ -263,7 +264,7 @@ func init() { runtime.LockOSThread() }
 func (m *Manager) runDir() string { return filepath.Join(m.cfg.StateDir, runDirName) }
 
 func unmountRunDir(dir string) error {
-	if err := unmountUnder(dir); err != nil {
+	if err := mounts.DetachBelow(dir); err != nil {
 		return err
 	}
 	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dynogrid/grid/internal/mounts"
 )
 
 // A volume is a directory of bounded size for files that sandboxes write
@@ -62,4 +64,4 @@ func UnmountVolume(dir string) error {
 
 // UnmountUnder detaches every mount below dir: the volumes a killed
 // process left mounted.
-func UnmountUnder(dir string) error { return unmountUnder(dir) }
+func UnmountUnder(dir string) error { return mounts.DetachBelow(dir) }
