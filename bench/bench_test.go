@@ -133,7 +133,7 @@ func mid(xs []float64) float64 {
 func startNginx(b *testing.B, addrs []string) string {
 	b.Helper()
 	dir := b.TempDir()
-	listen := freeAddr(b)
+	listen := gridtest.FreeAddr(b)
 	var up strings.Builder
 	for _, a := range addrs {
 		fmt.Fprintf(&up, "    server %s;\n", a)

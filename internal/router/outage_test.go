@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/gridtest"
 	"github.com/dynogrid/grid/internal/store"
 	"github.com/dynogrid/grid/internal/store/storetest"
 )
@@ -24,7 +25,7 @@ import (
 // cut off after the server is back while a server role changes the routes.
 func TestRoutesThroughNATSOutage(t *testing.T) {
 	t.Parallel()
-	dir, natsAddr := t.TempDir(), freeAddr(t)
+	dir, natsAddr := t.TempDir(), gridtest.FreeAddr(t)
 	var nats atomic.Pointer[store.Server]
 	startNATS := func() {
 		t.Helper()
@@ -105,16 +106,6 @@ func TestRoutesThroughNATSOutage(t *testing.T) {
 	if failed != 0 || bad != 0 {
 		t.Errorf("%d requests failed, %d tables lacked the app's dynos", failed, bad)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func openStore(t *testing.T, url string, role store.Role) *store.Store {
