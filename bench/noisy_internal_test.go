@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -59,5 +60,33 @@ func TestStealFit(t *testing.T) {
 	same := []round{p99(false, 0.1), p99(false, 0.1), p99(true, 0.1), p99(true, 0.1)}
 	if _, _, ok := stealFit(same[:2], same[2:]); ok {
 		t.Error("stealFit fitted rounds that all had the same steal")
+	}
+}
+
+// TestTailBuffer checks that the bare A's output keeps its last lines and
+// gives the last whole one with a prefix.
+func TestTailBuffer(t *testing.T) {
+	var tb tailBuffer
+	for i := range 10000 {
+		fmt.Fprintf(&tb, "hog: stream: %d GB/s\nnoise %d\n", i, i)
+	}
+	tb.Write([]byte("hog: unfinished"))
+	if got := tb.last("hog: "); got != "stream: 9999 GB/s" {
+		t.Errorf("last = %q", got)
+	}
+	if len(tb.buf) > 64<<10 {
+		t.Errorf("kept %d bytes", len(tb.buf))
+	}
+	if got := (&tailBuffer{}).last("hog: "); got != "" {
+		t.Errorf("empty buffer: last = %q", got)
+	}
+}
+
+func TestProcfileCommand(t *testing.T) {
+	if got, err := procfileCommand("testdata/hog/Procfile", "mem"); err != nil || got != "python3 hog.py mem 2048" {
+		t.Errorf("mem: %q, %v", got, err)
+	}
+	if _, err := procfileCommand("testdata/hog/Procfile", "me"); err == nil {
+		t.Error("a type that is not there: no error")
 	}
 }

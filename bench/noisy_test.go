@@ -59,6 +59,12 @@ import (
 // host/cpu.go), and the figures are those of a neighbour that misbehaves
 // for long, not of its first second. NOISY_ONLY=idle,cpu (process types
 // of the hog app) runs only those cases.
+//
+// The cases marked bare then run again with A a plain process under the
+// same cgroup limits, on the same core, without grid (bare_test.go): B's
+// ratios beside it are what that neighbour costs on this machine anyway,
+// and the grid's ratios over them (printed, and reported as
+// grid-over-bare-<case>) are what the platform adds.
 func BenchmarkNoisyNeighbour(b *testing.B) {
 	g := gridtest.Start(b, "--stop-grace", "2s")
 	n := &neighbours{b: b, g: g, st: g.Store(), seen: map[string]bool{}}
@@ -138,6 +144,11 @@ type noise struct {
 	// otherCore frees core 1 (the idle app goes), where A then lands.
 	// Cases that do come last.
 	otherCore bool
+	// bare also measures the case with A a plain process (bare_test.go).
+	// Not for the cases whose hog needs what only a dyno has: a bounded
+	// disk to fill, a host that restarts it after a crash as the platform
+	// does, one that reads its log.
+	bare bool
 }
 
 // round is B's load of one round, with its router log lines (-1: not
@@ -157,15 +168,15 @@ type round struct {
 }
 
 var noiseCases = []noise{
-	{name: "idle (control)", typ: "idle", metric: "idle", target: 1.2, during: asleep},
+	{name: "idle (control)", typ: "idle", metric: "idle", target: 1.2, during: asleep, bare: true},
 	{name: "fork bomb", typ: "fork", metric: "fork", target: 1.2, during: pids},
-	{name: "memory bomb", typ: "mem", metric: "mem", target: 1.2, during: crashes},
+	{name: "memory bomb", typ: "mem", metric: "mem", target: 1.2, during: crashes, bare: true},
 	{name: "disk fill", typ: "disk", metric: "disk", target: 1.2, during: diskFill},
-	{name: "inode + tmpfs fill", typ: "inodes", metric: "inodes", target: 1.2, during: diskFill},
-	{name: "memory stream", typ: "stream", metric: "stream", target: 1.2, during: cpuAndSaid, unit: "cpu-use/cap-stream"},
+	{name: "inode + tmpfs fill", typ: "inodes", metric: "inodes", target: 1.2, during: diskFill, bare: true},
+	{name: "memory stream", typ: "stream", metric: "stream", target: 1.2, during: cpuAndSaid, unit: "cpu-use/cap-stream", bare: true},
 	{name: "crash loop", typ: "crash", metric: "crash", target: 1.2, during: crashes},
-	{name: "file churn", typ: "churn", metric: "churn", target: 1.2, during: cpuAndSaid, unit: "cpu-use/cap-churn"},
-	{name: "CPU hog", typ: "cpu", metric: "cpu", target: 1.5, during: cpuUse, unit: "cpu-use/cap"},
+	{name: "file churn", typ: "churn", metric: "churn", target: 1.2, during: cpuAndSaid, unit: "cpu-use/cap-churn", bare: true},
+	{name: "CPU hog", typ: "cpu", metric: "cpu", target: 1.5, during: cpuUse, unit: "cpu-use/cap", bare: true},
 	{name: "log flood", typ: "log", metric: "log", target: 1.2, during: logFlood, bLines: true},
 	{name: "CPU hog, other core", typ: "cpu", metric: "cpu-apart", target: 1.5, during: cpuUse, unit: "cpu-use/cap-apart", otherCore: true},
 }
@@ -214,9 +225,10 @@ func (n *neighbours) run(c noise) {
 			base = append(base, n.round(c.bLines, noisyRound))
 		}
 	}
-	frozen, running, core, note := n.interleave(c)
-	if !slices.Contains(cores, core) {
-		cores = append(cores, core)
+	m := n.interleave(c)
+	frozen, running := m.frozen, m.running
+	if !slices.Contains(cores, m.core) {
+		cores = append(cores, m.core)
 	}
 	inter := compare(frozen, running)
 	if n.rounds > 0 {
@@ -254,8 +266,11 @@ func (n *neighbours) run(c noise) {
 			fmt.Printf("      round %d: %s\n", i+1, note)
 		}
 	}
-	if note != "" {
-		fmt.Printf("      interleaved (A running half the time): %s\n", note)
+	if m.note != "" {
+		fmt.Printf("      interleaved (A running half the time): %s\n", m.note)
+	}
+	if c.bare {
+		n.runBare(c, inter, m.limits)
 	}
 	n.b.ReportMetric(inter.ratio, "p99-ratio-interleaved-"+c.metric)
 	if inter.fitOK {
@@ -267,42 +282,105 @@ func (n *neighbours) run(c noise) {
 	}
 }
 
+// runBare measures the case again with A bare (bare_test.go), under
+// the limits of its dyno, and prints it beside the grid's measure: the
+// ratios of the grid's ratios over the bare ones are what the platform
+// adds to what the same neighbour costs B on this machine anyway.
+func (n *neighbours) runBare(c noise, grid comparison, limits dynoLimits) {
+	m := n.interleaveBare(c, limits)
+	bare := compare(m.frozen, m.running)
+	fmt.Printf("      bare, A a plain process on core %s (its dyno's cgroup limits, no sandbox), frozen → running: %s\n", m.core, bare.describe(c.target))
+	fmt.Printf("      %s\n      %s\n", calm(m.frozen, m.running), bare.fitted())
+	fmt.Printf("      bare: %s\n", m.note)
+	over := fmt.Sprintf("all requests %.2f, calm %.2f", grid.ratio/bare.ratio, grid.calm/bare.calm)
+	if grid.fitOK && bare.fitOK {
+		over += fmt.Sprintf(", fitted %.2f", grid.fit/bare.fit)
+	}
+	fmt.Printf("      grid over bare, p99 ratio: %s\n", over)
+	n.b.ReportMetric(bare.ratio, "p99-ratio-bare-"+c.metric)
+	n.b.ReportMetric(grid.ratio/bare.ratio, "grid-over-bare-"+c.metric)
+	n.b.ReportMetric(float64(bare.beside.errs), "errors-bare-"+c.metric)
+}
+
+// interleaved is a case's interleaved measure: B's rounds beside A
+// frozen and running, the cpuset A ran on, what the case's watch saw of
+// A, and A's limits (for the bare reference).
+type interleaved struct {
+	frozen, running []round
+	core, note      string
+	limits          dynoLimits
+}
+
 // interleave measures B beside A and beside A frozen in turn: A's dyno
 // starts once, and every noisyPhase the cgroup freezer stops or resumes
 // every process of it (A is the only eco dyno, so the grid-idle parent
-// holds A's sandboxes alone, restarted ones included), in n.pairs
-// pairs, running first in odd pairs. B's load of each phase starts
-// noisyShift after the switch. Rounds minutes apart, as run's are, meet
-// different weather on a VM (the hypervisor took 0 to a third of this
-// machine's cores between rounds); phases seconds apart meet the same.
-// A frozen is not A gone: its memory stays, and what the kernel does for
-// it outside its processes (the writeback of its dirty pages, up to a
-// second of its disk bound) goes on, which noisyShift mostly lets end.
-// It also returns the cpuset A ran on and what the case's watch saw.
-func (n *neighbours) interleave(c noise) (frozen, running []round, core, note string) {
+// holds A's sandboxes alone, restarted ones included). Rounds minutes
+// apart, as run's are, meet different weather on a VM (the hypervisor
+// took 0 to a third of this machine's cores between rounds); phases
+// seconds apart meet the same. A frozen is not A gone: its memory stays,
+// and what the kernel does for it outside its processes (the writeback
+// of its dirty pages, up to a second of its disk bound) goes on, which
+// noisyShift mostly lets end.
+func (n *neighbours) interleave(c noise) (m interleaved) {
 	a := n.start("appa", c.typ, "eco")
-	core = pinned(a.ID)
+	m.core = pinned(a.ID)
 	done := c.during(n, a)
 	defer func() {
 		freeze(n.b, false)
-		note, _ = done()
+		m.note, _ = done()
 		n.g.MustCLI("ps:scale", c.typ+"=0", "-a", "appa")
 		n.waitGone("appa", c.typ)
 		syscall.Sync()
 	}()
+	if c.bare {
+		m.limits = waitDynoLimits(n.b, a.ID)
+	}
 	time.Sleep(noisySettle)
+	m.frozen, m.running = n.phases(c.bLines)
+	return // with the note the deferred done gives
+}
+
+// interleaveBare is interleave with A bare (bare_test.go) under limits.
+// The note says what A did, and how often the kernel killed it for its
+// memory.
+func (n *neighbours) interleaveBare(c noise, limits dynoLimits) (m interleaved) {
+	oom := watchOOM(n.b)
+	a := startBare(n.b, c.typ, limits)
+	defer func() {
+		a.stop()
+		syscall.Sync()
+	}()
+	time.Sleep(noisySettle)
+	m.frozen, m.running = n.phases(c.bLines)
+	m.core = limits.cpus()
+	m.note = a.watch()
+	kills := 0
+	for _, k := range oom() {
+		if strings.HasSuffix(k.memcg, "/"+a.name) {
+			kills++
+		}
+	}
+	m.note += fmt.Sprintf("; kernel OOM kills %d", kills)
+	return m
+}
+
+// phases runs B's load in n.pairs pairs of phases of noisyPhase, A
+// frozen in one and running in the other, running first in odd pairs.
+// B's load of each phase starts noisyShift after the switch.
+func (n *neighbours) phases(lines bool) (frozen, running []round) {
 	for i := range 2 * n.pairs {
 		stopped := (i+i/2)%2 == 1 // pairs: run, freeze | freeze, run | ...
 		freeze(n.b, stopped)
 		time.Sleep(noisyShift)
-		r := n.round(c.bLines, noisyPhase-noisyShift)
+		r := n.round(lines, noisyPhase-noisyShift)
 		if stopped {
 			frozen = append(frozen, r)
 		} else {
 			running = append(running, r)
 		}
 	}
-	return // with the note the deferred done gives
+	freeze(n.b, false)
+	return frozen, running
 }
 
 // freeze freezes (or thaws) every sandbox under the eco dynos' cgroup
@@ -412,8 +490,9 @@ func summary(rs []round) pacedResult {
 type comparison struct {
 	alone, beside pacedResult
 	// ratio is beside's p99 over alone's; lo and hi its range over
-	// draws of the pairs (ratioRange).
-	ratio, lo, hi float64
+	// draws of the pairs (ratioRange); calm the ratio of the calm
+	// requests' p99 (NaN when a side has none).
+	ratio, lo, hi, calm float64
 	// fit is the ratio at equal steal and perCore p99's factor per core
 	// stolen, when fitOK (stealFit).
 	fit, perCore float64
@@ -423,6 +502,7 @@ type comparison struct {
 func compare(alone, beside []round) comparison {
 	c := comparison{alone: summary(alone), beside: summary(beside)}
 	c.ratio = c.beside.p99 / c.alone.p99
+	c.calm = calmP99(beside) / calmP99(alone)
 	c.lo, c.hi = ratioRange(alone, beside, func(rs []round) float64 { return summary(rs).p99 })
 	c.fit, c.perCore, c.fitOK = stealFit(alone, beside)
 	return c
@@ -446,27 +526,31 @@ func (c comparison) describe(target float64) string {
 // side that kept far fewer had more steal, and the rest of its requests
 // are not a like sample.
 func calm(alone, beside []round) string {
-	pool := func(rs []round) (lat []time.Duration, n int) {
-		for _, r := range rs {
-			lat, n = append(lat, r.calm...), n+r.n
-		}
-		return lat, n
-	}
-	p99 := func(rs []round) float64 {
-		if lat, _ := pool(rs); len(lat) > 0 {
-			return ms(percentile(lat, 99))
-		}
-		return math.NaN()
-	}
-	a, an := pool(alone)
-	b, bn := pool(beside)
+	a, an := calmPool(alone)
+	b, bn := calmPool(beside)
 	head := fmt.Sprintf("requests the hypervisor took nothing from: %d%% → %d%%", 100*len(a)/max(an, 1), 100*len(b)/max(bn, 1))
 	if len(a) < 100 || len(b) < 100 {
 		return head
 	}
-	ap, bp := p99(alone), p99(beside)
-	lo, hi := ratioRange(alone, beside, p99)
+	ap, bp := calmP99(alone), calmP99(beside)
+	lo, hi := ratioRange(alone, beside, calmP99)
 	return fmt.Sprintf("%s, p99 %.2f → %.2f ms, ratio %.2f (pairs drawn: %.2f–%.2f)", head, ap, bp, bp/ap, lo, hi)
+}
+
+// calmPool pools the calm requests of rounds, and counts all of them.
+func calmPool(rs []round) (lat []time.Duration, n int) {
+	for _, r := range rs {
+		lat, n = append(lat, r.calm...), n+r.n
+	}
+	return lat, n
+}
+
+// calmP99 is the p99 of the rounds' calm requests, pooled (NaN if none).
+func calmP99(rs []round) float64 {
+	if lat, _ := calmPool(rs); len(lat) > 0 {
+		return ms(percentile(lat, 99))
+	}
+	return math.NaN()
 }
 
 // stealFit estimates B's p99 ratio at equal steal: a least-squares fit

@@ -13,12 +13,17 @@ python3 hog.py crash    exit with status 1 after 2 s
 python3 hog.py cpu N    N busy processes
 python3 hog.py log      one 1 MB line without a newline, then short lines
                         ("flood N") as fast as it can
+
+Paths are under $HOG_ROOT when it is set: the benchmark's bare reference
+runs the same hog as a plain process, outside a dyno's file system.
 """
 import errno
 import os
 import shutil
 import sys
 import time
+
+ROOT = os.environ.get("HOG_ROOT", "")
 
 
 def say(msg):
@@ -78,16 +83,16 @@ def files(dir, most):
 def disk():
     for cycle in range(1, 1 << 30):
         t = time.time()
-        mb, err = fill("/app/fill")
+        mb, err = fill(ROOT + "/app/fill")
         say("disk %d: /app: %d MB in %.1f s, then %s" % (cycle, mb, time.time() - t, err))
-        os.remove("/app/fill")
+        os.remove(ROOT + "/app/fill")
 
 
 def inodes():
     # The tmpfs mounts first: they take a second, the inodes longer than
     # a round of the benchmark.
     for cycle in range(1, 1 << 30):
-        for d in ("/tmp", "/dev/shm"):
+        for d in (ROOT + "/tmp", ROOT + "/dev/shm"):
             t = time.time()
             try:
                 mb, err = fill(d + "/fill")
@@ -95,21 +100,21 @@ def inodes():
                 mb, err = 0, errno.errorcode.get(e.errno, str(e.errno))
             say("inodes %d: %s: %d MB in %.1f s, then %s" % (cycle, d, mb, time.time() - t, err))
         t = time.time()
-        n, err = files("/app/files", 1000000)
+        n, err = files(ROOT + "/app/files", 1000000)
         say("inodes %d: /app: %d empty files in %.1f s, then %s" % (cycle, n, time.time() - t, err))
-        for p in ("/tmp/fill", "/dev/shm/fill"):
+        for p in (ROOT + "/tmp/fill", ROOT + "/dev/shm/fill"):
             os.remove(p)
-        shutil.rmtree("/app/files")
+        shutil.rmtree(ROOT + "/app/files")
 
 
 def churn():
-    os.makedirs("/app/churn", exist_ok=True)
+    os.makedirs(ROOT + "/app/churn", exist_ok=True)
     n, t = 0, time.time()
     while True:
         for i in range(2000):
-            os.close(os.open("/app/churn/%d" % i, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.close(os.open(ROOT + "/app/churn/%d" % i, os.O_WRONLY | os.O_CREAT, 0o600))
         for i in range(2000):
-            os.remove("/app/churn/%d" % i)
+            os.remove(ROOT + "/app/churn/%d" % i)
         n += 2000
         if time.time() - t >= 1:
             say("churn: %d files a second" % (n / (time.time() - t)))
