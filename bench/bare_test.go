@@ -24,10 +24,12 @@ import (
 // process rather than a dyno: the same program (bench/testdata/hog), at
 // SCHED_IDLE, in cgroups under the eco dynos' idle parent whose CPU,
 // cpuset, memory and process limits are copied from A's dyno of the same
-// case, with tmpfs /tmp and /dev/shm of the dyno's sizes and the rest of
-// its files on the host's own file system. It has no namespaces, no
-// seccomp filter, no layer of its own (so no disk bound) and no host
-// agent reading its output, and it is restarted at once when it exits.
+// case, with tmpfs /tmp and /dev/shm of the dyno's sizes and, for /app,
+// a plain ext4 image of the dyno's layer's size on a loop device (mkfs's
+// and mount's defaults: what bounds a process's disk without grid). It
+// has no namespaces, no seccomp filter, none of the layer's tuning (see
+// internal/sandbox/disk.go) or disk bound, and no host agent reading its
+// output, and it is restarted at once when it exits.
 // What B pays beside it is what that neighbour costs on this machine with
 // the kernel's own settings and no grid at all; the grid's ratio over the
 // bare one is what the platform adds or saves.
@@ -50,8 +52,8 @@ var bareControllers = []string{"cpuset", "cpu", "cpuacct", "memory", "pids", "fr
 
 // dynoLimits is what the bare reference copies of a running dyno.
 type dynoLimits struct {
-	values       []string // of bareLimits, in order; "" where the kernel has no such file
-	tmpMB, shmMB int      // sizes of its /tmp and /dev/shm
+	values              []string // of bareLimits, in order; "" where the kernel has no such file
+	tmpMB, shmMB, appMB int      // sizes of its /tmp, /dev/shm and /app
 }
 
 // readDynoLimits reads a dyno's limits from its newest sandbox. It fails
@@ -75,8 +77,40 @@ func readDynoLimits(dynoID string) (dynoLimits, error) {
 	if l.tmpMB, err = tmpfsMB("/proc/" + pid + "/root/tmp"); err != nil {
 		return l, err
 	}
-	l.shmMB, err = tmpfsMB("/proc/" + pid + "/root/dev/shm")
+	if l.shmMB, err = tmpfsMB("/proc/" + pid + "/root/dev/shm"); err != nil {
+		return l, err
+	}
+	dirs := cgroupDirs("pids", dynoID)
+	if len(dirs) == 0 {
+		return l, errors.New("no sandbox")
+	}
+	l.appMB, err = layerMB(filepath.Base(dirs[len(dirs)-1]))
 	return l, err
+}
+
+// layerMB is the size of the loop device of a sandbox's layer, which
+// the host mounts at .../<sandbox ID>/layer (internal/sandbox/rootfs.go).
+func layerMB(sandboxID string) (int, error) {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		f := strings.Fields(line)
+		_, after, ok := strings.Cut(line, " - ")
+		if !ok || len(f) < 5 || !strings.HasSuffix(f[4], "/"+sandboxID+"/layer") {
+			continue
+		}
+		if g := strings.Fields(after); len(g) > 1 && strings.HasPrefix(g[1], "/dev/loop") {
+			size, err := os.ReadFile("/sys/block/" + strings.TrimPrefix(g[1], "/dev/") + "/size")
+			if err != nil {
+				return 0, err
+			}
+			sectors, err := strconv.ParseInt(strings.TrimSpace(string(size)), 10, 64)
+			return int(sectors >> 11), err // 512-byte sectors
+		}
+	}
+	return 0, fmt.Errorf("sandbox %s: no layer on a loop device", sandboxID)
 }
 
 // cpus is the dyno's cpuset, the first of bareLimits.
@@ -128,8 +162,22 @@ func startBare(b *testing.B, typ string, limits dynoLimits) *bareA {
 			b.Fatal(err)
 		}
 	}
+	img := filepath.Join(a.root, "app.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Truncate(img, int64(limits.appMB)<<20); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range [][]string{{"mkfs.ext4", "-q", "-F", img}, {"mount", "-o", "loop", img, filepath.Join(a.root, "app")}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			a.stop()
+			b.Fatalf("%s: %v: %s", strings.Join(c, " "), err, out)
+		}
+	}
 	for d, mb := range map[string]int{"tmp": limits.tmpMB, "dev/shm": limits.shmMB} {
 		if err := unix.Mount("bench-bare", filepath.Join(a.root, d), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=1777,size=%dm", mb)); err != nil {
+			a.stop()
 			b.Fatalf("mount %s: %v", d, err)
 		}
 	}
@@ -217,7 +265,7 @@ func (a *bareA) stop() {
 	if err := mounts.DetachBelow(a.root); err != nil {
 		a.b.Errorf("unmount the bare A's tmpfs: %v", err)
 	}
-	_ = os.RemoveAll(a.root) // now: the inode fill leaves a million files
+	_ = os.RemoveAll(a.root) // now, not at the benchmark's end: the image is up to 2 GB
 }
 
 // procfileCommand returns the command of process type typ in a Procfile.
