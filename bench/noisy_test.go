@@ -286,19 +286,19 @@ func (n *neighbours) run(c noise) {
 // the limits of its dyno, and prints it beside the grid's measure: the
 // ratios of the grid's ratios over the bare ones are what the platform
 // adds to what the same neighbour costs B on this machine anyway.
-func (n *neighbours) runBare(c noise, grid comparison, limits dynoLimits) {
+func (n *neighbours) runBare(c noise, dyno comparison, limits dynoLimits) {
 	m := n.interleaveBare(c, limits)
 	bare := compare(m.frozen, m.running)
 	fmt.Printf("      bare, A a plain process on core %s (its dyno's cgroup limits, no sandbox), frozen → running: %s\n", m.core, bare.describe(c.target))
 	fmt.Printf("      %s\n      %s\n", calm(m.frozen, m.running), bare.fitted())
 	fmt.Printf("      bare: %s\n", m.note)
-	over := fmt.Sprintf("all requests %.2f, calm %.2f", grid.ratio/bare.ratio, grid.calm/bare.calm)
-	if grid.fitOK && bare.fitOK {
-		over += fmt.Sprintf(", fitted %.2f", grid.fit/bare.fit)
+	over := fmt.Sprintf("all requests %.2f, calm %.2f", dyno.ratio/bare.ratio, dyno.calm/bare.calm)
+	if dyno.fitOK && bare.fitOK {
+		over += fmt.Sprintf(", fitted %.2f", dyno.fit/bare.fit)
 	}
 	fmt.Printf("      grid over bare, p99 ratio: %s\n", over)
 	n.b.ReportMetric(bare.ratio, "p99-ratio-bare-"+c.metric)
-	n.b.ReportMetric(grid.ratio/bare.ratio, "grid-over-bare-"+c.metric)
+	n.b.ReportMetric(dyno.ratio/bare.ratio, "grid-over-bare-"+c.metric)
 	n.b.ReportMetric(float64(bare.beside.errs), "errors-bare-"+c.metric)
 }
 
