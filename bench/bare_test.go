@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -16,8 +15,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/moby/sys/mountinfo"
+
 	"github.com/dynogrid/grid/internal/gridtest"
 	"github.com/dynogrid/grid/internal/mounts"
+	"github.com/dynogrid/grid/internal/slug"
 )
 
 // The bare reference of BenchmarkNoisyNeighbour runs A's hog as a plain
@@ -91,26 +93,21 @@ func readDynoLimits(dynoID string) (dynoLimits, error) {
 // layerMB is the size of the loop device of a sandbox's layer, which
 // the host mounts at .../<sandbox ID>/layer (internal/sandbox/rootfs.go).
 func layerMB(sandboxID string) (int, error) {
-	info, err := os.ReadFile("/proc/self/mountinfo")
+	layers, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return !strings.HasSuffix(m.Mountpoint, "/"+sandboxID+"/layer") || !strings.HasPrefix(m.Source, "/dev/loop"), false
+	})
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(info), "\n") {
-		f := strings.Fields(line)
-		_, after, ok := strings.Cut(line, " - ")
-		if !ok || len(f) < 5 || !strings.HasSuffix(f[4], "/"+sandboxID+"/layer") {
-			continue
-		}
-		if g := strings.Fields(after); len(g) > 1 && strings.HasPrefix(g[1], "/dev/loop") {
-			size, err := os.ReadFile("/sys/block/" + strings.TrimPrefix(g[1], "/dev/") + "/size")
-			if err != nil {
-				return 0, err
-			}
-			sectors, err := strconv.ParseInt(strings.TrimSpace(string(size)), 10, 64)
-			return int(sectors >> 11), err // 512-byte sectors
-		}
+	if len(layers) == 0 {
+		return 0, fmt.Errorf("sandbox %s: no layer on a loop device", sandboxID)
 	}
-	return 0, fmt.Errorf("sandbox %s: no layer on a loop device", sandboxID)
+	size, err := os.ReadFile("/sys/block/" + strings.TrimPrefix(layers[0].Source, "/dev/") + "/size")
+	if err != nil {
+		return 0, err
+	}
+	sectors, err := strconv.ParseInt(strings.TrimSpace(string(size)), 10, 64)
+	return int(sectors >> 11), err // 512-byte sectors
 }
 
 // cpus is the dyno's cpuset, the first of bareLimits.
@@ -275,14 +272,12 @@ func procfileCommand(path, typ string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if t, cmd, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(t) == typ {
-			return strings.TrimSpace(cmd), nil
-		}
-	}
-	if err := sc.Err(); err != nil {
+	procs, err := slug.ParseProcfile(f)
+	if err != nil {
 		return "", err
+	}
+	if cmd, ok := procs[typ]; ok {
+		return cmd, nil
 	}
 	return "", fmt.Errorf("%s: no process type %q", path, typ)
 }
