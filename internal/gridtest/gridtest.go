@@ -9,8 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -390,43 +388,6 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 		time.Sleep(delay)
 		delay = min(delay*2, 250*time.Millisecond)
 	}
-}
-
-// FreeAddr returns a loopback address free to listen on, for a grid
-// started later. Its port is below the kernel's ephemeral range: a port
-// from that range (what listening on port 0 gives) can be taken, before
-// the grid binds it, by any outgoing connection of the tests or of other
-// grids ("bind: address already in use"); below it, only by a listener.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	low := ephemeralLow()
-	for range 100 {
-		port := firstTestPort + rand.IntN(low-firstTestPort)
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue // taken
-		}
-		ln.Close()
-		return ln.Addr().String()
-	}
-	t.Fatalf("no free port in %d-%d", firstTestPort, low-1)
-	return ""
-}
-
-// firstTestPort is the lowest port freeAddr picks: above the usual
-// services' ports.
-const firstTestPort = 10000
-
-// ephemeralLow is the first port of the kernel's ephemeral range (32768
-// where it cannot be read).
-func ephemeralLow() int {
-	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if fields := strings.Fields(string(data)); err == nil && len(fields) == 2 {
-		if low, err := strconv.Atoi(fields[0]); err == nil && low > firstTestPort {
-			return low
-		}
-	}
-	return 32768
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers (a process's
