@@ -235,21 +235,41 @@ func (s *server) attachDyno(w http.ResponseWriter, r *http.Request, user string)
 }
 
 // oneOff finds an attachable one-off dyno's assignment by name or ID.
+//
+// Placing a one-off moves its assignment from grid.PendingHost to its
+// host's key as a delete and a create written side by side, so a look
+// between the two finds neither, and a client that attaches the moment
+// its dyno is created can land there. A dyno not found is therefore
+// looked for again, for up to oneOffSettle, before it is reported missing.
 func (s *server) oneOff(ctx context.Context, app, ref string) (grid.Assignment, error) {
-	as, err := s.store.Assignments(ctx, "")
-	if err != nil {
-		return grid.Assignment{}, err
-	}
-	for _, a := range as {
-		if a.App == app && a.OneOff && (a.Name == ref || a.DynoID == ref) {
-			if !a.Attach {
-				return grid.Assignment{}, invalid("Dyno " + a.Name + " was started detached: its output is in the logs.")
+	deadline := time.Now().Add(oneOffSettle)
+	for {
+		as, err := s.store.Assignments(ctx, "")
+		if err != nil {
+			return grid.Assignment{}, err
+		}
+		for _, a := range as {
+			if a.App == app && a.OneOff && (a.Name == ref || a.DynoID == ref) {
+				if !a.Attach {
+					return grid.Assignment{}, invalid("Dyno " + a.Name + " was started detached: its output is in the logs.")
+				}
+				return a, nil
 			}
-			return a, nil
+		}
+		if time.Now().After(deadline) {
+			return grid.Assignment{}, notFound("dyno")
+		}
+		select {
+		case <-ctx.Done():
+			return grid.Assignment{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return grid.Assignment{}, notFound("dyno")
 }
+
+// oneOffSettle bounds how long oneOff waits out a placement's two writes:
+// far longer than they take, short enough for a mistyped name.
+const oneOffSettle = time.Second
 
 // clientEnd is the client's side of an attached session: frames over an
 // HTTP upgrade (grid run) or raw bytes over a rendezvous (heroku run).
