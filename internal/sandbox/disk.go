@@ -21,9 +21,9 @@ import (
 // removeDir does lazily when the sandbox goes.
 
 // mkfs formats img as a small-footprint ext4: the smallest journal (4
-// MB, allocated but not written), no reserved blocks, inode tables
-// initialized lazily, so that an image starts at about 4 MB and formats
-// in milliseconds.
+// MB, allocated but not written), no reserved blocks, inode tables left
+// unwritten (see mountData), so that an image starts at about 4 MB and
+// formats in milliseconds.
 //
 // The journal is there for what it turns off. Without one, ext4 will not
 // reuse an inode deleted in the last 5 minutes or so (its deletion may not
@@ -103,24 +103,55 @@ type loopOptions struct {
 	// mbps and iops bound the device's reads and writes (each); zero is
 	// no bound. See limitLoop.
 	mbps, iops int
+	// scratch says the file system dies with its sandbox: it need not
+	// survive a crash of the host (see mountData).
+	scratch bool
 }
 
-// layerMountData are the ext4 mount options of every layer. nodelalloc
-// has the kernel find blocks for a write in the write call itself, in
-// the writer's cgroup and at its priority, rather than at writeback, in
-// the kernel's flusher and end-of-I/O workers: those run at normal
-// priority on any core, charged to nobody. Beside a SCHED_IDLE writer
-// held to half a core and 100 MB/s, they took 190 ms of every 5 s of the
-// writer's core in slices of up to 2 ms, and a 1 ms sleeper's wake-up
-// p99 there was 0.67–0.95 ms; with nodelalloc, 80 ms and 0.06–0.21 ms
-// (with no writer: 0.05 ms), while the writer wrote 85 rather than 99
-// MB/s within its own half core. Delayed allocation's gains (fewer
-// fragments, no blocks at all for a temporary file deleted before
-// writeback) matter little on a layer that lives as long as the dyno.
-const layerMountData = "nodelalloc"
+// mountData are the ext4 mount options of a layer or volume.
+//
+// nodelalloc has the kernel find blocks for a write in the write call
+// itself, in the writer's cgroup and at its priority, rather than at
+// writeback, in the kernel's flusher and end-of-I/O workers: those run at
+// normal priority on any core, charged to nobody. Beside a SCHED_IDLE
+// writer held to half a core and 100 MB/s, they took 190 ms of every 5 s
+// of the writer's core in slices of up to 2 ms, and a 1 ms sleeper's
+// wake-up p99 there was 0.67–0.95 ms; with nodelalloc, 80 ms and
+// 0.06–0.21 ms (with no writer: 0.05 ms), while the writer wrote 85
+// rather than 99 MB/s within its own half core. Delayed allocation's
+// gains (fewer fragments, no blocks at all for a temporary file deleted
+// before writeback) matter little on a layer that lives as long as the
+// dyno.
+//
+// noinit_itable and, for scratch layers, nobarrier keep the layer's
+// journal from waiting on anything outside the dyno. In
+// BenchmarkNoisyNeighbour's inode fill, a dyno's unlink slept
+// uninterruptibly for over two minutes, and so outlived SIGKILL: it
+// waited for the journal's checkpoint lock, which the kernel's
+// ext4lazyinit thread held while it waited for a cache flush of the
+// layer's device. A loop device carries out a flush as an fsync of its
+// image on the host's file system, which waits for the host's journal
+// and for whatever the host has to write back.
+//   - noinit_itable: ext4lazyinit would write zeros over the inode
+//     tables of an image that mkfs left uninitialized; a new sparse
+//     image reads as zeros there already, so that work is pure waste.
+//   - nobarrier: ext4 asks for a flush at each journal commit and each
+//     fsync, so that what it wrote survives a power cut. A scratch
+//     layer dies with its sandbox (nothing reads it after a crash), so
+//     it needs none: no commit of a dyno's waits on the host, and a
+//     tenant that fsyncs in a loop no longer makes the host's file
+//     system commit for it. Volumes, which outlive a sandbox (an app's
+//     build cache), keep their flushes.
+func mountData(o loopOptions) string {
+	data := "nodelalloc,noinit_itable"
+	if o.scratch {
+		data += ",nobarrier"
+	}
+	return data
+}
 
 // mountLoop attaches img to a free loop device and mounts its ext4 at
-// dir (layerMountData). The device is held by the mount alone: closing
+// dir (mountData). The device is held by the mount alone: closing
 // it here is fine with LO_FLAGS_AUTOCLEAR, which frees it at the
 // unmount.
 func mountLoop(img, dir string, o loopOptions) error {
@@ -167,7 +198,7 @@ func mountLoop(img, dir string, o loopOptions) error {
 			loop.Close()
 			return fmt.Errorf("configure %s: %w", dev, err)
 		}
-		err = unix.Mount(dev, dir, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOATIME, layerMountData)
+		err = unix.Mount(dev, dir, "ext4", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOATIME, mountData(o))
 		loop.Close() // after the mount: with AUTOCLEAR the last close before it would free the device
 		if err != nil {
 			return fmt.Errorf("mount %s at %s: %w", dev, dir, err)

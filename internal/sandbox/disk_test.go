@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +35,7 @@ func TestLayerCachesInSmallPages(t *testing.T) {
 
 // TestLayerAllocatesAtWrite writes 1 MB to a layer and finds its blocks
 // allocated when the write returns, before any writeback: the work was
-// the writer's (see layerMountData). filefrag (e2fsprogs, beside
+// the writer's (see mountData). filefrag (e2fsprogs, beside
 // mkfs.ext4) reads the extents with FIEMAP; a delayed allocation shows
 // as an extent flagged delalloc.
 func TestLayerAllocatesAtWrite(t *testing.T) {
@@ -191,4 +193,74 @@ func largePages(t *testing.T, dir string) int {
 		}
 	}
 	return large
+}
+
+// TestScratchLayerNeverFlushes fsyncs a file on a scratch layer, as a
+// dyno's is mounted, and finds that its loop device was asked for no
+// cache flush, which the host would have had to carry out as an fsync of
+// the image (see mountData). The same on a volume, which keeps its
+// flushes, shows that the count counts.
+func TestScratchLayerNeverFlushes(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		o       loopOptions
+		flushes bool
+	}{
+		{"scratch layer", loopOptions{direct: true, scratch: true}, false},
+		{"volume", loopOptions{}, true},
+	} {
+		layer := testLayer(t, t.TempDir(), c.o)
+		before := loopFlushes(t, layer)
+		f, err := os.Create(filepath.Join(layer, "file"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(make([]byte, 1<<20)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if err := unix.Syncfs(int(mustOpen(t, layer).Fd())); err != nil {
+			t.Fatal(err)
+		}
+		if n := loopFlushes(t, layer) - before; (n > 0) != c.flushes {
+			t.Errorf("%s: %d flushes of its device after an fsync and a syncfs", c.name, n)
+		}
+	}
+}
+
+// loopFlushes reads how many flush requests the loop device mounted at
+// dir has completed (/sys/block/<dev>/stat's 16th field, Linux 5.5+).
+func loopFlushes(t *testing.T, dir string) int {
+	t.Helper()
+	ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(dir))
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("mount at %s: %v %v", dir, ms, err)
+	}
+	stat, err := os.ReadFile(filepath.Join("/sys/block", filepath.Base(ms[0].Source), "stat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(stat))
+	if len(fields) < 16 {
+		t.Fatalf("%s: no flush counts in %q", ms[0].Source, stat)
+	}
+	n, err := strconv.Atoi(fields[15])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

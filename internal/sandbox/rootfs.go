@@ -162,7 +162,7 @@ func makeAppLayers(l layout, spec Spec) error {
 	if err := os.Mkdir(l.disk, 0o700); err != nil {
 		return err
 	}
-	if err := makeLayerFS(l.image(), l.layer(), spec.DiskMB, loopOptions{direct: true, mbps: spec.DiskMBps, iops: spec.DiskIOPS}); err != nil {
+	if err := makeLayerFS(l.image(), l.layer(), spec.DiskMB, loopOptions{direct: true, mbps: spec.DiskMBps, iops: spec.DiskIOPS, scratch: true}); err != nil {
 		return err
 	}
 	if err := os.Mkdir(l.upper(), 0o755); err != nil {
