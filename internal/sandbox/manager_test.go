@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/mounts"
 )
 
 func TestCollectGarbageRemovesLeftovers(t *testing.T) {
@@ -272,6 +273,44 @@ func TestDetachAndAdopt(t *testing.T) {
 	}
 	if tableExists(t, m.fw) {
 		t.Error("firewall table left after the last Close")
+	}
+}
+
+// TestCloseIgnoresForeignCgroups: a sandbox's cgroups under the
+// Manager's parent with nothing of it in the state dir (another
+// Manager's, on the same parent, whose processes outlived SIGKILL) are
+// a leftover to collect, but nothing a later Manager adopts: Close takes
+// the firewall and the run tmpfs down all the same.
+func TestCloseIgnoresForeignCgroups(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, int(testSeq.Add(1)))
+	foreign := filepath.Join(cfg.CgroupParent, "foreign")
+	for _, dir := range cgroupDirs(foreign) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		removeSandboxCgroups(cfg.CgroupParent, "foreign")
+		for _, dir := range cgroupDirs(cfg.CgroupParent) {
+			os.Remove(dir)
+		}
+	})
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if los := m.Leftovers(); len(los) != 1 || los[0].ID != "foreign" {
+		t.Fatalf("leftovers: %+v", los)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if tableExists(t, m.fw) {
+		t.Error("firewall table left after Close")
+	}
+	if ms, err := mounts.Below(cfg.StateDir); err != nil || len(ms) > 0 {
+		t.Errorf("mounted below the state dir after Close: %v %v", ms, err)
 	}
 }
 

@@ -229,12 +229,12 @@ func (m *Manager) prepareHost() error {
 // Close releases host-side resources: the firewall table, the run tmpfs
 // and the (empty) cgroup parent. Live sandboxes must be destroyed or
 // detached first; Close refuses with ErrConflict otherwise. While
-// leftovers remain (detached, or never adopted nor collected) it leaves
-// all of that in place for the next Manager, which adopts them, and
-// returns nil. Closing twice is harmless.
+// adoptable leftovers remain (detached, or never adopted nor collected)
+// it leaves all of that in place for the next Manager, which adopts
+// them, and returns nil. Closing twice is harmless.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	live, left := len(m.live), len(m.leftovers)+len(m.orphans)
+	live, left := len(m.live), m.adoptableLeftovers()
 	m.mu.Unlock()
 	if live > 0 {
 		return fmt.Errorf("sandbox manager: %d sandboxes still live: %w", live, grid.ErrConflict)
@@ -250,6 +250,22 @@ func (m *Manager) Close() error {
 		}
 	}
 	return err
+}
+
+// adoptableLeftovers counts the leftovers a later Manager could adopt:
+// those with a run dir, which holds their record and libcontainer state
+// on the run tmpfs. One found only as cgroups holds nothing there (a
+// start cut short before its run dir, or a sandbox of another Manager
+// on the same CgroupParent whose processes outlived their SIGKILL), and
+// a later Manager finds its cgroups again without it. m.mu held.
+func (m *Manager) adoptableLeftovers() int {
+	n := 0
+	for id := range m.leftovers {
+		if _, err := os.Stat(newLayout(m.cfg.StateDir, id).run); err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // init pins the main goroutine to the main thread. Both libcontainer and
