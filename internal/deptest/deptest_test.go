@@ -17,11 +17,12 @@ const module = "github.com/dynogrid/grid/internal/"
 // may import. A package missing here may import no project package.
 var allowed = map[string][]string{
 	"grid":      {},
+	"cgroupfs":  {},
 	"mounts":    {},
 	"slug":      {"grid"},
-	"sandbox":   {"grid", "mounts"},
+	"sandbox":   {"grid", "cgroupfs", "mounts"},
 	"scheduler": {"grid"},
-	"provider":  {"grid", "mounts"},
+	"provider":  {"grid", "cgroupfs", "mounts"},
 	"schema":    {},
 	"localca":   {},
 	"session":   {},

@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/dynogrid/grid/internal/cgroupfs"
 	"github.com/dynogrid/grid/internal/grid"
 )
 
@@ -78,7 +79,7 @@ func (f *Fabric) Addr() netip.Addr { return FabricAddr }
 // hosts' cgroups. Hosts still attached lose their link; release them
 // first.
 func (f *Fabric) Remove() error {
-	for _, dir := range cgroupDirs(filepath.Dir(cgroupParent("x"))) {
+	for _, dir := range cgroupfs.Dirs(filepath.Dir(cgroupParent("x"))) {
 		_ = os.Remove(dir) // only if empty: a host still running keeps it
 	}
 	return errors.Join(deleteLink(bridgeName), removeTable())

@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/dynogrid/grid/internal/cgroupfs"
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/mounts"
 )
@@ -434,7 +435,7 @@ func (p *NetNS) Cleanup(ctx context.Context) error {
 			ids[e.Name()] = true
 		}
 	}
-	for _, dir := range cgroupDirs(filepath.Dir(cgroupParent("x"))) {
+	for _, dir := range cgroupfs.Dirs(filepath.Dir(cgroupParent("x"))) {
 		dirs, _ := os.ReadDir(dir)
 		for _, d := range dirs {
 			if d.IsDir() && validateID(d.Name()) == nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/dynogrid/grid/internal/cgroupfs"
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/gridtest"
 	"github.com/dynogrid/grid/internal/logs"
@@ -326,7 +327,7 @@ func (g *netnsGrid) checkGone(t *testing.T, h grid.HostControl) {
 	if _, err := os.Stat(filepath.Join(g.data, h.ID)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("host dir: %v", err)
 	}
-	for _, dir := range cgroupDirs(cgroupParent(h.ID)) {
+	for _, dir := range cgroupfs.Dirs(cgroupParent(h.ID)) {
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("cgroup %s: %v", dir, err)
 		}

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,10 +12,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// cgroupRoot holds one directory per cgroup hierarchy.
-const cgroupRoot = "/sys/fs/cgroup"
+	"github.com/dynogrid/grid/internal/cgroupfs"
+)
 
 // cgroupParent is the cgroup the sandboxes of host id are created under
 // (`grid host --cgroup-parent`), so hosts sharing this machine's cgroup
@@ -146,19 +144,13 @@ func cgroupProcs(rel string) []int {
 	}
 	seen := map[int]bool{}
 	var out []int
-	for _, dir := range cgroupDirs(rel) {
+	for _, dir := range cgroupfs.Dirs(rel) {
 		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 			if err != nil || !d.IsDir() {
 				return nil
 			}
-			f, err := os.Open(filepath.Join(path, "cgroup.procs"))
-			if err != nil {
-				return nil
-			}
-			defer f.Close()
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				if pid, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil && !seen[pid] {
+			for _, pid := range cgroupfs.Procs(path) {
+				if !seen[pid] {
 					seen[pid] = true
 					out = append(out, pid)
 				}
@@ -169,23 +161,11 @@ func cgroupProcs(rel string) []int {
 	return out
 }
 
-// cgroupDirs returns <hierarchy>/<rel> for every mounted hierarchy.
-func cgroupDirs(rel string) []string {
-	entries, _ := os.ReadDir(cgroupRoot)
-	var dirs []string
-	for _, e := range entries {
-		if e.IsDir() {
-			dirs = append(dirs, filepath.Join(cgroupRoot, e.Name(), rel))
-		}
-	}
-	return dirs
-}
-
 // removeCgroups removes rel and the cgroups below it in every hierarchy,
 // deepest first. Their processes must be gone.
 func removeCgroups(rel string) error {
 	var errs []error
-	for _, dir := range cgroupDirs(rel) {
+	for _, dir := range cgroupfs.Dirs(rel) {
 		var dirs []string
 		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 			if err == nil && d.IsDir() {

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 
+	"github.com/dynogrid/grid/internal/cgroupfs"
 	"github.com/dynogrid/grid/internal/grid"
 )
 
@@ -140,7 +141,7 @@ func (m *Manager) leftoverIDs() (map[string]bool, error) {
 	ids := map[string]bool{}
 	dirs := []string{m.runDir(), m.cfg.StateDir}
 	for _, parent := range m.cgroupParents() {
-		dirs = append(dirs, cgroupDirs(parent)...)
+		dirs = append(dirs, cgroupfs.Dirs(parent)...)
 	}
 	for _, dir := range dirs {
 		entries, err := os.ReadDir(dir)
@@ -397,7 +398,7 @@ func (m *Manager) destroyLeftover(lo *leftover) error {
 // them.
 func removeSandboxCgroups(parent, id string) error {
 	var errs []error
-	for _, dir := range cgroupDirs(filepath.Join(parent, id)) {
+	for _, dir := range cgroupfs.Dirs(filepath.Join(parent, id)) {
 		if _, err := os.Stat(dir); err == nil {
 			errs = append(errs, removeCgroup(dir))
 		}

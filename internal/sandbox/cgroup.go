@@ -9,6 +9,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
+	"github.com/dynogrid/grid/internal/cgroupfs"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +26,7 @@ const favorDynmods = "favordynmods"
 // tuneCgroups sets favordynmods on the cgroup2 mount (hybrid or unified
 // layout) if it is not set yet. It reports whether it changed anything.
 func tuneCgroups() (bool, error) {
-	for _, path := range []string{cgroupRoot + "/unified", cgroupRoot} {
+	for _, path := range []string{cgroupfs.Root + "/unified", cgroupfs.Root} {
 		opts, ok, err := cgroup2Options(path)
 		if err != nil || !ok {
 			continue
@@ -107,13 +109,13 @@ func (m *Manager) cgroupParent(idle bool) string {
 // every process beside it.
 func (m *Manager) makeCgroupParents() error {
 	for _, parent := range m.cgroupParents() {
-		for _, dir := range cgroupDirs(parent) {
+		for _, dir := range cgroupfs.Dirs(parent) {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return fmt.Errorf("cgroup parent: %w", err)
 			}
 		}
 	}
-	idle := filepath.Join(cgroupRoot, "cpu", m.cgroupParent(true), "cpu.idle")
+	idle := filepath.Join(cgroupfs.Root, "cpu", m.cgroupParent(true), "cpu.idle")
 	if err := os.WriteFile(idle, []byte("1"), 0); err != nil {
 		m.log.Warn("no idle cgroup class; idle sandboxes yield only to their siblings", "err", err)
 	}
@@ -122,5 +124,5 @@ func (m *Manager) makeCgroupParents() error {
 
 // cgroupDir is the sandbox's cgroup in one hierarchy.
 func (s *Sandbox) cgroupDir(hierarchy string) string {
-	return filepath.Join(cgroupRoot, hierarchy, s.m.cgroupParent(s.spec.Idle), s.spec.ID)
+	return filepath.Join(cgroupfs.Root, hierarchy, s.m.cgroupParent(s.spec.Idle), s.spec.ID)
 }

@@ -5,34 +5,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-)
 
-// cgroupRoot holds one directory per cgroup hierarchy (cgroup v1
-// controllers, name=systemd, and the cgroup2 "unified" mount in hybrid
-// mode).
-const cgroupRoot = "/sys/fs/cgroup"
+	"github.com/dynogrid/grid/internal/cgroupfs"
+)
 
 // killTimeout bounds how long cleanup waits for killed processes to leave
 // their cgroup.
 const killTimeout = 10 * time.Second
-
-// cgroupDirs returns <hierarchy>/<rel> for every mounted hierarchy.
-func cgroupDirs(rel string) []string {
-	entries, _ := os.ReadDir(cgroupRoot)
-	var dirs []string
-	for _, e := range entries {
-		if e.IsDir() {
-			dirs = append(dirs, filepath.Join(cgroupRoot, e.Name(), rel))
-		}
-	}
-	return dirs
-}
 
 // removeCgroup kills what runs in the cgroup at path (and below), waits
 // for it to leave and removes the directories, deepest first.
@@ -61,23 +44,9 @@ func removeCgroup(path string) error {
 
 // killCgroupProcs SIGKILLs every process listed in the cgroup.
 func killCgroupProcs(path string) {
-	for _, pid := range cgroupPids(path) {
+	for _, pid := range cgroupfs.Procs(path) {
 		_ = unix.Kill(pid, unix.SIGKILL)
 	}
-}
-
-func cgroupPids(path string) []int {
-	b, err := os.ReadFile(filepath.Join(path, "cgroup.procs"))
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // listLinks lists the host's links, retrying dumps that other link

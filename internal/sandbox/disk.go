@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dynogrid/grid/internal/cgroupfs"
 )
 
 // The writable layer of /app lives in a file system of its own: an ext4
@@ -238,7 +240,7 @@ func limitLoop(loop *os.File, mbps, iops int) error {
 		{"blkio/blkio.throttle.write_iops_device", fmt.Sprintf("%s %d", dev, iops)},
 	}
 	for _, w := range writes {
-		if err := os.WriteFile(filepath.Join(cgroupRoot, w.path), []byte(w.value), 0); err != nil {
+		if err := os.WriteFile(filepath.Join(cgroupfs.Root, w.path), []byte(w.value), 0); err != nil {
 			return fmt.Errorf("disk rate: %w", err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynogrid/grid/internal/cgroupfs"
 	"github.com/dynogrid/grid/internal/mounts"
 )
 
@@ -206,7 +207,7 @@ func assertNothingLeft(t *testing.T, m *Manager) {
 		t.Errorf("run dir not empty: %v", entries)
 	}
 	for _, parent := range m.cgroupParents() {
-		for _, dir := range cgroupDirs(parent) {
+		for _, dir := range cgroupfs.Dirs(parent) {
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
 				if e.IsDir() {

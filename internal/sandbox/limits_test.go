@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dynogrid/grid/internal/cgroupfs"
 )
 
 // cgroupFile reads a control file of the sandbox's cgroup in hierarchy h
@@ -256,7 +258,7 @@ echo ms $(( ($(date +%s%N) - t0) / 1000000 ))`)
 		"blkio.throttle.read_bps_device":   " 8388608",
 		"blkio.throttle.write_iops_device": " 300",
 	} {
-		b, err := os.ReadFile(filepath.Join(cgroupRoot, "blkio", file))
+		b, err := os.ReadFile(filepath.Join(cgroupfs.Root, "blkio", file))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/dynogrid/grid/internal/cgroupfs"
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/mounts"
 )
@@ -285,14 +286,14 @@ func TestCloseIgnoresForeignCgroups(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, int(testSeq.Add(1)))
 	foreign := filepath.Join(cfg.CgroupParent, "foreign")
-	for _, dir := range cgroupDirs(foreign) {
+	for _, dir := range cgroupfs.Dirs(foreign) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Cleanup(func() {
 		removeSandboxCgroups(cfg.CgroupParent, "foreign")
-		for _, dir := range cgroupDirs(cfg.CgroupParent) {
+		for _, dir := range cgroupfs.Dirs(cfg.CgroupParent) {
 			os.Remove(dir)
 		}
 	})

@@ -40,6 +40,7 @@ import (
 	_ "github.com/opencontainers/runc/libcontainer/nsenter"
 	"golang.org/x/sys/unix"
 
+	"github.com/dynogrid/grid/internal/cgroupfs"
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/mounts"
 )
@@ -245,7 +246,7 @@ func (m *Manager) Close() error {
 	}
 	err := errors.Join(m.fw.remove(), unmountRunDir(m.runDir()))
 	for _, parent := range m.cgroupParents() {
-		for _, dir := range cgroupDirs(parent) {
+		for _, dir := range cgroupfs.Dirs(parent) {
 			_ = os.Remove(dir) // only if empty; a busy parent is harmless
 		}
 	}
