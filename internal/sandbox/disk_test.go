@@ -222,10 +222,10 @@ func TestScratchLayerNeverFlushes(t *testing.T) {
 		if err := f.Sync(); err != nil {
 			t.Fatal(err)
 		}
-		f.Close()
-		if err := unix.Syncfs(int(mustOpen(t, layer).Fd())); err != nil {
+		if err := unix.Syncfs(int(f.Fd())); err != nil {
 			t.Fatal(err)
 		}
+		f.Close()
 		if n := loopFlushes(t, layer) - before; (n > 0) != c.flushes {
 			t.Errorf("%s: %d flushes of its device after an fsync and a syncfs", c.name, n)
 		}
@@ -253,14 +253,4 @@ func loopFlushes(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-func mustOpen(t *testing.T, path string) *os.File {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
 }
