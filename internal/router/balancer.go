@@ -19,6 +19,10 @@ type endpoint struct {
 	// id is the dyno's ID, for hung-dyno reports (hang.go); set by the
 	// table builder, "" in tests that build endpoints by hand.
 	id string
+	// host is the ID of the host the dyno runs on (set by the table
+	// builder): a request's retry keeps off the hosts of its failed
+	// attempts. "" (tests) shares no host.
+	host string
 	// transport is this dyno's own keep-alive pool, so a dyno's pooled
 	// connections are never handed to a process that reuses its address,
 	// and can be closed when it leaves the table. Nil only in tests that
@@ -139,11 +143,17 @@ type balancer struct {
 // Candidates are, in order of preference, the dynos not yet tried for
 // this request that are
 //
-//  1. not ejected (hung, hang.go), not quarantined, below the limit;
-//  2. not ejected, below the limit (a quarantine is a preference, not an
-//     outage);
+//  1. not ejected (hung, hang.go), not quarantined, not on the host of a
+//     dyno the request already failed on, below the limit;
+//  2. not ejected, below the limit (a quarantine or a suspect host is a
+//     preference, not an outage);
 //  3. ejected, below the limit: only when every untried dyno is ejected,
 //     so an app is never left with nothing to try.
+//
+// Keeping a retry off the failed dynos' hosts matters when a host dies:
+// all its dynos go at once, and a retry sent to a sibling of the dyno
+// that just failed would fail the same way (the one resend a request
+// gets, classify.go, spent; or a second ConnectTimeout waited out).
 //
 // It returns nil when there is no candidate, and full when that is
 // because untried dynos of the best class are all at the limit: the
@@ -169,7 +179,7 @@ func (b *balancer) pick(eps, tried []*endpoint) (ep *endpoint, full bool) {
 // the ejected ones or, with ejected false, the others. full says untried
 // dynos of that kind exist but all are at the limit.
 func (b *balancer) candidates(dst, eps, tried []*endpoint, now time.Time, ejected bool) (_ []*endpoint, full bool) {
-	var quarantined int
+	var heldBack int
 	t := now.UnixNano()
 	for _, e := range eps {
 		if e.hang.ejected.Load() != ejected || slices.Contains(tried, e) {
@@ -179,13 +189,13 @@ func (b *balancer) candidates(dst, eps, tried []*endpoint, now time.Time, ejecte
 			full = true
 			continue
 		}
-		if e.quarantined(t) {
-			quarantined++
+		if e.quarantined(t) || failedOn(tried, e.host) {
+			heldBack++
 			continue
 		}
 		dst = append(dst, e)
 	}
-	if len(dst) == 0 && quarantined > 0 {
+	if len(dst) == 0 && heldBack > 0 {
 		for _, e := range eps {
 			if e.hang.ejected.Load() == ejected && !slices.Contains(tried, e) && !e.full(b.limit) {
 				dst = append(dst, e)
@@ -193,6 +203,20 @@ func (b *balancer) candidates(dst, eps, tried []*endpoint, now time.Time, ejecte
 		}
 	}
 	return dst, full && len(dst) == 0
+}
+
+// failedOn reports whether one of the request's failed attempts was at a
+// dyno on host.
+func failedOn(tried []*endpoint, host string) bool {
+	if host == "" {
+		return false
+	}
+	for _, e := range tried {
+		if e.host == host {
+			return true
+		}
+	}
+	return false
 }
 
 // draw returns two distinct candidates, each drawn with probability

@@ -150,10 +150,16 @@ func (h *harness) maintenance(name string, on bool) {
 	}
 }
 
-// dyno records web.<n> of app, with id "d<n>".
+// dyno records web.<n> of app, with id "d<n>", on host h1.
 func (h *harness) dyno(app string, n int, state grid.DynoState, addr string) {
 	h.t.Helper()
-	d := grid.Dyno{ID: fmt.Sprint("d", n), Host: "h1", App: app, Name: fmt.Sprint("web.", n), Type: "web", State: state, Addr: addr}
+	h.dynoOn("h1", app, n, state, addr)
+}
+
+// dynoOn is dyno on the given host.
+func (h *harness) dynoOn(host, app string, n int, state grid.DynoState, addr string) {
+	h.t.Helper()
+	d := grid.Dyno{ID: fmt.Sprint("d", n), Host: host, App: app, Name: fmt.Sprint("web.", n), Type: "web", State: state, Addr: addr}
 	if err := h.st.PutDyno(bg, d); err != nil {
 		h.t.Fatal(err)
 	}

@@ -215,3 +215,44 @@ func TestClientBodyReplays(t *testing.T) {
 		}
 	})
 }
+
+// A request's retry keeps off the host of the dyno it failed on, when
+// another host has a dyno: a host that dies takes all its dynos at once,
+// and a GET resent to a sibling of the dyno that dropped it would be
+// dropped again, with the one resend it gets spent (H13). With every dyno
+// on that host, the retry goes to a sibling after all.
+func TestRetryKeepsOffTheFailedDynosHost(t *testing.T) {
+	t.Parallel()
+	var dropped atomic.Int64
+	dying := func(w http.ResponseWriter, r *http.Request) {
+		dropped.Add(1)
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	}
+	h := startRouter(t, nil)
+	h.app("cut", 3)
+	h.dynoOn("h2", "cut", 1, grid.DynoUp, newBackend(t, "web.1", dying).addr())
+	h.dynoOn("h2", "cut", 2, grid.DynoUp, newBackend(t, "web.2", dying).addr())
+	h.dynoOn("h1", "cut", 3, grid.DynoUp, newBackend(t, "web.3", nil).addr())
+	h.await("cut", endpointsAre(3))
+	const n = 40
+	for range n {
+		if res, body := h.get("http://cut.localhost/"); res.StatusCode != 200 || !strings.HasPrefix(body, "web.3") {
+			t.Fatalf("%d %q, want web.3's answer", res.StatusCode, body)
+		}
+	}
+	if d := dropped.Load(); d == 0 || d > n {
+		t.Errorf("the dying dynos saw %d requests; want some, and none twice", d)
+	}
+
+	h.app("onehost", 2)
+	h.dynoOn("h1", "onehost", 1, grid.DynoUp, newBackend(t, "web.1", dying).addr())
+	h.dynoOn("h1", "onehost", 2, grid.DynoUp, newBackend(t, "web.2", nil).addr())
+	h.await("onehost", endpointsAre(2))
+	for range n {
+		if res, body := h.get("http://onehost.localhost/"); res.StatusCode != 200 || !strings.HasPrefix(body, "web.2") {
+			t.Fatalf("one host: %d %q, want web.2's answer", res.StatusCode, body)
+		}
+	}
+}

@@ -31,7 +31,8 @@
 //	                    ▼
 //	   every dyno at MaxInflight: wait in the backlog (full, too long: H11)
 //	                    ▼
-//	   pick dyno (P2C) ─► dial ─ refused/timeout ─► quarantine, next dyno (≤10)
+//	   pick dyno (P2C) ─► dial ─ refused/timeout ─► quarantine, next dyno (≤10,
+//	                    │                            on another host if any)
 //	                    │                            all failed: a newer route?
 //	                    │                            else H21 / H19 / H13 / H99
 //	                    ▼ request sent (or not: pooled connection closed

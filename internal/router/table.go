@@ -256,7 +256,7 @@ func (b *builder) route(s *state, app string) *route {
 			ep := old[key]
 			if ep == nil || ep.addr != d.Addr || ep.dyno != d.Name || ep.id != d.ID {
 				ep = b.newEndpoint(d.Name, d.Addr)
-				ep.id = d.ID
+				ep.id, ep.host = d.ID, d.Host
 			}
 			fresh[key] = ep
 			rt.endpoints = append(rt.endpoints, ep)
