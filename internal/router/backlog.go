@@ -6,8 +6,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dynogrid/grid/internal/logs"
 	"golang.org/x/time/rate"
+
+	"github.com/dynogrid/grid/internal/logs"
 )
 
 // backlog is one app's queue of requests waiting for a dyno below its
