@@ -27,23 +27,33 @@ func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn
 	}
 }
 
-// dial connects to a dyno. Every error is wrapped in dialError, so the
-// classifier can tell "never reached the dyno" from everything after.
-func (r *Router) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	tcp, err := r.dialer.DialContext(ctx, network, addr)
+// dial connects to ep's dyno. Every error is wrapped in dialError, so the
+// classifier can tell "never reached the dyno" from everything after. A
+// dyno whose host is lost is not dialled: the attempt fails at once, and
+// the request goes on to another dyno.
+func (r *Router) dial(ctx context.Context, ep *endpoint) (net.Conn, error) {
+	if ep.lost.Load() {
+		return nil, &dialError{errHostLost}
+	}
+	tcp, err := r.dialer.DialContext(ctx, "tcp", ep.addr)
 	if err != nil {
 		return nil, &dialError{err}
 	}
 	c := tcp
 	if r.wrapConn != nil {
-		c = r.wrapConn(addr, c)
+		c = r.wrapConn(ep.addr, c)
 	}
-	return newDynoConn(c, tcp), nil
+	dc := newDynoConn(c, tcp)
+	dc.set = &ep.conns
+	ep.conns.add(dc)
+	return dc, nil
 }
 
 // newEndpoint is a routable dyno with its own connection pool.
 func (r *Router) newEndpoint(dyno, addr string) *endpoint {
-	return &endpoint{dyno: dyno, addr: addr, transport: newTransport(r.dial), added: r.cfg.Now()}
+	ep := &endpoint{dyno: dyno, addr: addr, added: r.cfg.Now()}
+	ep.transport = newTransport(func(ctx context.Context, _, _ string) (net.Conn, error) { return r.dial(ctx, ep) })
+	return ep
 }
 
 // upstream is one attempt at one dyno and, once it succeeded, the dyno's
@@ -87,9 +97,10 @@ func (r *Router) attempt(x *exchange, ep *endpoint) (*upstream, failure) {
 	ctx, cancel := context.WithCancelCause(x.req.Context())
 	u.cancel = cancel
 	u.timer.d, u.timer.fire = r.cfg.RequestTimeout, func() { cancel(errRequestTimeout) }
+	resendable := x.replayable && !x.resent
 	u.trace.GotConn = func(info httptrace.GotConnInfo) { // in RoundTrip's goroutine (HTTP/1)
 		u.connect = r.cfg.Now().Sub(u.start)
-		u.conn.got(info.Conn)
+		u.conn.got(info.Conn, resendable)
 	}
 	u.trace.WroteRequest = func(httptrace.WroteRequestInfo) { u.timer.start() } // in the Transport's writer
 	out := x.out.WithContext(httptrace.WithClientTrace(ctx, &u.trace))

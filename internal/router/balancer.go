@@ -30,6 +30,11 @@ type endpoint struct {
 	transport *http.Transport
 	// links is its pool for the fast path (fast.go), for the same reasons.
 	links linkPool
+	// conns are its open connections, pooled or busy, of both paths.
+	conns connSet
+	// lost is set when the endpoint leaves the table because the manager
+	// holds its host lost (set by the table builder before it is retired).
+	lost atomic.Bool
 	// inflight counts requests (and upgraded connections) on this dyno now.
 	inflight atomic.Int64
 	// tunnels counts the upgraded connections among inflight: they weigh
@@ -56,9 +61,25 @@ type endpoint struct {
 // become idle after CloseIdleConnections until it is next asked for one,
 // and release closes the pool again when the last request on the endpoint
 // ends (a request holding an older table may still pick it).
+//
+// A dyno whose host is lost is probably gone with it, silently: a dead
+// machine closes no connection, and a request waiting on it would wait
+// for RequestTimeout (H12). So the requests waiting for its answer that
+// can be sent elsewhere (dynoConn.resendable) have their connections
+// closed, and go to another dyno. The others wait on: their dyno may have
+// acted on them, and may yet answer (the host may only have lost its link
+// to the manager). Answers already streaming are left to finish.
 func (e *endpoint) retire() {
 	e.retired.Store(true)
 	e.closeIdle()
+	if !e.lost.Load() {
+		return
+	}
+	for _, c := range e.conns.list() {
+		if dc := c.(*dynoConn); dc.waiting() && dc.resendable.Load() {
+			dc.Close()
+		}
+	}
 }
 
 // acquire counts a request (or upgraded connection) on the endpoint,

@@ -52,6 +52,9 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return "dial dyno: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
+// errHostLost fails a dial to a dyno whose host the manager holds lost.
+var errHostLost = errors.New("router: the dyno's host is lost")
+
 // errRequestTimeout is the cause given to an attempt's context when the
 // dyno sent no response headers in time.
 var errRequestTimeout = errors.New("router: no response headers within the request timeout")

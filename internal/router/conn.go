@@ -44,6 +44,13 @@ type dynoConn struct {
 	peekAfter     time.Duration // the writer's: check after this long idle; raw nil: never
 	closed        bool          // the writer's: result of the last peek
 	peek          func(fd uintptr)
+	// resendable says the request now on the connection may be sent to
+	// another dyno if the connection closes before its answer: it is
+	// replayable and has not been resent (classify.go). Set by the
+	// attempt before the request is written.
+	resendable atomic.Bool
+	// set is the endpoint's list of open connections, which Close leaves.
+	set *connSet
 }
 
 // clockStart anchors dynoConn's monotonic timestamps.
@@ -70,6 +77,18 @@ func (c *dynoConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the connection and takes it off its endpoint's list.
+func (c *dynoConn) Close() error {
+	if c.set != nil {
+		c.set.remove(c)
+	}
+	return c.Conn.Close()
+}
+
+// waiting reports whether a request went out on the connection and no
+// byte of its answer has come back yet.
+func (c *dynoConn) waiting() bool { return !c.answered.Load() && c.written.Load() > 0 }
+
 func (c *dynoConn) Write(p []byte) (int, error) {
 	if c.answered.Load() {
 		c.answered.Store(false)
@@ -93,10 +112,12 @@ type connUse struct {
 }
 
 // got records the connection an attempt got (httptrace's GotConn, which
-// runs in the RoundTrip goroutine for HTTP/1).
-func (u *connUse) got(c net.Conn) {
+// runs in the RoundTrip goroutine for HTTP/1), and whether the request to
+// go out on it is resendable (dynoConn.resendable).
+func (u *connUse) got(c net.Conn, resendable bool) {
 	if dc, ok := c.(*dynoConn); ok {
 		*u = connUse{conn: dc, written: dc.written.Load(), read: dc.read.Load()}
+		dc.resendable.Store(resendable)
 	}
 }
 

@@ -452,6 +452,7 @@ func (s *fastServer) attempt(fc *fastConn, x *fastExchange, ep *endpoint, resent
 			}
 		}
 		x.rec.connect = r.cfg.Now().Sub(start)
+		l.dc.resendable.Store(x.req.replayable && !resent)
 		f, out := s.exchange(fc, x, ep, l, start)
 		if f == 0 || !pooled || !(f == notSent || f == unanswered && x.req.replayable && !resent) {
 			return f, out

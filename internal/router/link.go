@@ -78,7 +78,7 @@ func (p *linkPool) closeIdle() {
 
 // dialLink connects a new link to ep. Its errors are dialErrors.
 func (r *Router) dialLink(ep *endpoint) (*link, error) {
-	c, err := r.dial(context.Background(), "tcp", ep.addr) // bounded by ConnectTimeout
+	c, err := r.dial(context.Background(), ep) // bounded by ConnectTimeout
 	if err != nil {
 		return nil, err
 	}

@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/dynogrid/grid/internal/grid"
 )
@@ -254,5 +256,94 @@ func TestRetryKeepsOffTheFailedDynosHost(t *testing.T) {
 		if res, body := h.get("http://onehost.localhost/"); res.StatusCode != 200 || !strings.HasPrefix(body, "web.2") {
 			t.Fatalf("one host: %d %q, want web.2's answer", res.StatusCode, body)
 		}
+	}
+}
+
+// When the manager holds a host lost, the requests waiting for an answer
+// from its dynos that may be sent again (a GET, a POST with an
+// Idempotency-Key) go to another dyno at once, rather than wait out
+// RequestTimeout on a machine that may be dead and will close nothing.
+// A POST without a key waits on (its dyno may have acted on it, and may
+// yet answer), and the lost dyno is not dialled again.
+func TestLostHostsWaitingRequestsGoElsewhere(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var waiting atomic.Int64
+	stuck := newBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/hang" {
+			waiting.Add(1)
+			<-release
+		}
+		fmt.Fprintf(w, "web.1:%s", body)
+	})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the backend closes
+	h := startRouter(t, nil)
+	h.app("lost", 1)
+	h.dynoOn("h2", "lost", 1, grid.DynoUp, stuck.addr())
+	h.await("lost", endpointsAre(1))
+	if res, body := h.get("http://lost.localhost/"); res.StatusCode != 200 { // leaves a pooled link
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+
+	type result struct {
+		name, body string
+		status     int
+		err        error
+	}
+	results := make(chan result, 3)
+	send := func(name, method, key string, body io.Reader) {
+		req := mustRequest(t, method, "http://lost.localhost/hang", body)
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		go func() {
+			res, err := h.client.Do(req)
+			if err != nil {
+				results <- result{name: name, err: err}
+				return
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			results <- result{name, string(b), res.StatusCode, err}
+		}()
+	}
+	send("GET", "GET", "", nil)                               // the fast path, on the pooled link
+	send("keyed POST", "POST", "k-1", strings.NewReader("a")) // net/http's
+	send("POST", "POST", "", strings.NewReader("b"))
+	for waiting.Load() < 3 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	lost := h.r.table.Load().routes["lost"].endpoints[0]
+	h.dynoOn("h1", "lost", 2, grid.DynoUp, newBackend(t, "web.2", nil).addr())
+	h.await("lost", endpointsAre(2))
+	if _, err := h.st.UpdateHostControl(bg, "h2", func(c *grid.HostControl) error { c.Lost = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string]string{"GET": "web.2:", "keyed POST": "web.2:a"}
+	for range want {
+		select {
+		case r := <-results:
+			if r.err != nil || r.status != 200 || r.body != want[r.name] {
+				t.Errorf("%s: %d %q %v; want 200 %q", r.name, r.status, r.body, r.err, want[r.name])
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("requests waiting on the lost host's dyno still wait")
+		}
+	}
+	select {
+	case r := <-results:
+		t.Fatalf("%s answered %d %q %v while its dyno still had it", r.name, r.status, r.body, r.err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if _, err := h.r.dial(bg, lost); !errors.Is(err, errHostLost) {
+		t.Errorf("dialling the lost dyno: %v, want errHostLost", err)
+	}
+	free()
+	if r := <-results; r.err != nil || r.status != 200 || r.body != "web.1:b" {
+		t.Errorf("%s: %d %q %v; want web.1's answer", r.name, r.status, r.body, r.err)
 	}
 }

@@ -38,7 +38,8 @@
 //	                    ▼ request sent (or not: pooled connection closed
 //	                    │ under it → same or next dyno, when safe: classify.go)
 //	   response headers ≤ RequestTimeout (H12: 3 in a row, the dyno is hung);
-//	   closed without one H13, within them H18; client body idle H28
+//	   closed without one H13, within them H18; client body idle H28;
+//	   the dyno's host lost: sent elsewhere, when safe (balancer.go, retire)
 //	                    ▼
 //	   stream the body (or the upgraded connection) back, log the line;
 //	   the dyno breaks off H18, goes quiet for RollingTimeout H15
@@ -320,6 +321,17 @@ func (s *connSet) remove(c net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
+}
+
+// list returns the connections in the set now.
+func (s *connSet) list() []net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
 }
 
 func (s *connSet) closeAll() {

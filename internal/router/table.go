@@ -189,7 +189,8 @@ func newBuilder(newEndpoint func(dyno, addr string) *endpoint) *builder {
 
 // next returns a table with the dirty apps rebuilt, clears the dirty set
 // and returns the endpoints that left the table, for the caller to retire
-// once the table is published. old's routes map is not modified. With old
+// once the table is published; those that left because their host is
+// lost are marked so. old's routes map is not modified. With old
 // nil the table is built from s alone: that is a fresh sync, which knows
 // nothing of the previous table, so apps s does not know (deleted while
 // the watches were down) are dropped too.
@@ -224,6 +225,11 @@ func (b *builder) next(s *state, old map[string]*route) (routes map[string]*rout
 		}
 	}
 	clear(s.dirty)
+	for _, ep := range gone {
+		if s.lost[ep.host] {
+			ep.lost.Store(true)
+		}
+	}
 	return routes, gone
 }
 
