@@ -352,9 +352,13 @@ func (p *NetNS) reap(handle string) {
 	}
 }
 
-// Fail cuts a host's power: every process of it (the agent and all its
-// dynos) is stopped and then SIGKILLed at once, and its link goes down.
-// The namespace stays, so that Release cleans up as for a dead machine.
+// Fail cuts a host's power: its link goes down, then every process of it
+// (the agent and all its dynos) is stopped and SIGKILLed at once. The
+// link goes first so that, as from a dead machine, nothing more comes out
+// of it: not even the FIN or RST of its dying processes' connections,
+// which would tell the router at once what a real power cut leaves it to
+// find out. The namespace stays, so that Release cleans up as for a dead
+// machine.
 func (p *NetNS) Fail(ctx context.Context, hc grid.HostControl) error {
 	h, err := p.parseHandle(hc.Handle)
 	if err != nil {
@@ -365,14 +369,14 @@ func (p *NetNS) Fail(ctx context.Context, hc grid.HostControl) error {
 		return fmt.Errorf("host %s: namespace %s: %w", hc.ID, h.netns, grid.ErrNotFound)
 	}
 	start := time.Now()
+	if err := setLink(h.veth, false); err != nil {
+		return fmt.Errorf("fail host %s: %w", hc.ID, err)
+	}
 	n, err := killAll(ctx, func() []int { return hostProcs(ino, cgroupParent(hc.ID)) })
 	if err != nil {
 		return fmt.Errorf("fail host %s: %w", hc.ID, err)
 	}
 	p.reap(h.netns)
-	if err := setLink(h.veth, false); err != nil {
-		return fmt.Errorf("fail host %s: %w", hc.ID, err)
-	}
 	p.log.Info("host failed", "host", hc.ID, "netns", h.netns, "killed", n, "duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -250,6 +251,11 @@ func TestNetNSHosts(t *testing.T) {
 		t.Fatalf("host %s has %d processes, want the agent and its dyno", h1.ID, len(before))
 	}
 	rec, _ := g.host(h1.ID)
+	conn, err := net.Dial("tcp", addr1) // a dead machine closes nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
 	start := time.Now()
 	if err := g.p.Fail(ctx, h1); err != nil {
 		t.Fatal(err)
@@ -265,6 +271,10 @@ func TestNetNSHosts(t *testing.T) {
 	}
 	if link, err := netlink.LinkByName(g.p.hostNet(1).veth); err != nil || link.Attrs().Flags&1 != 0 {
 		t.Errorf("link of a failed host: %v, err %v; want down", link, err)
+	}
+	conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, err := conn.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a connection to the failed host's dyno read %d bytes, err %v; want silence", n, err)
 	}
 	g.checkNoHeartbeat(t, h1.ID, rec.HeartbeatAt)
 	if err := get(addr2); err != nil {
