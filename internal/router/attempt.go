@@ -29,14 +29,22 @@ func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn
 
 // dial connects to ep's dyno. Every error is wrapped in dialError, so the
 // classifier can tell "never reached the dyno" from everything after. A
-// dyno whose host is lost is not dialled: the attempt fails at once, and
-// the request goes on to another dyno.
+// dyno whose host is lost is not dialled, and a dial under way when it is
+// lost ends then, rather than at ConnectTimeout (a dead machine answers
+// no SYN): the attempt fails, and the request goes on to another dyno.
 func (r *Router) dial(ctx context.Context, ep *endpoint) (net.Conn, error) {
-	if ep.lost.Load() {
+	if ep.lost.Err() != nil {
 		return nil, &dialError{errHostLost}
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(ep.lost, func() { cancel(errHostLost) })
+	defer stop()
 	tcp, err := r.dialer.DialContext(ctx, "tcp", ep.addr)
 	if err != nil {
+		if context.Cause(ctx) == errHostLost {
+			err = errHostLost
+		}
 		return nil, &dialError{err}
 	}
 	c := tcp
@@ -51,7 +59,8 @@ func (r *Router) dial(ctx context.Context, ep *endpoint) (net.Conn, error) {
 
 // newEndpoint is a routable dyno with its own connection pool.
 func (r *Router) newEndpoint(dyno, addr string) *endpoint {
-	ep := &endpoint{dyno: dyno, addr: addr, added: r.cfg.Now()}
+	ep := makeEndpoint(dyno, addr)
+	ep.added = r.cfg.Now()
 	ep.transport = newTransport(func(ctx context.Context, _, _ string) (net.Conn, error) { return r.dial(ctx, ep) })
 	return ep
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -32,9 +33,11 @@ type endpoint struct {
 	links linkPool
 	// conns are its open connections, pooled or busy, of both paths.
 	conns connSet
-	// lost is set when the endpoint leaves the table because the manager
-	// holds its host lost (set by the table builder before it is retired).
-	lost atomic.Bool
+	// lost ends when the endpoint leaves the table because the manager
+	// holds its host lost (lose, called by the table builder before the
+	// endpoint is retired): dials to it fail, those under way at once.
+	lost context.Context
+	lose context.CancelFunc
 	// inflight counts requests (and upgraded connections) on this dyno now.
 	inflight atomic.Int64
 	// tunnels counts the upgraded connections among inflight: they weigh
@@ -52,6 +55,14 @@ type endpoint struct {
 	lat latency
 	// hang counts its timeouts and says whether it is ejected (hang.go).
 	hang hangState
+}
+
+// makeEndpoint is an endpoint with neither a connection pool nor a slow
+// start (Router.newEndpoint adds them).
+func makeEndpoint(dyno, addr string) *endpoint {
+	e := &endpoint{dyno: dyno, addr: addr}
+	e.lost, e.lose = context.WithCancel(context.Background())
+	return e
 }
 
 // retire closes the endpoint's idle pooled connections once it has left
@@ -72,7 +83,7 @@ type endpoint struct {
 func (e *endpoint) retire() {
 	e.retired.Store(true)
 	e.closeIdle()
-	if !e.lost.Load() {
+	if e.lost.Err() == nil {
 		return
 	}
 	for _, c := range e.conns.list() {

@@ -10,7 +10,7 @@ import (
 func endpoints(n int) []*endpoint {
 	eps := make([]*endpoint, n)
 	for i := range eps {
-		eps[i] = &endpoint{dyno: fmt.Sprintf("web.%d", i+1), addr: "x"}
+		eps[i] = makeEndpoint(fmt.Sprintf("web.%d", i+1), "x")
 	}
 	return eps
 }

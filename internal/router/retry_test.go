@@ -347,3 +347,53 @@ func TestLostHostsWaitingRequestsGoElsewhere(t *testing.T) {
 		t.Errorf("%s: %d %q %v; want web.1's answer", r.name, r.status, r.body, r.err)
 	}
 }
+
+// A dial under way to a dyno when its host is lost ends then, rather
+// than at ConnectTimeout (a dead machine answers no SYN), and the request
+// goes to another dyno.
+func TestLostHostsDialsEnd(t *testing.T) {
+	t.Parallel()
+	dark := blackhole(t)
+	dialling := make(chan struct{}, 8)
+	h := startRouterWith(t, func(c *Config) { c.ConnectTimeout = time.Minute }, func(r *Router) {
+		r.dialer.ControlContext = func(_ context.Context, _, addr string, _ syscall.RawConn) error {
+			if addr == dark {
+				dialling <- struct{}{}
+			}
+			return nil
+		}
+	})
+	h.app("dark", 1)
+	h.dynoOn("h2", "dark", 1, grid.DynoUp, dark)
+	h.await("dark", endpointsAre(1))
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := h.client.Get("http://dark.localhost/")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		done <- result{res.StatusCode, string(b), err}
+	}()
+	<-dialling
+	h.dynoOn("h1", "dark", 2, grid.DynoUp, newBackend(t, "web.2", nil).addr())
+	h.await("dark", endpointsAre(2))
+	if _, err := h.st.UpdateHostControl(bg, "h2", func(c *grid.HostControl) error { c.Lost = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || r.status != 200 || r.body != "web.2:" {
+			t.Errorf("%d %q %v; want web.2's answer", r.status, r.body, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dial to the lost host's dyno still waits")
+	}
+}

@@ -227,7 +227,7 @@ func (b *builder) next(s *state, old map[string]*route) (routes map[string]*rout
 	clear(s.dirty)
 	for _, ep := range gone {
 		if s.lost[ep.host] {
-			ep.lost.Store(true)
+			ep.lose()
 		}
 	}
 	return routes, gone

@@ -39,7 +39,7 @@ func TestDecide(t *testing.T) {
 func TestBuilderRoutes(t *testing.T) {
 	t.Parallel()
 	s := newState()
-	b := newBuilder(func(dyno, addr string) *endpoint { return &endpoint{dyno: dyno, addr: addr} })
+	b := newBuilder(makeEndpoint)
 	s.applyApp(store.Event[grid.AppMeta]{Key: "shop", Value: grid.AppMeta{Name: "shop", Released: true}})
 	s.applyFormation(store.Event[grid.Formation]{Key: "shop", Value: grid.Formation{Types: map[string]grid.FormationType{"web": {Quantity: 3}}}})
 	dyno := func(id, name, typ string, st grid.DynoState, addr string) {
@@ -115,7 +115,7 @@ func TestBuilderRoutes(t *testing.T) {
 func TestLostHostsLeaveTheTable(t *testing.T) {
 	t.Parallel()
 	s := newState()
-	b := newBuilder(func(dyno, addr string) *endpoint { return &endpoint{dyno: dyno, addr: addr} })
+	b := newBuilder(makeEndpoint)
 	s.applyApp(store.Event[grid.AppMeta]{Key: "shop", Value: grid.AppMeta{Name: "shop", Released: true}})
 	s.applyFormation(store.Event[grid.Formation]{Key: "shop", Value: grid.Formation{Types: map[string]grid.FormationType{"web": {Quantity: 2}}}})
 	for _, h := range []string{"h1", "h2"} {
