@@ -61,6 +61,9 @@ type serverConfig struct {
 	buildpackRoots pathList
 	buildTimeout   time.Duration
 	maxSlugMB      int64
+	// goSeedDir is where builders keep the Go standard library's build
+	// seed (--go-seed-dir; build.Config.GoSeedDir).
+	goSeedDir string
 	// postgresAdmin and redisAdmin are operators' servers for add-ons
 	// (--postgres-admin-url, --redis-admin-url or their environment
 	// variables); grid up runs its own where they are empty.
@@ -111,6 +114,7 @@ func (c *serverConfig) register(fs *flag.FlagSet, natsDefault string) {
 	fs.DurationVar(&c.cycleJitter, "cycle-jitter", 216*time.Minute, "the most added to --cycle-after per dyno, so dynos started together are cycled apart; 0 for none")
 	fs.DurationVar(&c.buildTimeout, "build-timeout", build.DefaultBuildTimeout, "how long a build's buildpacks may run")
 	fs.Int64Var(&c.maxSlugMB, "max-slug-size", build.DefaultMaxSlugBytes>>20, "the largest slug (compressed, MB) a build may make")
+	fs.StringVar(&c.goSeedDir, "go-seed-dir", "/var/cache/grid/go-seed", "where this machine's builders keep their build of the Go standard library, which Go apps' first builds start from; empty for none")
 	fs.Var(&c.buildpackRoots, "buildpack-root", "a directory under which apps may use local buildpacks by path (repeatable; default: none)")
 	fs.StringVar(&c.secretFile, "secret-file", "", "cluster secret shared by all servers (default: DATA/cluster-secret, created if missing)")
 	fs.StringVar(&c.drainDeny, "drain-deny", "", "comma-separated networks log drains must never reach besides the grid's own subnets and this machine's addresses: the servers' and hosts' private network, e.g. 10.0.0.0/8")
@@ -232,6 +236,7 @@ type controlPlane struct {
 	lg      *logs.Log
 	api     net.Listener
 	handler *api.Server
+	builder *build.Builder // makes the Go build seed in the background
 	urls    urls
 	data    string
 	hp      *hostProvider // nil without a host provider
@@ -315,6 +320,7 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (*api.Se
 		BootTimeout:         c.bootTimeout,
 		WaitForDynos:        30 * time.Second,
 		LocalBuildpackRoots: c.buildpackRoots,
+		GoSeedDir:           c.goSeedDir,
 		BuildTimeout:        c.buildTimeout,
 		MaxSlugBytes:        c.maxSlugMB << 20,
 		WebURL:              cp.urls.web,
@@ -323,6 +329,7 @@ func (cp *controlPlane) newHandler(c serverConfig, sb *sandbox.Manager) (*api.Se
 	if err != nil {
 		return nil, err
 	}
+	cp.builder = builder
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -398,6 +405,13 @@ func (cp *controlPlane) run(ctx context.Context) error {
 	}
 	g.Go(func() error { return cp.lead(gctx) })
 	g.Go(func() error { return cp.shipper.Run(gctx) })
+	g.Go(func() error {
+		// A grid without the seed builds Go apps all the same, only slower.
+		if err := cp.builder.MakeGoSeed(gctx); err != nil && gctx.Err() == nil {
+			cp.logger.Warn("could not make the Go build seed", "err", err)
+		}
+		return nil
+	})
 	return g.Wait()
 }
 

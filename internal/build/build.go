@@ -99,6 +99,14 @@ type Config struct {
 	// LocalBuildpackRoots are the directories under which an app may name
 	// a local buildpack by path. None means local buildpacks are refused.
 	LocalBuildpackRoots []string
+	// GoSeedDir is where this machine's builders keep the Go standard
+	// library's build seed, one per Go release (goseed.go): a directory of
+	// root's, shared by every grid process on the machine. Empty means no
+	// seed: a Go app's first build compiles the library itself.
+	GoSeedDir string
+	// GoSeedPackages are the packages the seed holds, as go build names
+	// them. Nil means "std", the whole standard library.
+	GoSeedPackages []string
 	// WebURL returns the app's URL, printed at the end. Nil prints none.
 	WebURL func(app string) string
 	// Logger is for operators; nil discards.
@@ -139,6 +147,12 @@ func New(cfg Config) (*Builder, error) {
 	cfg.MaxSlugBytes = orDefault(cfg.MaxSlugBytes, DefaultMaxSlugBytes)
 	cfg.MaxSourceBytes = orDefault(cfg.MaxSourceBytes, DefaultMaxSourceBytes)
 	cfg.MaxOutputBytes = orDefault(cfg.MaxOutputBytes, DefaultMaxOutputBytes)
+	if cfg.GoSeedPackages == nil {
+		cfg.GoSeedPackages = []string{"std"}
+	}
+	if cfg.GoSeedDir != "" && !filepath.IsAbs(cfg.GoSeedDir) {
+		return nil, fmt.Errorf("build: the Go seed dir must be an absolute path, not %q: %w", cfg.GoSeedDir, grid.ErrInvalid)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -148,6 +148,9 @@ func (b *Builder) script(ctx context.Context, j *job, packs []Buildpack, i int, 
 		cmd = append(cmd, path.Join(at, "export"))
 	}
 	mounts = append(mounts, sandbox.Mount{Source: bp.Dir, Target: mountAt, Writable: bp.own})
+	if seed := b.goSeed(); seed != "" && name == "compile" {
+		mounts = append(mounts, sandbox.Mount{Source: seed, Target: sbGoSeed}) // read-only: see goseed.go
+	}
 	cmd = append(cmd, "--", path.Join(mountAt, "bin", name))
 	return b.run(ctx, j, sandbox.Spec{
 		Args:    append(cmd, args...),
@@ -180,15 +183,20 @@ const hostCABundle = "/etc/ssl/certs/ca-certificates.crt"
 // pip) trust the host's bundle, as curl, git and Go already do.
 var trustEnv = []string{"NODE_EXTRA_CA_CERTS=" + hostCABundle, "PIP_CERT=" + hostCABundle}
 
-// run completes spec with the build's identity, environment and limits,
-// runs it in a fresh build sandbox and waits for it. The sandbox is
-// destroyed before run returns, so no tenant process is left touching
-// the build's files. It returns the exit code; an error means the
-// sandbox could not be run or ctx ended.
+// run runs spec as the build's app (runAs).
 func (b *Builder) run(ctx context.Context, j *job, spec sandbox.Spec) (int, error) {
-	spec.ID = sandboxID("build", j.app.Name)
-	spec.Env = append(append([]string{"PATH=" + buildPath, "HOME=/tmp", "LANG=C.UTF-8"}, trustEnv...), spec.Env...)
 	spec.UID, spec.GID = j.app.UID, j.app.UID
+	return b.runAs(ctx, j.app.Name, spec)
+}
+
+// runAs completes spec with a build's environment and limits, runs it in
+// a fresh build sandbox named for owner (an app, or the grid's own job)
+// and waits for it. The sandbox is destroyed before runAs returns, so no
+// process is left touching the build's files. It returns the exit code;
+// an error means the sandbox could not be run or ctx ended.
+func (b *Builder) runAs(ctx context.Context, owner string, spec sandbox.Spec) (int, error) {
+	spec.ID = sandboxID("build", owner)
+	spec.Env = append(append([]string{"PATH=" + buildPath, "HOME=/tmp", "LANG=C.UTF-8"}, trustEnv...), spec.Env...)
 	spec.MemoryMB, spec.PidsMax, spec.TmpMB = buildMemoryMB, buildPidsMax, buildTmpMB
 	if spec.Dir == "" {
 		spec.Dir = "/tmp"
@@ -199,7 +207,7 @@ func (b *Builder) run(ctx context.Context, j *job, spec sandbox.Spec) (int, erro
 	}
 	defer func() {
 		if err := sb.Destroy(); err != nil {
-			b.log.Warn("build sandbox destroy failed", "app", j.app.Name, "err", err)
+			b.log.Warn("build sandbox destroy failed", "owner", owner, "err", err)
 		}
 	}()
 	select {
