@@ -42,7 +42,8 @@
 //	   the dyno's host lost: sent elsewhere, when safe (balancer.go, retire)
 //	                    ▼
 //	   stream the body (or the upgraded connection) back, log the line;
-//	   the dyno breaks off H18, goes quiet for RollingTimeout H15
+//	   the dyno breaks off H18, goes quiet for RollingTimeout H15 (a tunnel:
+//	   no byte either way; one to a lost host's dyno is closed)
 package router
 
 import (

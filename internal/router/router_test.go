@@ -407,56 +407,6 @@ func TestRouterLogLines(t *testing.T) {
 	}
 }
 
-func TestUpgradePassthrough(t *testing.T) {
-	t.Parallel()
-	h := startRouter(t, nil)
-	b := newBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" {
-			http.Error(w, "want upgrade", 400)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
-		io.Copy(conn, brw) // echo until the client closes
-	})
-	h.app("ws", 1)
-	h.dyno("ws", 1, grid.DynoUp, b.addr())
-	h.await("ws", endpointsAre(1))
-	logs := h.tailRouter("ws")
-
-	conn, err := net.Dial("tcp", h.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	// "early" is sent before the 101 arrives: it must not be lost.
-	io.WriteString(conn, "GET /socket HTTP/1.1\r\nHost: ws.localhost\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly.")
-	br := bufio.NewReader(conn)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != 101 || res.Header.Get("Upgrade") != "echo" || res.Header.Get("Via") != "1.1 grid-router" {
-		t.Fatalf("%d %v", res.StatusCode, res.Header)
-	}
-	for _, msg := range []string{"ping.", "pong."} {
-		io.WriteString(conn, msg)
-	}
-	got := make([]byte, len("early.ping.pong."))
-	if _, err := io.ReadFull(br, got); err != nil || string(got) != "early.ping.pong." {
-		t.Fatalf("echo %q %v", got, err)
-	}
-	if line := nextLine(t, logs); !strings.Contains(line, "status=101") {
-		t.Errorf("log %s", line)
-	}
-}
-
 // Streamed responses reach the client as they are written, not when the
 // dyno finishes.
 func TestStreamingResponseIsNotBuffered(t *testing.T) {

@@ -191,16 +191,7 @@ func TestHTTPSOverHTTP1AndUpgrades(t *testing.T) {
 		t.Errorf("proto %s, want HTTP/1.1", res.Proto)
 	}
 
-	b := newBackend(t, "web.1", func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
-		io.Copy(conn, brw)
-	})
+	b := echoBackend(t)
 	g.dyno("wild", 1, grid.DynoUp, b.addr())
 	g.await("wild", func(rt *route) bool { return len(rt.endpoints) == 1 && rt.endpoints[0].addr == b.addr() })
 	roots := x509.NewCertPool()
@@ -220,11 +211,7 @@ func TestHTTPSOverHTTP1AndUpgrades(t *testing.T) {
 	if up.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("status %d", up.StatusCode)
 	}
-	io.WriteString(conn, "ping.")
-	got := make([]byte, len("ping."))
-	if _, err := io.ReadFull(br, got); err != nil || string(got) != "ping." {
-		t.Fatalf("echo %q %v", got, err)
-	}
+	echo(t, conn, br, "ping.")
 }
 
 func TestRoutesByCustomDomain(t *testing.T) {
