@@ -39,7 +39,8 @@ import (
 //     request (what rule 1 does on a reused connection, here also on a
 //     fresh one, which the Transport never retries); the same for
 //     uploadCut, where the dyno closed while the client was still
-//     sending the body.
+//     sending the body. A rule-1 resend whose dial fails leaves the
+//     attempt unanswered, not a dial failure: the request went out.
 //
 // Anything else is never retried: the dyno may have acted on it (a POST
 // charged twice), or is slow rather than gone (our timeout, H12).
@@ -120,6 +121,12 @@ func classify(e attemptEnd) failure {
 		return clientGone
 	case errors.Is(e.err, errBodyLost):
 		return bodyLost // from GetBody, in the Transport's retry
+	case errors.As(e.err, &dial) && e.conn.sent() && !e.conn.answered():
+		// The request went out on a reused connection that closed
+		// unanswered, and the Transport's resend (rule 1) failed to
+		// dial: the attempt failed as the request's first sending did,
+		// so a retry elsewhere counts as its one resend.
+		return unanswered
 	case errors.As(e.err, &dial):
 		switch {
 		case errors.Is(e.err, syscall.ECONNREFUSED):

@@ -39,6 +39,8 @@ func TestClassify(t *testing.T) {
 		{"refused", attemptEnd{err: refused}, dialRefused},
 		{"dial timed out", attemptEnd{err: &dialError{context.DeadlineExceeded}}, dialTimeout},
 		{"dial failed", attemptEnd{err: &dialError{errors.New("no route")}}, dialFailed},
+		{"sent on a reused connection, the resend's dial refused", attemptEnd{err: refused, conn: conn(5, 0)}, unanswered},
+		{"nothing sent on a reused connection, the resend's dial refused", attemptEnd{err: refused, conn: conn(0, 0)}, dialRefused},
 		{"no connection, no dial error", attemptEnd{err: errors.New("bad request")}, noResponse},
 		{"connected, nothing written", attemptEnd{err: syscall.ECONNRESET, conn: conn(0, 0)}, notSent},
 		{"written, closed before a response byte", attemptEnd{err: io.EOF, conn: conn(5, 0)}, unanswered},

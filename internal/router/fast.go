@@ -443,11 +443,18 @@ func (s *fastServer) attempt(fc *fastConn, x *fastExchange, ep *endpoint, resent
 	start := r.cfg.Now()
 	l := ep.links.get(start)
 	pooled := l != nil
+	var closed failure // the pooled link's, once the dyno closed it under the request
 	for {
 		if l == nil {
 			var err error
 			if l, err = r.dialLink(ep); err != nil {
 				x.rec.connect = r.cfg.Now().Sub(start)
+				if closed == unanswered {
+					// The request went out on the pooled link: that is
+					// the attempt's failure, so a retry elsewhere counts
+					// as its one resend.
+					return closed, 0
+				}
 				return classify(attemptEnd{err: err, ctx: background, client: background}), 0
 			}
 		}
@@ -457,7 +464,7 @@ func (s *fastServer) attempt(fc *fastConn, x *fastExchange, ep *endpoint, resent
 		if f == 0 || !pooled || !(f == notSent || f == unanswered && x.req.replayable && !resent) {
 			return f, out
 		}
-		pooled, l = false, nil // the dyno closed it first: once more on a new connection
+		pooled, l, closed = false, nil, f // the dyno closed it first: once more on a new connection
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -395,5 +396,62 @@ func TestLostHostsDialsEnd(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the dial to the lost host's dyno still waits")
+	}
+}
+
+// A replayable request that went out on a pooled connection the dyno
+// then closed unanswered is sent at most once more, even when the dyno
+// no longer listens for the same-dyno resend (rule 1): that failed dial
+// does not wipe out that the request went out. Here every dyno drops the
+// request and stops listening, so it must reach exactly two of them, on
+// the fast path (a GET) and on net/http's (a keyed POST).
+func TestFailedRedialStillCountsTheResend(t *testing.T) {
+	t.Parallel()
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			t.Parallel()
+			var trap atomic.Bool
+			var dropped atomic.Int64
+			var dynos []*backend
+			for i := 1; i <= 3; i++ {
+				var b *backend
+				b = newBackend(t, fmt.Sprint("web.", i), func(w http.ResponseWriter, r *http.Request) {
+					io.Copy(io.Discard, r.Body)
+					if !trap.Load() {
+						io.WriteString(w, "ok")
+						return
+					}
+					dropped.Add(1)
+					b.Listener.Close()
+					if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+						conn.Close()
+					}
+				})
+				dynos = append(dynos, b)
+			}
+			h := startRouter(t, func(c *Config) { c.SlowStart = time.Nanosecond })
+			h.app("drop", 3)
+			for i, b := range dynos {
+				h.dyno("drop", i+1, grid.DynoUp, b.addr())
+			}
+			h.await("drop", endpointsAre(3))
+			send := func() int {
+				req := mustRequest(t, method, "http://drop.localhost/", nil)
+				if method == "POST" {
+					req = mustRequest(t, method, "http://drop.localhost/", strings.NewReader("body"))
+					req.Header.Set("Idempotency-Key", "k-1")
+				}
+				res, _ := h.do(req)
+				return res.StatusCode
+			}
+			// Each dyno answers once at least, leaving a pooled connection.
+			for i := 0; i < 200 && slices.ContainsFunc(dynos, func(b *backend) bool { return b.hits.Load() == 0 }); i++ {
+				send()
+			}
+			trap.Store(true)
+			if status := send(); status != 503 || dropped.Load() != 2 {
+				t.Errorf("%d, sent %d times; want 503, 2", status, dropped.Load())
+			}
+		})
 	}
 }
