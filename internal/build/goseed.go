@@ -78,22 +78,24 @@ func (b *Builder) goSeed() string {
 // or ctx ends. Servers run it in the background for their lifetime.
 func (b *Builder) MakeGoSeed(ctx context.Context) error {
 	dir := b.goSeedDir()
-	if dir == "" || b.goSeed() != "" {
+	if dir == "" {
+		return nil
+	}
+	b.removeOldGoSeeds(filepath.Base(dir))
+	if b.goSeed() != "" {
 		return nil
 	}
 	if err := os.MkdirAll(b.cfg.GoSeedDir, 0o755); err != nil {
 		return fmt.Errorf("go seed: %w", err)
 	}
-	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	lock, err := lockSeed(dir)
 	if err != nil {
 		return fmt.Errorf("go seed: %w", err)
 	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+	if lock == nil {
 		return nil // another builder on this machine is making it
-	} else if err != nil {
-		return fmt.Errorf("go seed: %w", err)
 	}
+	defer lock.Close()
 	if b.goSeed() != "" {
 		return nil // made while we waited for the lock
 	}
@@ -133,4 +135,46 @@ func (b *Builder) MakeGoSeed(ctx context.Context) error {
 	}
 	b.log.Info("Go standard library's build seed made", "dir", dir, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// removeOldGoSeeds removes the seeds of Go releases other than current:
+// a host's Go is upgraded in place, and nothing builds with an older one
+// again. One another process is still making (its lock held) is left for
+// a later start. A build that mounted a seed just as it is removed gets a
+// partial copy, which Go's cache takes for misses (the buildpack copes).
+func (b *Builder) removeOldGoSeeds(current string) {
+	old, _ := filepath.Glob(filepath.Join(b.cfg.GoSeedDir, "go[0-9]*"))
+	for _, dir := range old {
+		if name := filepath.Base(dir); name == current || strings.HasSuffix(name, ".lock") {
+			continue
+		}
+		lock, err := lockSeed(dir)
+		if lock == nil || err != nil {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			b.log.Warn("removing an old Go build seed", "dir", dir, "err", err)
+		} else {
+			os.Remove(lock.Name())
+			b.log.Info("removed an old Go build seed", "dir", dir)
+		}
+		lock.Close()
+	}
+}
+
+// lockSeed takes the lock of the seed in dir, which its maker holds, if
+// no other process holds it; nil then.
+func lockSeed(dir string) (*os.File, error) {
+	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			err = nil
+		}
+		return nil, err
+	}
+	return lock, nil
 }

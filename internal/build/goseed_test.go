@@ -46,8 +46,23 @@ func TestGoSeed(t *testing.T) {
 	}
 	plant("-----> no seed\n") // none until it is complete
 
+	// An older release's seed goes; what is not a seed stays.
+	oldSeed := filepath.Join(seeds, "go1.20.1")
+	for _, p := range []string{oldSeed + "/cache/00/entry", oldSeed + "/complete", oldSeed + ".lock", seeds + "/README"} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := h.b.MakeGoSeed(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{oldSeed: false, oldSeed + ".lock": false, seeds + "/README": true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: %v, want it there: %v", p, err, want)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(seed, "complete")); err != nil {
 		t.Fatalf("seed not complete: %v", err)
