@@ -14,13 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/logs"
 	"github.com/dynogrid/grid/internal/schema"
 	"github.com/dynogrid/grid/internal/store"
 	"github.com/dynogrid/grid/internal/store/storetest"
-	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 const (

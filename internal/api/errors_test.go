@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/schema"
-	"github.com/google/go-cmp/cmp"
 )
 
 func TestErrorTable(t *testing.T) {

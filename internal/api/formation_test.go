@@ -5,9 +5,10 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/schema"
-	"github.com/google/go-cmp/cmp"
 )
 
 func intp(n int) *int { return &n }

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dynogrid/grid/internal/logs"
 	"github.com/dynogrid/grid/internal/schema"
-	"github.com/google/go-cmp/cmp"
 )
 
 func TestSessionToken(t *testing.T) {

@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 func TestParseRelease(t *testing.T) {

@@ -15,9 +15,10 @@ import (
 
 	"context"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/sandbox"
-	"golang.org/x/sys/unix"
 )
 
 // Build API sources are tarballs users make (tar czf, GitHub's archive

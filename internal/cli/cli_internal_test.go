@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynogrid/grid/internal/schema"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dynogrid/grid/internal/schema"
 )
 
 func TestParseFlags(t *testing.T) {

@@ -14,13 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rogpeppe/go-internal/testscript"
+
 	"github.com/dynogrid/grid/internal/api"
 	"github.com/dynogrid/grid/internal/cli"
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/localca"
 	"github.com/dynogrid/grid/internal/logs"
 	"github.com/dynogrid/grid/internal/store"
-	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // The scripts run `grid` as a command: this test binary, re-executed,

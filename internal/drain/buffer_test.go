@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynogrid/grid/internal/logs"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dynogrid/grid/internal/logs"
 )
 
 func texts(lines []logs.Line) []string {

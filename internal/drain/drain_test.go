@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/logs"
-	"github.com/google/go-cmp/cmp"
 )
 
 const token = "d.5e6f1b7a-3c1d-4a53-9c0e-2f1f9b1c6a10"

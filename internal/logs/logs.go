@@ -28,10 +28,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dynogrid/grid/internal/grid"
-	"github.com/dynogrid/grid/internal/store"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dynogrid/grid/internal/grid"
+	"github.com/dynogrid/grid/internal/store"
 )
 
 // Limits, as Logplex has them.

@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/dynogrid/grid/internal/logs"
 	"github.com/dynogrid/grid/internal/store"
 	"github.com/dynogrid/grid/internal/store/storetest"
-	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func openLog(t *testing.T) *logs.Log {

@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // Query selects lines to read.

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // Ship hands every app's lines, as they are stored, to f until ctx ends;

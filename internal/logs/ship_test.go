@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynogrid/grid/internal/logs"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dynogrid/grid/internal/logs"
 )
 
 // shipped collects what a shipper hands over, per app.

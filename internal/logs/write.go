@@ -7,8 +7,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // Write queues one line. It never blocks: when the queue is full the line

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // The tests run a real PostgreSQL from the installed binaries (the

@@ -8,8 +8,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // Each add-on is a database and a role of its own, named after the

@@ -22,8 +22,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dynogrid/grid/internal/proc"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dynogrid/grid/internal/proc"
 )
 
 // ServerConfig says where a local PostgreSQL lives and listens.

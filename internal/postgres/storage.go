@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // Storage caps. PostgreSQL has no per-database quota, and revoking

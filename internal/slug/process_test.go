@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dynogrid/grid/internal/slug"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dynogrid/grid/internal/slug"
 )
 
 func TestProcessEnv(t *testing.T) {

@@ -7,9 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dynogrid/grid/internal/grid"
 	"github.com/dynogrid/grid/internal/slug"
-	"github.com/google/go-cmp/cmp"
 )
 
 func TestParseProcfile(t *testing.T) {

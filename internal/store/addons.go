@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // Add-ons and attachments are server-only (bucket "addons", key the

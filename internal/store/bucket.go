@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // bucket is a KV bucket holding JSON values of one type.

@@ -8,8 +8,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // Build API state lives only with the servers: build records (bucket

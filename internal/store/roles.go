@@ -9,8 +9,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // Role is what a NATS client is: a server (the control plane: API,

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // PutSlug stores a slug archive and its metadata. The archive is written

@@ -7,10 +7,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/dynogrid/grid/internal/grid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/dynogrid/grid/internal/grid"
 )
 
 // Config says how to reach NATS and how to lay out buckets.
