@@ -36,6 +36,9 @@ func (r *Router) dial(ctx context.Context, ep *endpoint) (net.Conn, error) {
 	if ep.lost.Err() != nil {
 		return nil, &dialError{errHostLost}
 	}
+	if ep.silent(r.cfg.Now()) {
+		return nil, &dialError{errHostSilent}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(ep.lost, func() { cancel(errHostLost) })
@@ -52,6 +55,8 @@ func (r *Router) dial(ctx context.Context, ep *endpoint) (net.Conn, error) {
 		c = r.wrapConn(ep.addr, c)
 	}
 	dc := newDynoConn(c, tcp)
+	dc.unacked, dc.guarded = r.cfg.UnackedTimeout, true // set by the dialer
+	dc.silenced = func() { ep.silence(r.cfg.Now(), r.cfg.Quarantine) }
 	dc.set = &ep.conns
 	ep.conns.add(dc)
 	return dc, nil
@@ -107,9 +112,10 @@ func (r *Router) attempt(x *exchange, ep *endpoint) (*upstream, failure) {
 	u.cancel = cancel
 	u.timer.d, u.timer.fire = r.cfg.RequestTimeout, func() { cancel(errRequestTimeout) }
 	resendable := x.replayable && !x.resent
+	guard := x.out.ContentLength >= 0 && x.out.ContentLength <= guardedBody
 	u.trace.GotConn = func(info httptrace.GotConnInfo) { // in RoundTrip's goroutine (HTTP/1)
 		u.connect = r.cfg.Now().Sub(u.start)
-		u.conn.got(info.Conn, resendable)
+		u.conn.got(info.Conn, resendable, guard)
 	}
 	u.trace.WroteRequest = func(httptrace.WroteRequestInfo) { u.timer.start() } // in the Transport's writer
 	out := x.out.WithContext(httptrace.WithClientTrace(ctx, &u.trace))

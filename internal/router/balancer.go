@@ -46,6 +46,9 @@ type endpoint struct {
 	tunnels atomic.Int64
 	// until is when a quarantine ends, in Unix nanoseconds; 0: none.
 	until atomic.Int64
+	// silentUntil is when dials to it may go out again after one of its
+	// connections went unacknowledged (silence), in Unix nanoseconds.
+	silentUntil atomic.Int64
 	// retired is set once the endpoint has left the published table.
 	retired atomic.Bool
 	// added is when this router first routed to the dyno (Config.Now),
@@ -135,6 +138,17 @@ func (e *endpoint) quarantine(now time.Time, d time.Duration) {
 }
 
 func (e *endpoint) quarantined(now int64) bool { return e.until.Load() > now }
+
+// silence quarantines the endpoint, and fails dials to it for d: a
+// connection to it just went unacknowledged for UnackedTimeout, so its
+// host is probably dark, and a dial would wait out ConnectTimeout (the
+// Transport redials a reused connection that failed, rule 1).
+func (e *endpoint) silence(now time.Time, d time.Duration) {
+	e.quarantine(now, d)
+	e.silentUntil.Store(now.Add(d).UnixNano())
+}
+
+func (e *endpoint) silent(now time.Time) bool { return e.silentUntil.Load() > now.UnixNano() }
 
 // Slow start: a dyno new to the router is drawn with a weight that grows
 // linearly from minWeight to fullWeight over Config.SlowStart, so a

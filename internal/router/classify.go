@@ -39,8 +39,10 @@ import (
 //     request (what rule 1 does on a reused connection, here also on a
 //     fresh one, which the Transport never retries); the same for
 //     uploadCut, where the dyno closed while the client was still
-//     sending the body. A rule-1 resend whose dial fails leaves the
-//     attempt unanswered, not a dial failure: the request went out.
+//     sending the body, and for unreachable: the request went out, and
+//     then the dyno's host acknowledged nothing for UnackedTimeout (a
+//     power cut), or a rule-1 resend to the dyno could not connect (a
+//     dial failure would wrongly say nothing went out).
 //
 // Anything else is never retried: the dyno may have acted on it (a POST
 // charged twice), or is slow rather than gone (our timeout, H12).
@@ -55,6 +57,10 @@ func (e *dialError) Unwrap() error { return e.err }
 
 // errHostLost fails a dial to a dyno whose host the manager holds lost.
 var errHostLost = errors.New("router: the dyno's host is lost")
+
+// errHostSilent fails a dial to a dyno whose host just let a connection
+// go unacknowledged for UnackedTimeout (endpoint.silence).
+var errHostSilent = errors.New("router: the dyno's host acknowledges nothing")
 
 // errRequestTimeout is the cause given to an attempt's context when the
 // dyno sent no response headers in time.
@@ -77,6 +83,11 @@ const (
 	// read, even before the router finished writing it, is H13).
 	unanswered
 	uploadCut
+	// unreachable: the request went out, then the dyno could not be
+	// reached: its host acknowledged nothing for UnackedTimeout, or the
+	// same-dyno resend (rule 1) could not connect. Retried as unanswered,
+	// and the dyno is quarantined as after a failed dial.
+	unreachable
 
 	// The request was, or may have been, acted on: never retried.
 	responseTimeout // no response headers within RequestTimeout
@@ -124,14 +135,13 @@ func classify(e attemptEnd) failure {
 	case errors.As(e.err, &dial) && e.conn.sent() && !e.conn.answered():
 		// The request went out on a reused connection that closed
 		// unanswered, and the Transport's resend (rule 1) failed to
-		// dial: the attempt failed as the request's first sending did,
-		// so a retry elsewhere counts as its one resend.
-		return unanswered
+		// dial: a retry elsewhere is the request's one resend.
+		return unreachable
 	case errors.As(e.err, &dial):
 		switch {
 		case errors.Is(e.err, syscall.ECONNREFUSED):
 			return dialRefused
-		case isTimeout(e.err):
+		case isTimeout(e.err), errors.Is(e.err, errHostSilent):
 			return dialTimeout
 		}
 		return dialFailed
@@ -139,6 +149,8 @@ func classify(e attemptEnd) failure {
 		return noResponse // failed before a connection: no telling why
 	case !e.conn.sent():
 		return notSent
+	case !e.conn.answered() && silent(e.err):
+		return unreachable
 	case !e.conn.answered() && e.uploading:
 		return uploadCut
 	case !e.conn.answered():
@@ -167,13 +179,24 @@ func cutOff(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
+// silent reports whether err is the kernel giving up a connection whose
+// peer acknowledged nothing for UnackedTimeout (ETIMEDOUT), or could no
+// longer be routed to meanwhile.
+func silent(err error) bool {
+	return errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// dial reports whether no connection was made: the dyno is quarantined.
+// dial reports whether no connection was made.
 func (f failure) dial() bool { return f == dialRefused || f == dialTimeout || f == dialFailed }
+
+// quarantines reports whether the dyno cannot be reached: it is avoided a
+// while (Config.Quarantine).
+func (f failure) quarantines() bool { return f.dial() || f == unreachable }
 
 // retriable is the router's rule (rule 2). replayable is the request's;
 // resent says it has already been sent again after going out once.
@@ -189,7 +212,7 @@ func (f failure) retriable(replayable, resent bool) bool {
 
 // resends reports whether retrying after f sends the request a second
 // time (the dyno may have seen it).
-func (f failure) resends() bool { return f == unanswered || f == uploadCut }
+func (f failure) resends() bool { return f == unanswered || f == uploadCut || f == unreachable }
 
 // hang reports whether f is a sign of a hung dyno (hang.go): it took the
 // request and did not answer in time.
@@ -220,7 +243,7 @@ func (f failure) hError() *hError {
 		return errH19
 	case responseTimeout:
 		return errH12
-	case notSent, unanswered, noResponse, bodyLost:
+	case notSent, unanswered, unreachable, noResponse, bodyLost:
 		return errH13
 	case malformed:
 		return errH17

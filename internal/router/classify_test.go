@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"syscall"
@@ -39,7 +40,10 @@ func TestClassify(t *testing.T) {
 		{"refused", attemptEnd{err: refused}, dialRefused},
 		{"dial timed out", attemptEnd{err: &dialError{context.DeadlineExceeded}}, dialTimeout},
 		{"dial failed", attemptEnd{err: &dialError{errors.New("no route")}}, dialFailed},
-		{"sent on a reused connection, the resend's dial refused", attemptEnd{err: refused, conn: conn(5, 0)}, unanswered},
+		{"sent on a reused connection, the resend's dial refused", attemptEnd{err: refused, conn: conn(5, 0)}, unreachable},
+		{"sent, then nothing acknowledged", attemptEnd{err: &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ETIMEDOUT)}, conn: conn(5, 0)}, unreachable},
+		{"sent, then the host unroutable", attemptEnd{err: os.NewSyscallError("read", syscall.EHOSTUNREACH), conn: conn(5, 0)}, unreachable},
+		{"our deadline is not the host's silence", attemptEnd{err: os.ErrDeadlineExceeded, conn: conn(5, 0)}, unanswered},
 		{"nothing sent on a reused connection, the resend's dial refused", attemptEnd{err: refused, conn: conn(0, 0)}, dialRefused},
 		{"no connection, no dial error", attemptEnd{err: errors.New("bad request")}, noResponse},
 		{"connected, nothing written", attemptEnd{err: syscall.ECONNRESET, conn: conn(0, 0)}, notSent},
@@ -86,6 +90,9 @@ func TestRetriable(t *testing.T) {
 		{unanswered, keyed, false, true},
 		{unanswered, get, true, false}, // once
 		{unanswered, post, false, false},
+		{unreachable, get, false, true},
+		{unreachable, get, true, false},
+		{unreachable, post, false, false},
 		{uploadCut, get, false, true},
 		{uploadCut, post, false, false},
 		{uploadCut, get, true, false},
@@ -110,7 +117,7 @@ func TestFailureCodes(t *testing.T) {
 	t.Parallel()
 	cases := map[failure]*hError{
 		dialRefused: errH21, dialTimeout: errH19, dialFailed: errH99,
-		notSent: errH13, unanswered: errH13, noResponse: errH13, bodyLost: errH13,
+		notSent: errH13, unanswered: errH13, unreachable: errH13, noResponse: errH13, bodyLost: errH13,
 		malformed: errH17, restricted: errH25,
 		uploadCut: errH18, interrupted: errH18,
 		responseTimeout: errH12, clientGone: errH27, clientQuiet: errH28,

@@ -51,6 +51,35 @@ type dynoConn struct {
 	resendable atomic.Bool
 	// set is the endpoint's list of open connections, which Close leaves.
 	set *connSet
+	// unacked is Config.UnackedTimeout; guarded says whether it is set
+	// on the socket now (guard). Used by the writer only.
+	unacked time.Duration
+	guarded bool
+	// silenced is called when the connection fails for its peer's
+	// silence (classify.go, silent); nil in tests.
+	silenced func()
+}
+
+// guardedBody is the largest request body sent under UnackedTimeout: with
+// its head, it fits whole in any dyno's receive buffer (Linux: 128 KiB by
+// default), so a dyno slow to read it never shuts its receive window.
+const guardedBody = 32 << 10
+
+// guard sets (on) or clears the connection's UnackedTimeout. It is set
+// only while what goes out is a request that fits in the dyno's receive
+// buffer: the kernel also gives up a connection whose peer keeps its
+// receive window shut that long, as a live dyno does when it reads a
+// large body late, or a tunnel's bytes.
+func (c *dynoConn) guard(on bool) {
+	if on == c.guarded || c.raw == nil || c.unacked <= 0 {
+		return
+	}
+	c.guarded = on
+	d := c.unacked
+	if !on {
+		d = 0 // the system's default: retransmit for some 15 minutes
+	}
+	setUnackedTimeout(c.raw, d)
 }
 
 // clockStart anchors dynoConn's monotonic timestamps.
@@ -74,7 +103,16 @@ func (c *dynoConn) Read(p []byte) (int, error) {
 		c.lastRead.Store(int64(time.Since(clockStart)))
 		c.answered.Store(true)
 	}
+	if err != nil {
+		c.failed(err)
+	}
 	return n, err
+}
+
+func (c *dynoConn) failed(err error) {
+	if c.silenced != nil && silent(err) {
+		c.silenced()
+	}
 }
 
 // Close closes the connection and takes it off its endpoint's list.
@@ -101,6 +139,9 @@ func (c *dynoConn) Write(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
+	if err != nil {
+		c.failed(err)
+	}
 	return n, err
 }
 
@@ -112,12 +153,14 @@ type connUse struct {
 }
 
 // got records the connection an attempt got (httptrace's GotConn, which
-// runs in the RoundTrip goroutine for HTTP/1), and whether the request to
-// go out on it is resendable (dynoConn.resendable).
-func (u *connUse) got(c net.Conn, resendable bool) {
+// runs in the RoundTrip goroutine for HTTP/1), whether the request to go
+// out on it is resendable (dynoConn.resendable), and whether it goes out
+// under UnackedTimeout (dynoConn.guard).
+func (u *connUse) got(c net.Conn, resendable, guard bool) {
 	if dc, ok := c.(*dynoConn); ok {
 		*u = connUse{conn: dc, written: dc.written.Load(), read: dc.read.Load()}
 		dc.resendable.Store(resendable)
+		dc.guard(guard)
 	}
 }
 

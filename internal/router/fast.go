@@ -443,17 +443,14 @@ func (s *fastServer) attempt(fc *fastConn, x *fastExchange, ep *endpoint, resent
 	start := r.cfg.Now()
 	l := ep.links.get(start)
 	pooled := l != nil
-	var closed failure // the pooled link's, once the dyno closed it under the request
+	went := false // out on a pooled link the dyno then closed unanswered
 	for {
 		if l == nil {
 			var err error
 			if l, err = r.dialLink(ep); err != nil {
 				x.rec.connect = r.cfg.Now().Sub(start)
-				if closed == unanswered {
-					// The request went out on the pooled link: that is
-					// the attempt's failure, so a retry elsewhere counts
-					// as its one resend.
-					return closed, 0
+				if went {
+					return unreachable, 0 // a retry elsewhere is its one resend
 				}
 				return classify(attemptEnd{err: err, ctx: background, client: background}), 0
 			}
@@ -464,7 +461,7 @@ func (s *fastServer) attempt(fc *fastConn, x *fastExchange, ep *endpoint, resent
 		if f == 0 || !pooled || !(f == notSent || f == unanswered && x.req.replayable && !resent) {
 			return f, out
 		}
-		pooled, l, closed = false, nil, f // the dyno closed it first: once more on a new connection
+		pooled, l, went = false, nil, f == unanswered // the dyno closed it first: once more on a new connection
 	}
 }
 
@@ -474,6 +471,7 @@ var background = context.Background()
 func (s *fastServer) exchange(fc *fastConn, x *fastExchange, ep *endpoint, l *link, start time.Time) (failure, outcome) {
 	r := s.r
 	use := connUse{conn: l.dc, written: l.dc.written.Load(), read: l.dc.read.Load()}
+	l.dc.guard(true) // the fast path's requests have no body
 	x.writeRequest(l.bw, s.port)
 	if err := l.bw.Flush(); err != nil {
 		l.close()

@@ -219,7 +219,7 @@ func (r *Router) afterFailure(app string, ep *endpoint, f failure, replayable bo
 	if f.hang() {
 		r.hangStrike(app, ep)
 	}
-	if f.dial() {
+	if f.quarantines() {
 		ep.quarantine(r.cfg.Now(), r.cfg.Quarantine)
 	}
 	if !f.retriable(replayable, *resent) {

@@ -39,7 +39,9 @@
 //	                    │ under it → same or next dyno, when safe: classify.go)
 //	   response headers ≤ RequestTimeout (H12: 3 in a row, the dyno is hung);
 //	   closed without one H13, within them H18; client body idle H28;
-//	   the dyno's host lost: sent elsewhere, when safe (balancer.go, retire)
+//	   the dyno's host lost: sent elsewhere, when safe (balancer.go, retire);
+//	   the request unacknowledged for UnackedTimeout: the same, sooner
+//	   (unacked_linux.go)
 //	                    ▼
 //	   stream the body (or the upgraded connection) back, log the line;
 //	   the dyno breaks off H18, goes quiet for RollingTimeout H15 (a tunnel:
@@ -57,6 +59,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dynogrid/grid/internal/logs"
@@ -69,6 +72,7 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 	DefaultBootTimeout    = 75 * time.Second
 	DefaultQuarantine     = 5 * time.Second
+	DefaultUnackedTimeout = 2 * time.Second
 	// MaxHeaderBytes bounds a request's whole head (request line and
 	// headers), as nginx's default 4 × 8 KiB buffers do; net/http allows
 	// 4 KiB of slack over it and answers 431 beyond. Within it, each line
@@ -133,6 +137,12 @@ type Config struct {
 	// Quarantine is how long this router avoids a dyno it could not
 	// connect to. Zero means 5 s.
 	Quarantine time.Duration
+	// UnackedTimeout is how long what the router sends a dyno may go
+	// unacknowledged by the dyno's host before the connection is given
+	// up (TCP_USER_TIMEOUT): a request to a host that went silent then
+	// goes elsewhere when safe, well before the manager holds the host
+	// lost. Zero means 2 s.
+	UnackedTimeout time.Duration
 	// AckInterval is the least time between two writes of the router's
 	// record when its table takes in new dyno revisions: changes arriving
 	// faster are reported together. Zero means 5 ms.
@@ -190,6 +200,7 @@ func (c Config) withDefaults() Config {
 	c.ConnectTimeout = cmpOr(c.ConnectTimeout, DefaultConnectTimeout)
 	c.BootTimeout = cmpOr(c.BootTimeout, DefaultBootTimeout)
 	c.Quarantine = cmpOr(c.Quarantine, DefaultQuarantine)
+	c.UnackedTimeout = cmpOr(c.UnackedTimeout, DefaultUnackedTimeout)
 	c.AckInterval = cmpOr(c.AckInterval, DefaultAckInterval)
 	c.Heartbeat = cmpOr(c.Heartbeat, DefaultHeartbeat)
 	c.HeaderTimeout = cmpOr(c.HeaderTimeout, DefaultHeaderTimeout)
@@ -242,7 +253,13 @@ func New(cfg Config) *Router {
 	r := &Router{cfg: cfg.withDefaults(), ready: make(chan struct{}), published: make(chan struct{}, 1)}
 	r.table.Store(&table{routes: map[string]*route{}, changed: make(chan struct{})})
 	r.hosts.Store(newHostState().table())
-	r.dialer = net.Dialer{Timeout: r.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
+	r.dialer = net.Dialer{Timeout: r.cfg.ConnectTimeout, KeepAlive: 30 * time.Second,
+		// Before the connect: a SYN that goes unanswered that long (a
+		// dark host) ends the dial then, not at ConnectTimeout.
+		Control: func(_, _ string, c syscall.RawConn) error {
+			setUnackedTimeout(c, r.cfg.UnackedTimeout)
+			return nil
+		}}
 	r.initLoad()
 	return r
 }

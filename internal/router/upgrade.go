@@ -51,6 +51,9 @@ func (r *Router) upgrade(x *exchange, up *upstream) {
 	defer up.ep.tunnels.Add(-1)
 	up.queue.signal()
 
+	if dc := up.conn.conn; dc != nil {
+		dc.guard(false) // a tunnel's dyno may read late
+	}
 	// bytes the client sent early are buffered in brw
 	t := tunnel{client: conn, early: brw.Reader, dyno: backend}
 	if t.run(r.cfg.RollingTimeout, up.ep.lost) {
