@@ -162,9 +162,15 @@ func TestAddons(t *testing.T) {
 	if _, errOut, err := g.CLI("addons:destroy", rd[1], "-a", "shop"); err == nil || !strings.Contains(errOut, "--confirm shop") {
 		t.Errorf("destroy without --confirm: %v %s", err, errOut)
 	}
+	redisHost := configVar(t, g, "shop", "REDIS_URL")
+	redisHost = redisHost[strings.LastIndex(redisHost, "@")+1:]
 	g.MustCLI("addons:destroy", rd[1], "-a", "shop", "--confirm", "shop")
 	if strings.Contains(g.MustCLI("config", "-a", "shop"), "REDIS_URL") {
 		t.Error("REDIS_URL outlived its add-on")
+	}
+	// Nor may shop's dynos reach where it was.
+	if a, err := g.Store().App(t.Context(), "shop"); err != nil || strings.Contains(fmt.Sprint(a.Release.Reach), redisHost) {
+		t.Errorf("shop's release still reaches %s: %v, %v", redisHost, a.Release.Reach, err)
 	}
 	g.WaitBody("shop", "/", "pg 3\n", 30*time.Second)
 	g.MustCLI("apps:destroy", "shop", "--confirm", "shop")

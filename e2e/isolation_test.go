@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,7 +20,8 @@ import (
 // a one-off dyno of a real grid, next to another tenant, and tries from
 // a one-off dyno to reach what a tenant must not (I-3): the other
 // tenant's dyno, the grid's API, NATS and router through the dyno's
-// gateway, and the cloud metadata address.
+// gateway, the cloud metadata address, and the other tenant's Redis (its
+// own Redis, on the next port of the same server, it reaches).
 func TestIsolationInGrid(t *testing.T) {
 	// A local buildpack that runs reachScript from bin/compile.
 	bps := t.TempDir()
@@ -34,6 +36,7 @@ func TestIsolationInGrid(t *testing.T) {
 	}
 	g := gridtest.Start(t, "--boot-timeout", "10s", "--stop-grace", "5s", "--buildpack-root", bps)
 	g.MustCLI("apps:create", "victim")
+	g.MustCLI("addons:create", "redis", "-a", "victim")
 	if out, err := g.Push("victim", g.Repo("testdata/go-hello")); err != nil {
 		t.Fatalf("push victim: %v\n%s", err, out)
 	}
@@ -55,11 +58,13 @@ func TestIsolationInGrid(t *testing.T) {
 		"HOSTPATHS=" + strings.Join([]string{g.Data, filepath.Join(g.Data, "slugs"), "/var/lib/grid", "/root", g.Home}, ":"),
 		"PROBE_UID=any",
 		"PROBE_HOSTNAME=!" + hostname,
-		// What a dyno's process gets: config vars, what the host adds,
+		// What a dyno's process gets: config vars (REDIS_URL from its
+		// add-on), what the host adds,
 		// and what bash -c (the process's parent) exports.
-		"PROBE_ENV=" + strings.Join([]string{"HOSTPID", "HOSTPATHS", "PROBE_UID", "PROBE_HOSTNAME", "PROBE_ENV", "HOME", "PATH", "PORT", "DYNO", "PWD", "SHLVL", "_"}, ","),
+		"PROBE_ENV=" + strings.Join([]string{"HOSTPID", "HOSTPATHS", "PROBE_UID", "PROBE_HOSTNAME", "PROBE_ENV", "REDIS_URL", "HOME", "PATH", "PORT", "DYNO", "PWD", "SHLVL", "_"}, ","),
 	}
 	g.MustCLI("apps:create", "probe")
+	g.MustCLI("addons:create", "redis", "-a", "probe")
 	g.MustCLI(append([]string{"config:set", "-a", "probe"}, config...)...)
 	if out, err := g.Push("probe", g.Repo(src)); err != nil {
 		t.Fatalf("push probe: %v\n%s", err, out)
@@ -101,12 +106,24 @@ func TestIsolationInGrid(t *testing.T) {
 		natsPort := port(strings.TrimPrefix(g.NATS, "nats://"))
 		// The gateway is the host's end of the dyno's link: the only host
 		// address a dyno can route to without leaving the machine.
-		targets := []string{victim, "GW:" + port(g.APIAddr), "GW:" + natsPort, "GW:" + port(g.RtAddr), "GW:22", "169.254.169.254:80"}
-		out, errOut, err := g.CLI("run", "-x", "-a", "probe", "-e", "TARGETS="+strings.Join(targets, ","), "python3", "-c", reachScript)
+		redisOf := func(app string) string {
+			u, err := url.Parse(configVar(t, g, app, "REDIS_URL"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return u.Host
+		}
+		targets := []string{victim, "GW:" + port(g.APIAddr), "GW:" + natsPort, "GW:" + port(g.RtAddr), "GW:22", "169.254.169.254:80", redisOf("victim")}
+		own := redisOf("probe")
+		out, errOut, err := g.CLI("run", "-x", "-a", "probe", "-e", "TARGETS="+strings.Join(append(targets, own), ","), "python3", "-c", reachScript)
 		if err != nil {
 			t.Fatalf("reach script: %v\n%s\n%s", err, out, errOut)
 		}
+		if !strings.Contains(out, "REACHED "+own+"\n") {
+			t.Errorf("the dyno did not reach its own app's Redis at %s:\n%s", own, out)
+		}
 		t.Logf("from a one-off dyno of another app:\n%s", out)
+		out = strings.ReplaceAll(out, "REACHED "+own+"\n", "")
 		if !regexp.MustCompile(`gateway \d+\.\d+\.\d+\.\d+`).MatchString(out) {
 			t.Errorf("no gateway found:\n%s", out)
 		}

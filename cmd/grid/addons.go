@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -158,12 +157,8 @@ func adminHost(what, adminURL string, schemes []string, port int) (netip.AddrPor
 	if err != nil || !slices.Contains(schemes, u.Scheme) {
 		return netip.AddrPort{}, fmt.Errorf("%s admin URL: want %s://user:password@ADDRESS:PORT", what, schemes[0])
 	}
-	p := u.Port()
-	if p == "" {
-		p = strconv.Itoa(port)
-	}
-	ap, err := netip.ParseAddrPort(net.JoinHostPort(u.Hostname(), p))
-	if err != nil || !ap.Addr().Is4() {
+	ap, err := grid.URLEndpoint(u, port)
+	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("%s admin URL: the host must be an IPv4 address dynos can reach, not %q", what, u.Hostname())
 	}
 	return ap, nil

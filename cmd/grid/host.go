@@ -56,7 +56,7 @@ func hostFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 	fs.BoolVar(&c.keepDynos, "keep-dynos", false, "leave dynos running when the agent stops, for the next agent of this host to adopt")
 	fs.StringVar(&c.internal, "internal", "", "comma-separated networks dynos must never reach (the servers' network, other hosts' dyno subnets), e.g. 10.0.0.0/8")
 	fs.StringVar(&c.routers, "routers", "", "comma-separated networks of the routers, the only other machines that may reach dynos (empty: any)")
-	services := fs.String("services", "", "comma-separated TCP services dynos may reach even on this machine or in --internal: the add-on servers, ADDR:PORT or ADDR:FIRST-LAST")
+	services := fs.String("services", "", "comma-separated add-on servers, ADDR:PORT or ADDR:FIRST-LAST: a dyno reaches those of its app's add-ons there, even on this machine or in --internal, and no other")
 	return func(ctx context.Context, logger *slog.Logger) error {
 		if err := needRoot("grid host"); err != nil {
 			return err

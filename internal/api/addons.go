@@ -197,16 +197,22 @@ func (s *server) attach(ctx context.Context, a grid.Addon, app grid.App, name, u
 	return nil
 }
 
-// detach releases app without at's config var and forgets at.
+// detach forgets at and releases app without its config var: in this
+// order, so that the release no longer lets the app's dynos reach the
+// add-on (store.CommitRelease takes Reach from the attachments). If the
+// release fails, at is put back.
 func (s *server) detach(ctx context.Context, at grid.Attachment, a grid.Addon, user string) error {
+	if err := s.store.DeleteAttachment(ctx, at.App, at.Name); err != nil {
+		return err
+	}
 	err := s.releaseConfig(ctx, at.App, user, fmt.Sprintf("Detach %s (@ref:%s)", at.Name, a.Name), func(cfg map[string]string) error {
 		delete(cfg, at.ConfigVar())
 		return nil
 	})
 	if err != nil && !errors.Is(err, grid.ErrNotFound) {
-		return err
+		return errors.Join(err, s.store.CreateAttachment(ctx, at))
 	}
-	return s.store.DeleteAttachment(ctx, at.App, at.Name)
+	return nil
 }
 
 // releaseConfig makes a release of app whose config is the current one

@@ -139,7 +139,7 @@ func (s *server) createDyno(w http.ResponseWriter, r *http.Request, user string)
 	as := grid.Assignment{
 		DynoID: store.NewID(), App: a.Name, AppID: a.ID, UID: a.UID, Host: grid.PendingHost,
 		Name: name, Type: "run", Command: q.Command, Size: size,
-		Release: a.Release.Version, SlugID: a.Release.SlugID, Env: env,
+		Release: a.Release.Version, SlugID: a.Release.SlugID, Env: env, Reach: a.Release.Reach,
 		OneOff: true, Attach: attach, TTY: attach && (q.ForceNoTTY == nil || !*q.ForceNoTTY),
 		CreatedAt: s.now().UTC(),
 	}

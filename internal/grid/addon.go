@@ -2,7 +2,11 @@ package grid
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"regexp"
+	"strconv"
 	"time"
 )
 
@@ -23,6 +27,38 @@ type Addon struct {
 	Backups   []Backup  `json:"backups,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// schemePorts are the ports of add-on URL schemes that may leave theirs
+// out.
+var schemePorts = map[string]int{"postgres": 5432, "postgresql": 5432, "redis": 6379, "rediss": 6379}
+
+// Endpoint is the IPv4 address and TCP port the add-on's URL points at,
+// its scheme's port if it names none: what its apps' dynos are let
+// through to (sandbox.Spec.Reach). False for a URL with a host name, an
+// IPv6 address or no port: its dynos reach such an add-on, if at all, as
+// anything else on the internet.
+func (a Addon) Endpoint() (netip.AddrPort, bool) {
+	u, err := url.Parse(a.URL)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	ap, err := URLEndpoint(u, schemePorts[u.Scheme])
+	return ap, err == nil
+}
+
+// URLEndpoint is the IPv4 address and port of u's host, with port if u
+// names none.
+func URLEndpoint(u *url.URL, port int) (netip.AddrPort, error) {
+	p := u.Port()
+	if p == "" {
+		p = strconv.Itoa(port)
+	}
+	ap, err := netip.ParseAddrPort(net.JoinHostPort(u.Hostname(), p))
+	if err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("%q is not an IPv4 address with a port: %w", u.Host, ErrInvalid)
+	}
+	return ap, nil
 }
 
 // Backup is a stored dump of an add-on's data (pg:backups).

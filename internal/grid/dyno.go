@@ -2,6 +2,7 @@ package grid
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -43,6 +44,8 @@ type Assignment struct {
 	Epoch   int               `json:"epoch"`
 	SlugID  string            `json:"slug_id"`
 	Env     map[string]string `json:"env"` // config vars; PORT, DYNO, HOME are added by the host
+	// Reach is the release's: the add-on endpoints the dyno may reach.
+	Reach []netip.AddrPort `json:"reach,omitempty"`
 	// CPUs is the cpuset the dyno is pinned to on its host ("1", "0-1");
 	// empty means any core.
 	CPUs string `json:"cpus,omitempty"`

@@ -2,6 +2,7 @@ package grid
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -27,8 +28,13 @@ type Release struct {
 	SlugID      string            `json:"slug_id,omitempty"` // empty before the first deploy
 	Commit      string            `json:"commit,omitempty"`
 	Config      map[string]string `json:"config"`
-	User        string            `json:"user"` // email of who made it
-	CreatedAt   time.Time         `json:"created_at"`
+	// Reach are the endpoints of the add-ons attached to the app when the
+	// release was made: its dynos' way through to the add-on servers. It
+	// comes from the add-on records, never from Config, which the app's
+	// owner can set to anything.
+	Reach     []netip.AddrPort `json:"reach,omitempty"`
+	User      string           `json:"user"` // email of who made it
+	CreatedAt time.Time        `json:"created_at"`
 }
 
 // configKeyOK mirrors the Platform API's ^\w+$ rule for config var names.

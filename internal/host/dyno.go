@@ -324,6 +324,7 @@ func (d *dyno) spec(n int, dir string, port int, out io.Writer) sandbox.Spec {
 		DiskIOPS:  size.DiskIOPS,
 		CPUs:      d.asg.CPUs,
 		Network:   true,
+		Reach:     d.asg.Reach,
 		Labels:    map[string]string{labelDyno: d.asg.DynoID, labelPort: strconv.Itoa(port)},
 		Stdout:    out,
 		Stderr:    out,

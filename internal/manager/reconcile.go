@@ -386,7 +386,7 @@ func (d *decision) place(v *view, a grid.App, missing []slot, p policy) {
 			DynoID: p.NewID(), App: a.Name, AppID: a.ID, UID: a.UID, Host: pl.Host,
 			Name: s.name, Type: s.typ, Command: s.command, Size: s.size,
 			Release: a.Release.Version, Epoch: s.epoch, SlugID: a.Release.SlugID,
-			Env: copyEnv(a.Release.Config), CPUs: pl.CPUs, CreatedAt: p.Now, Reason: string(s.reason),
+			Env: copyEnv(a.Release.Config), Reach: a.Release.Reach, CPUs: pl.CPUs, CreatedAt: p.Now, Reason: string(s.reason),
 		}})
 	}
 }

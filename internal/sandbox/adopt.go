@@ -67,13 +67,14 @@ type record struct {
 	Hostname string            `json:"hostname"`
 	Labels   map[string]string `json:"labels,omitempty"`
 	Network  bool              `json:"network,omitempty"`
+	Reach    []netip.AddrPort  `json:"reach,omitempty"`
 	Idle     bool              `json:"idle,omitempty"` // its cgroups are under the idle parent
 	Slot     int               `json:"slot"`
 	Started  time.Time         `json:"started"`
 }
 
 func newRecord(spec Spec, n *sandboxNet, started time.Time) record {
-	r := record{ID: spec.ID, Hostname: spec.Hostname, Labels: spec.Labels, Network: n != nil, Idle: spec.Idle, Started: started}
+	r := record{ID: spec.ID, Hostname: spec.Hostname, Labels: spec.Labels, Network: n != nil, Reach: spec.Reach, Idle: spec.Idle, Started: started}
 	if n != nil {
 		r.Slot = n.slot
 	}
@@ -260,7 +261,7 @@ func (m *Manager) unclaim(lo *leftover, s *Sandbox) {
 // adopt fills a Sandbox claimed for a leftover an earlier process
 // started, from its record and libcontainer's state.
 func (s *Sandbox) adopt(rec *record, stdout, stderr io.Writer) error {
-	s.spec = Spec{ID: rec.ID, Hostname: rec.Hostname, Labels: rec.Labels, Network: rec.Network, Idle: rec.Idle, Stdout: stdout, Stderr: stderr}
+	s.spec = Spec{ID: rec.ID, Hostname: rec.Hostname, Labels: rec.Labels, Network: rec.Network, Reach: rec.Reach, Idle: rec.Idle, Stdout: stdout, Stderr: stderr}
 	s.started = rec.Started
 	c, err := libcontainer.Load(s.layout.state(), rec.ID)
 	if err != nil {
@@ -272,7 +273,11 @@ func (s *Sandbox) adopt(rec *record, stdout, stderr io.Writer) error {
 	}
 	s.container, s.initPid = c, st.InitProcessPid
 	if rec.Network {
-		s.net = s.m.sandboxNetAt(rec.Slot, s.layout)
+		s.net = s.m.sandboxNetAt(rec.Slot, s.layout, rec.Reach)
+		// The Manager's new firewall table starts with an empty set.
+		if err := s.m.fw.open(s.net.addr, s.net.reach); err != nil {
+			return fmt.Errorf("firewall: %w", err)
+		}
 	}
 	pidfd, err := openPidfd(st.InitProcessPid, st.InitProcessStartTime)
 	if err != nil { // exited while nobody watched

@@ -32,6 +32,7 @@ type helperConfig struct {
 	StateDir     string
 	Subnet       string
 	CgroupParent string
+	Services     []Service
 	Specs        []helperSpec
 }
 
@@ -39,6 +40,7 @@ type helperSpec struct {
 	ID      string
 	Args    []string
 	Network bool
+	Reach   []netip.AddrPort
 	Labels  map[string]string
 	Mounts  []Mount
 	Idle    bool
@@ -50,14 +52,14 @@ func runHelper(js string) int {
 		fmt.Fprintln(os.Stderr, "helper config:", err)
 		return 2
 	}
-	m, err := New(Config{StateDir: hc.StateDir, Subnet: netip.MustParsePrefix(hc.Subnet), CgroupParent: hc.CgroupParent})
+	m, err := New(Config{StateDir: hc.StateDir, Subnet: netip.MustParsePrefix(hc.Subnet), CgroupParent: hc.CgroupParent, Services: hc.Services})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper manager:", err)
 		return 2
 	}
 	for _, hs := range hc.Specs {
 		sp := Spec{
-			ID: hs.ID, Args: hs.Args, Network: hs.Network, Labels: hs.Labels, Mounts: hs.Mounts, Idle: hs.Idle,
+			ID: hs.ID, Args: hs.Args, Network: hs.Network, Reach: hs.Reach, Labels: hs.Labels, Mounts: hs.Mounts, Idle: hs.Idle,
 			Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin"}, UID: testUID, Dir: "/usr/share",
 			Stdout: io.Discard, Stderr: io.Discard,
 		}

@@ -20,21 +20,29 @@ import (
 // e.g. "inet grid_10_231_0_0_16"), written in one transaction that
 // replaces any previous version:
 //
+//	set reach    ipv4_addr . ipv4_addr . inet_service  # sandbox . service . port, per Spec.Reach
+//
 //	input        iifname gd* ct state established,related accept
-//	             iifname gd* ip saddr <subnet> ip daddr <addr> tcp dport <ports> accept  # per Config.Services
+//	             iifname gd* ip saddr . ip daddr . tcp dport @reach accept
 //	             iifname gd* ip saddr <subnet> reject  # dynos never open connections to the host
 //	forward      oifname gd* ct state established,related accept
 //	             iifname gd* ct state established,related accept  # replies, also to Internal peers
 //	             iifname gd* oifname gd* reject  # no dyno reaches another
 //	             iifname gd* ip daddr 169.254.0.0/16 reject
 //	             iifname gd* ip saddr <subnet> ip daddr <dns> udp/tcp dport 53 accept  # per nameserver in Internal
-//	             iifname gd* ip saddr <subnet> ip daddr <addr> tcp dport <ports> accept  # per Config.Services
+//	             iifname gd* ip saddr . ip daddr . tcp dport @reach accept
+//	             iifname gd* ip daddr <addr> tcp dport <ports> reject                # per Config.Services
 //	             iifname gd* ip saddr <subnet> ip daddr <internal> reject           # per Config.Internal
 //	             iifname gd* accept            # egress
 //	             oifname gd* ip daddr <subnet> ip saddr <subnet> reject  # forged: our dynos never come from outside
 //	             oifname gd* ip daddr <subnet> ip saddr <router> accept  # per Config.Routers, if any,
 //	             oifname gd* ip daddr <subnet> reject                    #   and then nothing else
 //	postrouting  ip saddr <subnet> oifname != gd* masquerade
+//
+// A sandbox reaches an add-on server only at the endpoints of its own
+// Spec.Reach (its app's add-ons), each of them added to the set while the
+// sandbox exists: not another app's Redis on the next port, even where
+// the servers are on the open internet.
 //
 // The host reaches every dyno port directly (its packets take the output
 // path, which is not filtered). Rejects answer with ICMP admin-prohibited
@@ -49,6 +57,7 @@ type firewall struct {
 	dns      []netip.Addr // nameservers inside internal, kept reachable on port 53
 	routers  []netip.Prefix
 	services []Service
+	reach    *nftables.Set // the endpoints each sandbox may reach
 }
 
 func newFirewall(cfg Config) (*firewall, error) {
@@ -56,6 +65,10 @@ func newFirewall(cfg Config) (*firewall, error) {
 	f := &firewall{
 		table:  &nftables.Table{Family: nftables.TableFamilyINet, Name: name},
 		subnet: cfg.Subnet, internal: cfg.Internal, routers: cfg.Routers, services: cfg.Services,
+	}
+	f.reach = &nftables.Set{
+		Table: f.table, Name: "reach", Concatenation: true,
+		KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr, nftables.TypeInetService),
 	}
 	if len(cfg.Internal) == 0 {
 		return f, nil
@@ -104,6 +117,9 @@ func (f *firewall) install() error {
 	c.AddTable(f.table) // "add" then "delete": the delete cannot fail for a missing table
 	c.DelTable(f.table)
 	c.AddTable(f.table)
+	if err := c.AddSet(f.reach, nil); err != nil {
+		return fmt.Errorf("nftables set %s: %w", f.reach.Name, err)
+	}
 	f.inputChain(c)
 	f.forwardChain(c)
 	f.natChain(c)
@@ -140,9 +156,7 @@ func (f *firewall) inputChain(c *nftables.Conn) {
 	// Manager's table would refuse the services another admits.
 	// (Sandboxes cannot forge their source: they have no CAP_NET_RAW.)
 	fromOurs := append(fromDyno, ipv4In(12, f.subnet)...)
-	for _, sv := range f.services {
-		f.rule(c, ch, fromOurs, ipv4In(16, netip.PrefixFrom(sv.Addr, 32)), tcpPorts(sv.FirstPort, sv.LastPort), accept())
-	}
+	f.rule(c, ch, fromDyno, f.reached(), accept())
 	f.rule(c, ch, fromOurs, reject())
 }
 
@@ -163,8 +177,9 @@ func (f *firewall) forwardChain(c *nftables.Conn) {
 			f.rule(c, ch, fromOurs, ipv4In(16, netip.PrefixFrom(a, 32)), dport(proto, 53), accept())
 		}
 	}
+	f.rule(c, ch, fromDyno, f.reached(), accept())
 	for _, sv := range f.services {
-		f.rule(c, ch, fromOurs, ipv4In(16, netip.PrefixFrom(sv.Addr, 32)), tcpPorts(sv.FirstPort, sv.LastPort), accept())
+		f.rule(c, ch, fromOurs, ipv4In(16, netip.PrefixFrom(sv.Addr, 32)), tcpPorts(sv.FirstPort, sv.LastPort), reject())
 	}
 	for _, p := range f.internal {
 		f.rule(c, ch, fromOurs, ipv4In(16, p), reject())
@@ -178,6 +193,64 @@ func (f *firewall) forwardChain(c *nftables.Conn) {
 		}
 		f.rule(c, ch, toOurs, reject())
 	}
+}
+
+// reached matches TCP packets whose source, destination and port are an
+// element of the reach set. The three are loaded into consecutive 32-bit
+// registers (1 is the first of them), as nft does for a concatenation.
+func (f *firewall) reached() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 1, SetName: f.reach.Name, SetID: f.reach.ID},
+	}
+}
+
+// open lets the sandbox at addr reach those of endpoints that lie in a
+// service (an endpoint elsewhere is left to the other rules: egress if it
+// is on the internet, refused if it is internal).
+func (f *firewall) open(addr netip.Addr, endpoints []netip.AddrPort) error {
+	return f.edit(addr, endpoints, (*nftables.Conn).SetAddElements)
+}
+
+// close takes back what open gave addr; elements already gone are fine.
+func (f *firewall) close(addr netip.Addr, endpoints []netip.AddrPort) error {
+	err := f.edit(addr, endpoints, (*nftables.Conn).SetDeleteElements)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
+}
+
+func (f *firewall) edit(addr netip.Addr, endpoints []netip.AddrPort, op func(*nftables.Conn, *nftables.Set, []nftables.SetElement) error) error {
+	var elems []nftables.SetElement
+	for _, e := range endpoints {
+		if !slices.ContainsFunc(f.services, func(sv Service) bool { return sv.contains(e) }) {
+			continue
+		}
+		src, dst := addr.As4(), e.Addr().As4()
+		key := slices.Concat(src[:], dst[:], binaryutil.BigEndian.PutUint16(e.Port()), []byte{0, 0})
+		elems = append(elems, nftables.SetElement{Key: key})
+	}
+	if len(elems) == 0 {
+		return nil
+	}
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	if err := op(c, f.reach, elems); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables set %s of %s: %w", f.reach.Name, addr, err)
+	}
+	return nil
 }
 
 func (f *firewall) natChain(c *nftables.Conn) {

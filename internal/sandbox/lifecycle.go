@@ -31,7 +31,7 @@ func (s *Sandbox) start() error {
 	}
 	nsPath := ""
 	if s.spec.Network {
-		n, err := s.m.setupNetwork(s.layout)
+		n, err := s.m.setupNetwork(s.layout, s.spec.Reach)
 		if err != nil {
 			return fmt.Errorf("network: %w", err)
 		}

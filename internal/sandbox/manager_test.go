@@ -129,6 +129,9 @@ func TestBadSpecsRejected(t *testing.T) {
 				s.Labels[fmt.Sprint(i)] = "x"
 			}
 		})},
+		{"reach without network", ok(func(s *Spec) { s.Network, s.Reach = false, []netip.AddrPort{netip.MustParseAddrPort("10.0.0.1:5432")} })},
+		{"reach without port", ok(func(s *Spec) { s.Network, s.Reach = true, []netip.AddrPort{netip.MustParseAddrPort("10.0.0.1:0")} })},
+		{"reach ipv6", ok(func(s *Spec) { s.Network, s.Reach = true, []netip.AddrPort{netip.MustParseAddrPort("[::1]:5432")} })},
 		{"long label", ok(func(s *Spec) { s.Labels = map[string]string{"k": strings.Repeat("v", maxLabelBytes)} })},
 	}
 	for _, c := range cases {

@@ -107,26 +107,29 @@ type sandboxNet struct {
 	addr   netip.Addr // sandbox end
 	link   string     // host-side veth name
 	nsPath string     // bind mount keeping the netns alive
+	reach  []netip.AddrPort
 }
 
 // linkName is the host-side veth of address slot.
 func (m *Manager) linkName(slot int) string { return fmt.Sprintf("%s%d", m.linkPrefix, slot) }
 
-// sandboxNetAt describes the network of the sandbox with layout l at slot.
-func (m *Manager) sandboxNetAt(slot int, l layout) *sandboxNet {
-	n := &sandboxNet{slot: slot, link: m.linkName(slot), nsPath: l.netns()}
+// sandboxNetAt describes the network of the sandbox with layout l at slot
+// that may reach the endpoints reach.
+func (m *Manager) sandboxNetAt(slot int, l layout, reach []netip.AddrPort) *sandboxNet {
+	n := &sandboxNet{slot: slot, link: m.linkName(slot), nsPath: l.netns(), reach: reach}
 	n.host, n.addr = m.pool.addrs(slot)
 	return n
 }
 
-// setupNetwork creates the sandbox's netns at l.netns() and wires it to
-// the host with a veth pair. On error nothing is left.
-func (m *Manager) setupNetwork(l layout) (_ *sandboxNet, err error) {
+// setupNetwork creates the sandbox's netns at l.netns(), wires it to the
+// host with a veth pair and lets it reach its endpoints. On error nothing
+// is left.
+func (m *Manager) setupNetwork(l layout, reach []netip.AddrPort) (_ *sandboxNet, err error) {
 	slot, err := m.pool.get()
 	if err != nil {
 		return nil, err
 	}
-	n := m.sandboxNetAt(slot, l)
+	n := m.sandboxNetAt(slot, l, reach)
 	defer func() {
 		if err != nil {
 			m.teardownNetwork(n)
@@ -145,6 +148,9 @@ func (m *Manager) setupNetwork(l layout) (_ *sandboxNet, err error) {
 	}
 	if err := configureInside(n, ns); err != nil {
 		return nil, fmt.Errorf("configure sandbox netns: %w", err)
+	}
+	if err := m.fw.open(n.addr, reach); err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
 	}
 	return n, nil
 }
@@ -219,7 +225,9 @@ func configureInside(n *sandboxNet, ns netns.NsHandle) error {
 // teardownNetwork removes what setupNetwork made; safe on partial state
 // and when run twice.
 func (m *Manager) teardownNetwork(n *sandboxNet) error {
-	err := deleteLink(n.link)
+	// Before the address goes back to the pool, and its next sandbox.
+	err := m.fw.close(n.addr, n.reach)
+	err = errors.Join(err, deleteLink(n.link))
 	err = errors.Join(err, unmountNetns(n.nsPath))
 	m.pool.put(n.slot)
 	return err

@@ -250,7 +250,13 @@ func (o *outside) listen(t *testing.T, port int) net.Listener {
 // would.
 func (o *outside) dial(t *testing.T, addr netip.AddrPort) error {
 	t.Helper()
-	ns, err := netns.GetFromPath(o.nsPath)
+	return dialFrom(t, o.nsPath, addr)
+}
+
+// dialFrom connects to addr from inside the network namespace at nsPath.
+func dialFrom(t *testing.T, nsPath string, addr netip.AddrPort) error {
+	t.Helper()
+	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,6 +337,19 @@ func TestEgressIsMasqueraded(t *testing.T) {
 	}
 }
 
+// listenOn accepts connections on a free port of addr until the test
+// ends.
+func listenOn(t *testing.T, addr netip.Addr) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepting(ln)
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
 // accepting accepts and closes connections on ln until it is closed.
 func accepting(ln net.Listener) {
 	go func() {
@@ -408,11 +427,11 @@ func TestRoutersAloneReachSandboxes(t *testing.T) {
 	}
 }
 
-// TestServicesReachable: a service on the host (an add-on server) is
-// reachable on its ports, and nothing else of the host is, not even
-// another port of the same address.
+// TestServicesReachable: an add-on server's port (a service) is reachable
+// from the sandboxes whose Reach names it, and from no other; another port
+// of the same service (another app's Redis, say) is not, nor is the rest
+// of the host. A new Manager that adopts the sandbox keeps it so.
 func TestServicesReachable(t *testing.T) {
-	t.Parallel()
 	n := int(testSeq.Add(1))
 	svc := netip.MustParseAddr(fmt.Sprintf("10.235.%d.1", 200+n%50))
 	lo, err := netlink.LinkByName("lo")
@@ -424,34 +443,53 @@ func TestServicesReachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { netlink.AddrDel(lo, addr) })
-	open, err := net.Listen("tcp", netip.AddrPortFrom(svc, 0).String())
-	if err != nil {
-		t.Fatal(err)
+	ours, theirs, host := listenOn(t, svc), listenOn(t, svc), listenOn(t, svc)
+	first, last := min(ours.Port(), theirs.Port()), max(ours.Port(), theirs.Port())
+	if p := host.Port(); p >= first && p <= last {
+		t.Skipf("the host's port %d fell between the service's %d and %d", p, first, last)
 	}
-	defer open.Close()
-	closed, err := net.Listen("tcp", netip.AddrPortFrom(svc, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closed.Close()
-	accepting(open)
-	accepting(closed)
-	port := uint16(open.Addr().(*net.TCPAddr).Port)
 	cfg := testConfig(t, n)
-	cfg.Services = []Service{{Addr: svc, FirstPort: port, LastPort: port}}
+	cfg.Services = []Service{{Addr: svc, FirstPort: first, LastPort: last}}
 	m := newManagerWith(t, cfg)
-	for i, tc := range []struct {
-		addr string
-		want string
-	}{
-		{open.Addr().String(), "connected\n"},
-		{closed.Addr().String(), "blocked EHOSTUNREACH\n"},
-	} {
-		sp, _, _ := spec(fmt.Sprintf("svc%d", i), tryConnect(tc.addr)...)
-		sp.Network = true
-		if code, out, errOut := run(t, m, sp); code != 0 || out != tc.want {
-			t.Errorf("to %s: exit %d, %q (stderr %q), want %q", tc.addr, code, out, errOut, tc.want)
+	try := func(t *testing.T, m *Manager, id string, reach []netip.AddrPort, want map[netip.AddrPort]string) {
+		t.Helper()
+		for to, w := range want {
+			sp, _, _ := spec(fmt.Sprintf("%s-%d", id, to.Port()), tryConnect(to.String())...)
+			sp.Network, sp.Reach = true, reach
+			if code, out, errOut := run(t, m, sp); code != 0 || out != w {
+				t.Errorf("%s to %s: exit %d, %q (stderr %q), want %q", id, to, code, out, errOut, w)
+			}
 		}
+	}
+	try(t, m, "svc-ours", []netip.AddrPort{ours}, map[netip.AddrPort]string{
+		ours: "connected\n", theirs: "blocked EHOSTUNREACH\n", host: "blocked EHOSTUNREACH\n",
+	})
+	try(t, m, "svc-none", nil, map[netip.AddrPort]string{ours: "blocked EHOSTUNREACH\n"})
+	// The sandbox's element goes with it: the next one at its address
+	// (the pool hands it out again) reaches nothing.
+	try(t, m, "svc-next", nil, map[netip.AddrPort]string{ours: "blocked EHOSTUNREACH\n", theirs: "blocked EHOSTUNREACH\n"})
+
+	// A sandbox adopted by a new Manager, whose table starts with an
+	// empty set, keeps its reach.
+	killer := startHelper(t, helperConfig{
+		StateDir: cfg.StateDir, Subnet: cfg.Subnet.String(), CgroupParent: cfg.CgroupParent, Services: cfg.Services,
+		Specs: []helperSpec{{ID: "svc-adopted", Args: []string{"sleep", "1000"}, Network: true, Reach: []netip.AddrPort{ours}}},
+	})
+	if err := killer.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = killer.Wait()
+	m = newManagerWith(t, cfg)
+	sb, err := m.Adopt("svc-adopted", io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Destroy()
+	if err := dialFrom(t, sb.net.nsPath, ours); err != nil {
+		t.Errorf("adopted sandbox to %s: %v", ours, err)
+	}
+	if err := dialFrom(t, sb.net.nsPath, theirs); err == nil {
+		t.Errorf("adopted sandbox reached %s", theirs)
 	}
 	if _, err := New(Config{StateDir: t.TempDir(), Services: []Service{{Addr: svc}}}); err == nil {
 		t.Error("a service without ports was accepted")

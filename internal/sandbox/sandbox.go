@@ -79,8 +79,9 @@ type Config struct {
 	// that host's address). IPv4 only. Nil means any source outside
 	// Subnet.
 	Routers []netip.Prefix
-	// Services are TCP services sandboxes may reach although they are on
-	// the host or in Internal: the add-on servers. IPv4 only.
+	// Services are the add-on servers: TCP ports that a sandbox reaches
+	// only at the endpoints of its Spec.Reach (its app's add-ons), whether
+	// they are on the host, in Internal or elsewhere. IPv4 only.
 	Services []Service
 	Logger   *slog.Logger
 
@@ -93,6 +94,10 @@ type Config struct {
 type Service struct {
 	Addr                netip.Addr
 	FirstPort, LastPort uint16
+}
+
+func (sv Service) contains(e netip.AddrPort) bool {
+	return e.Addr() == sv.Addr && e.Port() >= sv.FirstPort && e.Port() <= sv.LastPort
 }
 
 var cgroupParentPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*(/[a-zA-Z0-9_][a-zA-Z0-9_.-]*)*$`)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -98,6 +99,11 @@ type Spec struct {
 	// outside, reachable from the host on any port; without it the sandbox
 	// has only loopback.
 	Network bool
+	// Reach are the add-on endpoints (IPv4 address and TCP port) the
+	// sandbox may reach, its app's own: of the Manager's Config.Services,
+	// it reaches these and no other. An endpoint outside every service is
+	// left to the ordinary rules. Only with Network; at most maxReach.
+	Reach []netip.AddrPort
 	// Labels are the caller's notes about the sandbox (at most
 	// maxLabels, short): kept with it and returned by Leftovers, so that a
 	// caller that restarts can tell what a sandbox it left running is for.
@@ -125,6 +131,9 @@ type Spec struct {
 type WindowSize struct {
 	Rows, Cols uint16
 }
+
+// maxReach bounds Spec.Reach: an app has a few add-ons, not a firewall.
+const maxReach = 64
 
 // Label limits: a few short strings, not a data store.
 const (
@@ -168,7 +177,7 @@ func invalid(id, format string, args ...any) error {
 
 // normalize checks spec and returns a copy with defaults filled in.
 func normalize(spec Spec) (Spec, error) {
-	for _, check := range []func(Spec) error{checkID, checkCommand, checkIdentity, checkLimits, checkCPUs, checkLabels, checkAppDir} {
+	for _, check := range []func(Spec) error{checkID, checkCommand, checkIdentity, checkLimits, checkCPUs, checkReach, checkLabels, checkAppDir} {
 		if err := check(spec); err != nil {
 			return Spec{}, err
 		}
@@ -179,6 +188,7 @@ func normalize(spec Spec) (Spec, error) {
 	}
 	spec.Mounts = mounts
 	spec.Labels = maps.Clone(spec.Labels)
+	spec.Reach = slices.Clone(spec.Reach)
 	if spec.GID == 0 {
 		spec.GID = spec.UID
 	}
@@ -285,6 +295,21 @@ func checkCPUs(spec Spec) error {
 	for _, c := range cpus {
 		if !slices.Contains(online, c) {
 			return invalid(spec.ID, "cpu %d of %q is not online (online: %v)", c, spec.CPUs, online)
+		}
+	}
+	return nil
+}
+
+func checkReach(spec Spec) error {
+	if len(spec.Reach) > 0 && !spec.Network {
+		return invalid(spec.ID, "reach %v needs a network", spec.Reach)
+	}
+	if len(spec.Reach) > maxReach {
+		return invalid(spec.ID, "%d endpoints to reach, at most %d", len(spec.Reach), maxReach)
+	}
+	for _, e := range spec.Reach {
+		if !e.Addr().Is4() || e.Port() == 0 {
+			return invalid(spec.ID, "endpoint to reach %v: want an IPv4 address and a port", e)
 		}
 	}
 	return nil

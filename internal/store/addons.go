@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -56,6 +58,29 @@ func (s *Store) Attachments(ctx context.Context, app string) ([]grid.Attachment,
 		filter = app + ".*"
 	}
 	return s.attachments.list(ctx, filter)
+}
+
+// reach are the endpoints of the add-ons attached to app, in order.
+func (s *Store) reach(ctx context.Context, app string) ([]netip.AddrPort, error) {
+	ats, err := s.Attachments(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.AddrPort
+	for _, at := range ats {
+		a, err := s.Addon(ctx, at.AddonID)
+		if errors.Is(err, grid.ErrNotFound) {
+			continue // destroyed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e, ok := a.Endpoint(); ok {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, netip.AddrPort.Compare)
+	return slices.Compact(out), nil
 }
 
 // DeleteAttachment removes an app's attachment.

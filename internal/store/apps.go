@@ -117,7 +117,8 @@ func (s *Store) WatchApps(ctx context.Context) (<-chan Event[grid.App], error) {
 // it and commits it by compare-and-set on the app record, which is the one
 // point of truth (so two concurrent config changes can never both build on
 // the same base). The release history record is written after the commit.
-// next may be called more than once.
+// next may be called more than once. The release's Reach is set here, from
+// the app's attachments as they are now.
 func (s *Store) CommitRelease(ctx context.Context, app string, next func(cur grid.App) (grid.Release, error)) (grid.Release, error) {
 	var rel grid.Release
 	a, err := s.UpdateApp(ctx, app, func(a *grid.App) error {
@@ -133,6 +134,9 @@ func (s *Store) CommitRelease(ctx context.Context, app string, next func(cur gri
 		}
 		if r.Config == nil {
 			r.Config = map[string]string{}
+		}
+		if r.Reach, err = s.reach(ctx, app); err != nil {
+			return err
 		}
 		a.ReleaseSeq, a.Release, rel = r.Version, r, r
 		return nil

@@ -275,3 +275,61 @@ func TestDomains(t *testing.T) {
 		t.Errorf("certs after delete: %+v, %v", cs, err)
 	}
 }
+
+// TestReleaseReach: a release lets the app's dynos reach the endpoints of
+// the add-ons attached to it when it is made, each once, whatever its
+// config vars say; one with a host name is left out.
+func TestReleaseReach(t *testing.T) {
+	s := storetest.Start(t)
+	ctx := context.Background()
+	for _, app := range []string{"shop", "other"} {
+		if err := s.CreateApp(ctx, grid.App{ID: store.NewID(), Name: app}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addons := []grid.Addon{
+		{ID: "pg", App: "shop", URL: "postgres://u:p@10.228.0.1/db"},      // the scheme's port
+		{ID: "rd", App: "shop", URL: "redis://u:p@10.228.0.1:16379"},      //
+		{ID: "rd2", App: "other", URL: "redis://u:p@10.228.0.1:16380"},    // attached to both
+		{ID: "named", App: "shop", URL: "redis://u:p@cache.example:6379"}, // the internet's
+	}
+	for _, a := range addons {
+		if err := s.PutAddon(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, at := range []grid.Attachment{
+		{App: "shop", AddonID: "pg", Name: "DATABASE"}, {App: "shop", AddonID: "rd", Name: "REDIS"},
+		{App: "shop", AddonID: "rd2", Name: "OTHER_REDIS"}, {App: "shop", AddonID: "rd2", Name: "SAME_REDIS"},
+		{App: "shop", AddonID: "named", Name: "NAMED"}, {App: "other", AddonID: "rd2", Name: "REDIS"},
+	} {
+		if err := s.CreateAttachment(ctx, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit := func(app string) grid.Release {
+		t.Helper()
+		r, err := s.CommitRelease(ctx, app, func(cur grid.App) (grid.Release, error) {
+			return grid.Release{Config: map[string]string{"REDIS_URL": "redis://10.228.0.1:16381"}}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if got, want := fmt.Sprint(commit("shop").Reach), "[10.228.0.1:5432 10.228.0.1:16379 10.228.0.1:16380]"; got != want {
+		t.Errorf("shop's reach %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(commit("other").Reach), "[10.228.0.1:16380]"; got != want {
+		t.Errorf("other's reach %s, want %s", got, want)
+	}
+	if err := s.DeleteAttachment(ctx, "other", "REDIS"); err != nil {
+		t.Fatal(err)
+	}
+	if r := commit("other"); len(r.Reach) != 0 {
+		t.Errorf("after detaching: reach %v", r.Reach)
+	}
+	if a, err := s.App(ctx, "other"); err != nil || len(a.Release.Reach) != 0 {
+		t.Errorf("the app's current release: reach %v, %v", a.Release.Reach, err)
+	}
+}
