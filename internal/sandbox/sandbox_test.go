@@ -287,3 +287,36 @@ t = threading.Thread(target=lambda: None); t.start(); t.join(); print("thread ok
 		}
 	}
 }
+
+// TestInitReapsZombies: orphans that exit are reparented to the sandbox's
+// init (PID 1), which reaps them, so a dyno whose processes double-fork
+// does not fill its pids limit with zombies.
+func TestInitReapsZombies(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	script := `
+import os, time
+for _ in range(20):
+    if os.fork() == 0:      # a child that leaves an orphan behind
+        if os.fork() == 0:
+            os._exit(0)     # the orphan: exits once its parent is gone
+        os._exit(0)
+    os.wait()
+time.sleep(0.5)
+zombies = []
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            stat = open("/proc/%s/stat" % pid).read()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] == "Z":
+            zombies.append(stat)
+print(len(zombies), zombies)
+`
+	sp, _, _ := spec("reaper", "python3", "-c", script)
+	code, out, errOut := run(t, m, sp)
+	if code != 0 || out != "0 []\n" {
+		t.Errorf("exit %d, zombies left: %q (stderr %q)", code, out, errOut)
+	}
+}
