@@ -32,7 +32,8 @@ import (
 // is bench/testdata/hog, an eco dyno (512 MB, a kernel limit of 1 GB,
 // 256 processes, half a core) running one hog at a time: a fork bomb, a
 // memory bomb, a disk and inode fill, a CPU hog (4 busy processes), a log
-// flood, and more. A first case runs A as a dyno that only sleeps: its
+// flood, an upload to the internet as fast as it can (to a sink in a
+// network namespace beyond the host: egress_test.go), and more. A first case runs A as a dyno that only sleeps: its
 // ratios are this machine's noise, which every other ratio must be read
 // against.
 //
@@ -70,8 +71,10 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 	n := &neighbours{b: b, g: g, st: g.Store(), seen: map[string]bool{}}
 	helloApp(b, g, "appb", 1)
 	repo := g.Repo("testdata/hog")
+	n.sink = serveSink(b)
 	for _, app := range []string{"pad", "appa"} {
 		g.MustCLI("apps:create", app)
+		g.MustCLI("config:set", "-a", app, "SINK="+n.sink.addr)
 		if out, err := g.Push(app, repo); err != nil {
 			b.Fatalf("push %s: %v\n%s", app, err, out)
 		}
@@ -178,6 +181,7 @@ var noiseCases = []noise{
 	{name: "file churn", typ: "churn", metric: "churn", target: 1.2, during: cpuAndSaid, unit: "cpu-use/cap-churn", bare: true},
 	{name: "CPU hog", typ: "cpu", metric: "cpu", target: 1.5, during: cpuUse, unit: "cpu-use/cap", bare: true},
 	{name: "log flood", typ: "log", metric: "log", target: 1.2, during: logFlood, bLines: true},
+	{name: "egress hog", typ: "egress", metric: "egress", target: 1.5, during: egressRate, unit: "egress-use/cap"},
 	{name: "CPU hog, other core", typ: "cpu", metric: "cpu-apart", target: 1.5, during: cpuUse, unit: "cpu-use/cap-apart", otherCore: true},
 }
 
@@ -193,6 +197,7 @@ type neighbours struct {
 	st      *store.Store
 	gridPid int             // the `grid up` process
 	seen    map[string]bool // IDs of A's dynos of the current round
+	sink    *sink           // where the egress hog sends
 	// rounds and pairs are how many rounds and interleaved pairs each
 	// case runs.
 	rounds, pairs int

@@ -87,7 +87,7 @@ func (b *Builder) dynoSpec(ctx context.Context, j *job, kind, typ, dyno, command
 		AppDir:   j.dir,
 		Network:  true,
 		MemoryMB: size.MemoryMB, PidsMax: size.MaxProcs, CPUShares: size.CPUShares, CPUMilli: size.CPUMilli,
-		DiskMBps: size.DiskMBps, DiskIOPS: size.DiskIOPS,
+		DiskMBps: size.DiskMBps, DiskIOPS: size.DiskIOPS, EgressMbit: size.EgressMbit,
 		Stdout: w, Stderr: w,
 	}
 }

@@ -25,8 +25,14 @@ type Size struct {
 	// a core at 100 MB/s; it raised a neighbour's p99 by half, so eco,
 	// the idle tier, gets a quarter of that rate (Fly.io bounds every
 	// machine's ephemeral disk to 8 MiB/s).
-	DiskMBps    int    `json:"disk_mbps"`
-	DiskIOPS    int    `json:"disk_iops"`
+	DiskMBps int `json:"disk_mbps"`
+	DiskIOPS int `json:"disk_iops"`
+	// EgressMbit caps what the dyno sends out on its own (to the internet
+	// and its add-ons; never its responses to the routers), in megabits a
+	// second: one dyno uploading as fast as it can must not take the
+	// host's link from the others. It grows with the size; eco, the idle
+	// tier, gets half of basic's.
+	EgressMbit  int    `json:"egress_mbit"`
 	DisplayName string `json:"display_name"`
 	// Idle sizes run at the lowest CPU priority (SCHED_IDLE): a waking
 	// dyno of another size preempts theirs at once. Eco only.
@@ -35,12 +41,12 @@ type Size struct {
 
 // Sizes are Heroku's Common Runtime dyno sizes.
 var Sizes = []Size{
-	{"eco", 512, 1024, 500, 256, 25, 2000, "Eco", true},
-	{"basic", 512, 1024, 1000, 256, 100, 2000, "Basic", false},
-	{"standard-1x", 512, 1024, 1000, 256, 100, 2000, "Standard-1X", false},
-	{"standard-2x", 1024, 2048, 2000, 512, 200, 4000, "Standard-2X", false},
-	{"performance-m", 2560, 8192, 8000, 16384, 400, 8000, "Performance-M", false},
-	{"performance-l", 14336, 16384, 16000, 32768, 800, 16000, "Performance-L", false},
+	{"eco", 512, 1024, 500, 256, 25, 2000, 50, "Eco", true},
+	{"basic", 512, 1024, 1000, 256, 100, 2000, 100, "Basic", false},
+	{"standard-1x", 512, 1024, 1000, 256, 100, 2000, 100, "Standard-1X", false},
+	{"standard-2x", 1024, 2048, 2000, 512, 200, 4000, 200, "Standard-2X", false},
+	{"performance-m", 2560, 8192, 8000, 16384, 400, 8000, 1000, "Performance-M", false},
+	{"performance-l", 14336, 16384, 16000, 32768, 800, 16000, 2000, "Performance-L", false},
 }
 
 // LookupSize finds a size by name, case-insensitively.

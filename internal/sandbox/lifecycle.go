@@ -31,7 +31,7 @@ func (s *Sandbox) start() error {
 	}
 	nsPath := ""
 	if s.spec.Network {
-		n, err := s.m.setupNetwork(s.layout, s.spec.Reach)
+		n, err := s.m.setupNetwork(s.layout, s.spec)
 		if err != nil {
 			return fmt.Errorf("network: %w", err)
 		}

@@ -122,14 +122,14 @@ func (m *Manager) sandboxNetAt(slot int, l layout, reach []netip.AddrPort) *sand
 }
 
 // setupNetwork creates the sandbox's netns at l.netns(), wires it to the
-// host with a veth pair and lets it reach its endpoints. On error nothing
-// is left.
-func (m *Manager) setupNetwork(l layout, reach []netip.AddrPort) (_ *sandboxNet, err error) {
+// host with a veth pair, caps its egress and lets it reach its endpoints.
+// On error nothing is left.
+func (m *Manager) setupNetwork(l layout, spec Spec) (_ *sandboxNet, err error) {
 	slot, err := m.pool.get()
 	if err != nil {
 		return nil, err
 	}
-	n := m.sandboxNetAt(slot, l, reach)
+	n := m.sandboxNetAt(slot, l, spec.Reach)
 	defer func() {
 		if err != nil {
 			m.teardownNetwork(n)
@@ -149,7 +149,11 @@ func (m *Manager) setupNetwork(l layout, reach []netip.AddrPort) (_ *sandboxNet,
 	if err := configureInside(n, ns); err != nil {
 		return nil, fmt.Errorf("configure sandbox netns: %w", err)
 	}
-	if err := m.fw.open(n.addr, reach); err != nil {
+	exempt := append([]netip.Prefix{netip.PrefixFrom(n.host, 32)}, m.cfg.Routers...)
+	if err := shapeEgress(ns, spec.EgressMbit, exempt); err != nil {
+		return nil, fmt.Errorf("egress cap: %w", err)
+	}
+	if err := m.fw.open(n.addr, n.reach); err != nil {
 		return nil, fmt.Errorf("firewall: %w", err)
 	}
 	return n, nil
@@ -204,15 +208,11 @@ func addVeth(n *sandboxNet, ns netns.NsHandle) error {
 // configureInside gives the sandbox end its address and a default route
 // via the host end. Loopback is brought up by libcontainer.
 func configureInside(n *sandboxNet, ns netns.NsHandle) error {
-	h, err := netlink.NewHandleAt(ns)
+	h, link, err := insideLink(ns)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	link, err := h.LinkByName(peerName)
-	if err != nil {
-		return err
-	}
 	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(n.addr, 30)}); err != nil {
 		return err
 	}
@@ -220,6 +220,21 @@ func configureInside(n *sandboxNet, ns netns.NsHandle) error {
 		return err
 	}
 	return h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: net.IP(n.host.AsSlice())})
+}
+
+// insideLink is the sandbox end of the veth in ns, with a handle on ns
+// for the caller to close.
+func insideLink(ns netns.NsHandle) (*netlink.Handle, netlink.Link, error) {
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	link, err := h.LinkByName(peerName)
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	return h, link, nil
 }
 
 // teardownNetwork removes what setupNetwork made; safe on partial state

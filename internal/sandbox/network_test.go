@@ -495,3 +495,105 @@ func TestServicesReachable(t *testing.T) {
 		t.Error("a service without ports was accepted")
 	}
 }
+
+// TestEgressCapped (reliability.md I-10): a sandbox sending to the
+// internet as fast as it can gets its EgressMbit and no more, through the
+// token bucket; what it sends to its gateway (the router's side: the
+// responses) passes beside the bucket.
+func TestEgressCapped(t *testing.T) {
+	t.Parallel()
+	const mbit = 8 // 1 MB/s
+	m := newManager(t)
+	o := newOutside(t, int(testSeq.Add(1)))
+	type upload struct {
+		bytes int64
+		took  time.Duration
+		err   error
+	}
+	got := make(chan upload, 1)
+	go func() {
+		c, err := o.ln.Accept()
+		if err != nil {
+			got <- upload{err: err}
+			return
+		}
+		defer c.Close()
+		begin := time.Now()
+		n, err := io.Copy(io.Discard, c)
+		got <- upload{n, time.Since(begin), err}
+	}()
+	sender := `
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+buf, end = b"x" * 65536, time.time() + 2
+while time.time() < end:
+    s.send(buf)
+s.close()
+`
+	host, port, _ := net.SplitHostPort(o.ln.Addr().String())
+	sp, _, _ := spec("upload", "python3", "-c", sender, host, port)
+	sp.Network, sp.EgressMbit = true, mbit
+	if code, out, errOut := run(t, m, sp); code != 0 {
+		t.Fatalf("sender: exit %d, %q %q", code, out, errOut)
+	}
+	up := <-got
+	if up.err != nil {
+		t.Fatal(up.err)
+	}
+	rate := float64(up.bytes) / up.took.Seconds()
+	limit := mbit*1e6/8*1.05 + float64(egressMinBurst)/up.took.Seconds()
+	t.Logf("uploaded %d bytes in %v: %.0f bytes/s, cap %d", up.bytes, up.took, rate, mbit*1_000_000/8)
+	if up.bytes < 256<<10 || rate > limit {
+		t.Errorf("uploaded %d bytes at %.0f bytes/s; want at least 256 KB at no more than %.0f", up.bytes, rate, limit)
+	}
+
+	// The host reads 4 MB from a sandbox: none of it through the bucket.
+	server := `
+import socket
+ln = socket.socket(); ln.bind(("0.0.0.0", 8000)); ln.listen()
+print("listening", flush=True)
+c, _ = ln.accept(); c.sendall(b"x" * (4 << 20)); c.close()
+`
+	sp, _, _ = spec("download", "python3", "-c", server)
+	sp.Network, sp.EgressMbit = true, mbit
+	sb := start(t, m, sp)
+	waitListening(t, sb, webPort)
+	c, err := net.Dial("tcp", netip.AddrPortFrom(sb.Addr(), webPort).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, c)
+	c.Close()
+	if n != 4<<20 || err != nil {
+		t.Fatalf("read %d bytes from the sandbox, %v", n, err)
+	}
+	if shaped := bucketBytes(t, sb); shaped > 64<<10 {
+		t.Errorf("%d bytes of the response went through the bucket", shaped)
+	}
+}
+
+// bucketBytes is how many bytes the sandbox's egress token bucket passed.
+func bucketBytes(t *testing.T, sb *Sandbox) uint64 {
+	t.Helper()
+	ns, err := netns.GetFromPath(sb.net.nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, link, err := insideLink(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	qs, err := h.QdiscList(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if tbf, ok := q.(*netlink.Tbf); ok && tbf.Statistics != nil && tbf.Statistics.Basic != nil {
+			return tbf.Statistics.Basic.Bytes
+		}
+	}
+	t.Fatalf("no token bucket among %v", qs)
+	return 0
+}

@@ -99,6 +99,11 @@ type Spec struct {
 	// outside, reachable from the host on any port; without it the sandbox
 	// has only loopback.
 	Network bool
+	// EgressMbit caps, in megabits a second, what the sandbox sends
+	// other than to its gateway and Config.Routers (egress.go): a dyno
+	// uploading as fast as it can leaves the host's link to the others.
+	// Only with Network.
+	EgressMbit int
 	// Reach are the add-on endpoints (IPv4 address and TCP port) the
 	// sandbox may reach, its app's own: of the Manager's Config.Services,
 	// it reaches these and no other. An endpoint outside every service is
@@ -143,13 +148,14 @@ const (
 
 // Defaults applied to zero Spec limits.
 const (
-	DefaultMemoryMB  = 512
-	DefaultPidsMax   = 256
-	DefaultCPUShares = 1024
-	DefaultTmpMB     = 256
-	DefaultDiskMB    = 2048
-	DefaultDiskMBps  = 100
-	DefaultDiskIOPS  = 2000
+	DefaultMemoryMB   = 512
+	DefaultPidsMax    = 256
+	DefaultCPUShares  = 1024
+	DefaultTmpMB      = 256
+	DefaultDiskMB     = 2048
+	DefaultDiskMBps   = 100
+	DefaultDiskIOPS   = 2000
+	DefaultEgressMbit = 100
 )
 
 // The highest disk rates a Spec may ask for: far beyond any disk, and
@@ -157,6 +163,8 @@ const (
 const (
 	maxDiskMBps = 1 << 20
 	maxDiskIOPS = 1 << 24
+	// maxEgressMbit is 1 Tbit/s: tbf's 64-bit rate holds it.
+	maxEgressMbit = 1_000_000
 )
 
 // minCPUMilli is the smallest CPU cap: 1 ms per 100 ms period is the
@@ -205,6 +213,7 @@ func normalize(spec Spec) (Spec, error) {
 	spec.DiskMB = orDefault(spec.DiskMB, DefaultDiskMB)
 	spec.DiskMBps = orDefault(spec.DiskMBps, DefaultDiskMBps)
 	spec.DiskIOPS = orDefault(spec.DiskIOPS, DefaultDiskIOPS)
+	spec.EgressMbit = orDefault(spec.EgressMbit, DefaultEgressMbit)
 	return spec, nil
 }
 
@@ -256,7 +265,7 @@ func checkIdentity(spec Spec) error {
 }
 
 func checkLimits(spec Spec) error {
-	if spec.MemoryMB < 0 || spec.PidsMax < 0 || spec.CPUShares < 0 || spec.CPUMilli < 0 || spec.TmpMB < 0 || spec.DiskMB < 0 || spec.DiskMBps < 0 || spec.DiskIOPS < 0 {
+	if spec.MemoryMB < 0 || spec.PidsMax < 0 || spec.CPUShares < 0 || spec.CPUMilli < 0 || spec.TmpMB < 0 || spec.DiskMB < 0 || spec.DiskMBps < 0 || spec.DiskIOPS < 0 || spec.EgressMbit < 0 {
 		return invalid(spec.ID, "limits must not be negative")
 	}
 	if spec.MemoryMB != 0 && spec.MemoryMB < 16 {
@@ -276,6 +285,9 @@ func checkLimits(spec Spec) error {
 	}
 	if spec.DiskMBps > maxDiskMBps || spec.DiskIOPS > maxDiskIOPS {
 		return invalid(spec.ID, "disk rate %d MB/s, %d operations/s is above the maximum of %d MB/s, %d operations/s", spec.DiskMBps, spec.DiskIOPS, maxDiskMBps, maxDiskIOPS)
+	}
+	if spec.EgressMbit > maxEgressMbit {
+		return invalid(spec.ID, "egress cap %d Mbit/s is above the maximum of %d", spec.EgressMbit, maxEgressMbit)
 	}
 	return nil
 }

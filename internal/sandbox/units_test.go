@@ -90,7 +90,7 @@ func TestNormalizeDefaults(t *testing.T) {
 	want := Spec{
 		ID: "web-1", Hostname: "web-1", Args: []string{"true"}, Dir: "/", UID: 20001, GID: 20001,
 		Mounts: []Mount{}, MemoryMB: 512, PidsMax: 256, CPUShares: 1024, TmpMB: 256, DiskMB: 2048,
-		DiskMBps: 100, DiskIOPS: 2000,
+		DiskMBps: 100, DiskIOPS: 2000, EgressMbit: 100,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("normalize (-want +got):\n%s", diff)

@@ -13,6 +13,8 @@ python3 hog.py crash    exit with status 1 after 2 s
 python3 hog.py cpu N    N busy processes
 python3 hog.py log      one 1 MB line without a newline, then short lines
                         ("flood N") as fast as it can
+python3 hog.py egress   send to $SINK (host:port, an HTTP server on the
+                        internet) as fast as it can, in one endless POST
 
 Paths are under $HOG_ROOT when it is set: the benchmark's bare reference
 runs the same hog as a plain process, outside a dyno's file system.
@@ -20,6 +22,7 @@ runs the same hog as a plain process, outside a dyno's file system.
 import errno
 import os
 import shutil
+import socket
 import sys
 import time
 
@@ -143,6 +146,20 @@ def log():
         seq += 1000
 
 
+def egress():
+    host, port = os.environ["SINK"].rsplit(":", 1)
+    block = b"\1" * (1 << 16)
+    while True:
+        try:
+            s = socket.create_connection((host, int(port)))
+            s.sendall(b"POST / HTTP/1.1\r\nHost: sink\r\nContent-Length: %d\r\n\r\n" % (1 << 50))
+            while True:
+                s.sendall(block)
+        except OSError as e:
+            say("egress: %s" % e)
+            time.sleep(1)
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
-    {"mem": mem, "stream": stream, "disk": disk, "inodes": inodes, "churn": churn, "crash": crash, "cpu": cpu, "log": log}[mode](*args)
+    {"mem": mem, "stream": stream, "disk": disk, "inodes": inodes, "churn": churn, "crash": crash, "cpu": cpu, "log": log, "egress": egress}[mode](*args)

@@ -20,7 +20,7 @@ import (
 // outside (their egress is forwarded and masqueraded); the grid's
 // internal services never see it. name (at most 10 characters) labels
 // the links and the namespace.
-func ServeOutside(t *testing.T, name string, prefix netip.Prefix, h http.Handler) string {
+func ServeOutside(t testing.TB, name string, prefix netip.Prefix, h http.Handler) string {
 	t.Helper()
 	hostAddr := prefix.Masked().Addr().Next()
 	farAddr := hostAddr.Next()
