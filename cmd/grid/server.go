@@ -153,6 +153,8 @@ func serverFlags(fs *flag.FlagSet) func(context.Context, *slog.Logger) error {
 		sb, err := sandbox.New(sandbox.Config{
 			StateDir: filepath.Join(c.data, "build-sandboxes"), Subnet: mustPrefix(c.buildSubnet),
 			CgroupParent: "grid-build", Logger: logger.With("part", "sandbox"),
+			// A release phase (a migration) reaches its app's add-ons.
+			Services: addons.services,
 		})
 		if err != nil {
 			return err

@@ -86,6 +86,7 @@ func (b *Builder) dynoSpec(ctx context.Context, j *job, kind, typ, dyno, command
 		GID:      j.app.UID,
 		AppDir:   j.dir,
 		Network:  true,
+		Reach:    j.app.Release.Reach,
 		MemoryMB: size.MemoryMB, PidsMax: size.MaxProcs, CPUShares: size.CPUShares, CPUMilli: size.CPUMilli,
 		DiskMBps: size.DiskMBps, DiskIOPS: size.DiskIOPS, EgressMbit: size.EgressMbit,
 		Stdout: w, Stderr: w,

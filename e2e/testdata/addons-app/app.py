@@ -1,10 +1,12 @@
 """Counts visits in the app's Postgres database and Redis server, through
 the psql and redis-cli of the stack, with DATABASE_URL and REDIS_URL.
-GET /hit counts one; GET / shows the counts. On an operator's shared Redis
+GET /hit counts one; GET / shows the counts. "app.py migrate", the release
+phase, creates the table, as a release phase's migration would. On an operator's shared Redis
 the URL's user is not "default", and keys begin with its name and a colon."""
 import glob
 import os
 import subprocess
+import sys
 from urllib.parse import urlparse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,4 +43,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+if sys.argv[1:] == ["migrate"]:
+    if os.environ.get("DATABASE_URL"):
+        sys.exit(subprocess.run([PSQL, os.environ["DATABASE_URL"], "-c", "CREATE TABLE IF NOT EXISTS hits (n int)"], timeout=20).returncode)
+    sys.exit(0)
 ThreadingHTTPServer(("", int(os.environ["PORT"])), Handler).serve_forever()
