@@ -277,6 +277,12 @@ func newControlPlane(ctx context.Context, c serverConfig, n natsNode, sb *sandbo
 		cp.close()
 		return nil, err
 	}
+	if apps, err := st.RepairReach(ctx); err != nil {
+		cp.close()
+		return nil, err
+	} else if len(apps) > 0 {
+		logger.Info("released apps whose dynos' add-on access was out of date", "apps", apps)
+	}
 	if cp.lg, err = logs.Open(ctx, st); err != nil {
 		cp.close()
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -81,6 +82,42 @@ func (s *Store) reach(ctx context.Context, app string) ([]netip.AddrPort, error)
 	}
 	slices.SortFunc(out, netip.AddrPort.Compare)
 	return slices.Compact(out), nil
+}
+
+// RepairReach makes a release for each app whose current release's Reach
+// is not what its attachments give (a release made before releases
+// carried it, or an attach or detach cut short between its two writes),
+// so that its dynos restart with the way to their add-ons they should
+// have. It returns the apps released. Servers run it at start.
+func (s *Store) RepairReach(ctx context.Context) ([]string, error) {
+	apps, err := s.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var released []string
+	for _, a := range apps {
+		want, err := s.reach(ctx, a.Name)
+		if err != nil {
+			return released, err
+		}
+		if a.Release.Version == 0 || slices.Equal(want, a.Release.Reach) {
+			continue
+		}
+		_, err = s.CommitRelease(ctx, a.Name, func(cur grid.App) (grid.Release, error) {
+			return grid.Release{
+				Description: "Update add-on access", SlugID: cur.Release.SlugID, Commit: cur.Release.Commit,
+				Config: maps.Clone(cur.Release.Config), User: "grid",
+			}, nil
+		})
+		switch {
+		case errors.Is(err, grid.ErrNotFound): // deleted meanwhile
+		case err != nil:
+			return released, err
+		default:
+			released = append(released, a.Name)
+		}
+	}
+	return released, nil
 }
 
 // DeleteAttachment removes an app's attachment.

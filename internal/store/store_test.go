@@ -332,4 +332,21 @@ func TestReleaseReach(t *testing.T) {
 	if a, err := s.App(ctx, "other"); err != nil || len(a.Release.Reach) != 0 {
 		t.Errorf("the app's current release: reach %v, %v", a.Release.Reach, err)
 	}
+
+	// A release from before releases carried their reach (or an attach
+	// cut short) is repaired at a server's start by a new release.
+	if _, err := s.UpdateApp(ctx, "shop", func(a *grid.App) error { a.Release.Reach = nil; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.App(ctx, "shop")
+	if got, err := s.RepairReach(ctx); err != nil || fmt.Sprint(got) != "[shop]" {
+		t.Fatalf("RepairReach released %v, %v; want [shop]", got, err)
+	}
+	after, _ := s.App(ctx, "shop")
+	if after.Release.Version != before.Release.Version+1 || len(after.Release.Reach) != 3 || after.Release.Config["REDIS_URL"] == "" {
+		t.Errorf("after repair: v%d (was v%d), reach %v, config %v", after.Release.Version, before.Release.Version, after.Release.Reach, after.Release.Config)
+	}
+	if got, err := s.RepairReach(ctx); err != nil || len(got) != 0 {
+		t.Errorf("a second RepairReach released %v, %v", got, err)
+	}
 }
