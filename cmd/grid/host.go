@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -84,6 +85,9 @@ func newSandboxes(c hostConfig, logger *slog.Logger) (*sandbox.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The grid's own servers are never a dyno's to reach, whatever
+	// --internal says: an operator who left it out still has them closed.
+	internal = append(internal, joinServers(c.join.urls)...)
 	routers, err := prefixList("--routers", c.routers)
 	if err != nil {
 		return nil, err
@@ -154,6 +158,23 @@ func prefixList(flag, s string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// joinServers are the IPv4 addresses of the servers that --join names
+// (a host name or a loopback address names none a dyno could route to),
+// each as a /32.
+func joinServers(urls string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, raw := range strings.Split(urls, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil {
+			continue
+		}
+		if a, err := netip.ParseAddr(u.Hostname()); err == nil && a.Is4() && !a.IsLoopback() && !a.IsUnspecified() {
+			out = append(out, netip.PrefixFrom(a, 32))
+		}
+	}
+	return out
 }
 
 // runHost runs the host agent on st until ctx ends, then stops its dynos.

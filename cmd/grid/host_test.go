@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -20,5 +21,14 @@ func TestServicesFlag(t *testing.T) {
 		if _, err := parseServices(bad); err == nil || !strings.Contains(err.Error(), "--services") {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// TestJoinServersAreInternal: the servers a host joins are closed to its
+// dynos, however --join names them.
+func TestJoinServersAreInternal(t *testing.T) {
+	got := joinServers("nats://10.0.0.1:4222, tls://u:p@10.0.0.2:4222,nats://nats.example:4222,nats://127.0.0.1:4222,nats://0.0.0.0:4222,nats://[fd00::1]:4222,%zz")
+	if fmt.Sprint(got) != "[10.0.0.1/32 10.0.0.2/32]" {
+		t.Errorf("joinServers = %v", got)
 	}
 }
