@@ -113,7 +113,8 @@ func TestIsolationInGrid(t *testing.T) {
 			}
 			return u.Host
 		}
-		targets := []string{victim, "GW:" + port(g.APIAddr), "GW:" + natsPort, "GW:" + port(g.RtAddr), "GW:22", "169.254.169.254:80", redisOf("victim")}
+		targets := []string{victim, "GW:" + port(g.APIAddr), "GW:" + natsPort, "GW:" + port(g.RtAddr), "GW:22", "169.254.169.254:80", redisOf("victim"),
+			"udp/" + victim, "udp/GW:" + natsPort, "udp/GW:53", "udp/169.254.169.254:53"}
 		own := redisOf("probe")
 		out, errOut, err := g.CLI("run", "-x", "-a", "probe", "-e", "TARGETS="+strings.Join(append(targets, own), ","), "python3", "-c", reachScript)
 		if err != nil {
@@ -149,9 +150,14 @@ func TestIsolationInGrid(t *testing.T) {
 }
 
 // reachScript connects to each host:port of $TARGETS ("GW" is the
-// sandbox's gateway) and prints REACHED or blocked for each.
+// sandbox's gateway) and prints REACHED or blocked for each. A target
+// udp/host:port gets a datagram and is blocked only if the firewall
+// answers so (EHOSTUNREACH: ICMP admin-prohibited); a port-unreachable
+// from the target itself (ECONNREFUSED) means it got there, and silence
+// (five sends a second apart: the kernel allows itself about one ICMP
+// error a second per peer after a burst of six) is reported as such.
 const reachScript = `
-import os, socket, subprocess
+import errno, os, socket, subprocess
 gw = subprocess.run(["sh", "-c", "ip route 2>/dev/null | awk '/default/ {print $3}' || true"], capture_output=True, text=True).stdout.strip()
 if not gw:
     for line in open("/proc/net/route").read().splitlines()[1:]:
@@ -161,14 +167,28 @@ if not gw:
 print("gateway", gw)
 targets = os.environ["TARGETS"].replace("GW", gw).split(",")
 for t in targets:
-    host, port = t.rsplit(":", 1)
-    s = socket.socket()
-    s.settimeout(2)
+    udp = t.startswith("udp/")
+    host, port = t.removeprefix("udp/").rsplit(":", 1)
+    s = socket.socket(type=socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+    s.settimeout(1 if udp else 2)
     try:
         s.connect((host, int(port)))
+        for attempt in range(5 if udp else 0):
+            s.send(b"x")
+            try:
+                s.recv(1)
+                break
+            except socket.timeout:
+                if attempt == 4:
+                    raise
         print("REACHED", t)
+    except socket.timeout:
+        print("SILENT", t)
     except OSError as e:
-        print("blocked", t, e)
+        if udp and e.errno != errno.EHOSTUNREACH:
+            print("REACHED", t, e)
+        else:
+            print("blocked", t, e)
     finally:
         s.close()
 `
