@@ -15,8 +15,8 @@ import (
 // them (no CAP_NET_ADMIN):
 //
 //	qdisc htb 1: default 20
-//	class htb 1:20 rate <EgressMbit> ceil <EgressMbit> burst <egressBurst>
-//	qdisc tbf 20: parent 1:20 rate <EgressMbit> burst <egressBurst> limit <egressQueue>
+//	class htb 1:20 rate <EgressMbit> ceil <EgressMbit> burst <burst>
+//	qdisc tbf 20: parent 1:20 rate <EgressMbit> burst <burst> limit <burst + egressQueueMs of rate>
 //	filter u32 parent 1: ip dst <exempt> classid 1:0   # per exempt prefix: htb's direct queue, unshaped
 //
 // (htb for the classifying, since this kernel has no prio qdisc; tbf as
@@ -30,8 +30,9 @@ import (
 // its neighbours, while no response to a request is slowed. Without
 // Config.Routers, responses to routers on other machines are capped too.
 
-// egressBurst is how long the token bucket lets a sandbox send at line
-// rate after it was quiet; the bucket holds at least egressMinBurst.
+// The bucket's burst is egressBurstMs of the rate, at least
+// egressMinBurst: how much a sandbox sends at line rate after it was
+// quiet.
 const (
 	egressBurstMs  = 10
 	egressMinBurst = 32 << 10
